@@ -1,0 +1,1 @@
+"""HTTP routes: decode, call a service, encode JSON or SSE."""

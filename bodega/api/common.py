@@ -1,0 +1,47 @@
+"""What every route needs: body decoding, JSON and SSE responses."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, TypeVar, cast
+
+import msgspec
+from quart import Response, current_app, request
+
+from bodega.errors import InvalidRequest, from_validation_error
+from bodega.openai.responses import encoder
+from bodega.registry.registry import Registry
+
+T = TypeVar("T")
+
+
+def registry() -> Registry:
+    """The registry of the app serving this request."""
+    return cast(Registry, current_app.extensions["bodega.registry"])
+
+
+async def decode_json(body_type: type[T]) -> T:
+    """Decode the request body into ``body_type``; a 400 names the bad field."""
+    body = await request.get_data(cache=False)
+    if not body:
+        raise InvalidRequest("The request body is empty; expected a JSON object.")
+    try:
+        return msgspec.json.decode(body, type=body_type)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise from_validation_error(exc) from None
+
+
+def json_response(payload: Any, status: int = 200) -> Response:
+    """``payload`` (Structs, dicts, lists) as an ``application/json`` response."""
+    return Response(encoder.encode(payload), status=status, content_type="application/json")
+
+
+def sse_response(events: AsyncIterator[bytes]) -> Response:
+    """A ``text/event-stream`` response that is never cut by a timeout."""
+    response = Response(
+        events,
+        content_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+    response.timeout = None
+    return response

@@ -1,0 +1,99 @@
+"""``python -m bodega launch [--model PATH] [--config FILE] [--host] [--port]``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
+
+from bodega.app import create_app
+from bodega.errors import BodegaError
+from bodega.registry.registry import Registry, sweep_stale
+from bodega.settings import CONFIG_ENV, ConfigError, Settings, build_settings
+
+log = logging.getLogger("bodega")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bodega", description="A local OpenAI-compatible inference server.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    launch = commands.add_parser("launch", help="start the server")
+    launch.add_argument("--model", help="a model to serve (GGUF file or model folder)")
+    launch.add_argument("--model-id", help="the id clients use for --model (default: file stem)")
+    launch.add_argument("--config", help=f"config.yaml (default: ${CONFIG_ENV})")
+    launch.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    launch.add_argument("--port", type=int, help="port to bind (default 44468)")
+    launch.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ...")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line, validate the configuration, serve."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = build_settings(
+            config_path=args.config,
+            model_path=args.model,
+            model_id=args.model_id,
+            host=args.host,
+            port=args.port,
+        )
+    except ConfigError as exc:
+        print(f"bodega: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return trio.run(serve, settings)
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _watch_signals(stop: trio.Event) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.info("received %s: shutting down", signal.Signals(signum).name)
+            stop.set()
+            return
+
+
+async def serve(settings: Settings) -> int:
+    """Load the configured models and serve HTTP until SIGINT or SIGTERM."""
+    for name in sweep_stale():
+        log.info("removed stale %s", name)
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_watch_signals, stop)
+        registry = Registry(nursery, load_timeout=settings.server.load_timeout)
+        try:
+            for spec in settings.models:
+                log.info("loading %s from %s", spec.id, spec.model_path)
+                with trio.CancelScope() as loading:
+                    nursery.start_soon(_cancel_when, stop, loading)
+                    await registry.load(spec)
+                if loading.cancelled_caught:
+                    return 130
+            config = HypercornConfig()
+            config.bind = [f"{settings.server.host}:{settings.server.port}"]
+            config.graceful_timeout = settings.server.graceful_timeout
+            config.accesslog = None
+            app = create_app(settings, registry)
+            log.info("serving on http://%s:%d", settings.server.host, settings.server.port)
+            await hypercorn_serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+            return 0
+        except BodegaError as exc:
+            log.error("cannot start: %s", exc.message)
+            return 1
+        finally:
+            with trio.CancelScope(shield=True):
+                await registry.stop_all()
+            nursery.cancel_scope.cancel()
+
+
+async def _cancel_when(event: trio.Event, scope: trio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()

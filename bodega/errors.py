@@ -1,0 +1,179 @@
+"""The error tree, and the one place that maps errors to HTTP.
+
+Everything a client can get wrong or a model can fail at is a ``BodegaError``
+subclass carrying its HTTP status and OpenAI error ``type``/``code``. Routes
+raise them; ``app.py`` renders them as ``{"error": {message, type, param, code}}``.
+"""
+
+from __future__ import annotations
+
+import re
+
+import msgspec
+
+
+class BodegaError(Exception):
+    """Base of every error a client sees; never shows a traceback."""
+
+    status = 500
+    type = "server_error"
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+
+    def headers(self) -> dict[str, str]:
+        """Extra response headers (e.g. Retry-After)."""
+        return {}
+
+
+class InvalidRequest(BodegaError):
+    """The request is malformed or asks for something impossible."""
+
+    status = 400
+    type = "invalid_request_error"
+
+
+class ContextLengthExceeded(InvalidRequest):
+    """The prompt does not fit the model's context."""
+
+    code = "context_length_exceeded"
+
+
+class ModelNotFound(BodegaError):
+    """No loaded model has that id."""
+
+    status = 404
+    type = "invalid_request_error"
+    code = "model_not_found"
+
+
+class NotFound(BodegaError):
+    """The URL names nothing."""
+
+    status = 404
+    type = "invalid_request_error"
+    code = "not_found"
+
+
+class MethodNotAllowed(BodegaError):
+    """The URL exists but not with this method."""
+
+    status = 405
+    type = "invalid_request_error"
+    code = "method_not_allowed"
+
+
+class ModelAlreadyLoaded(BodegaError):
+    """``load-model`` with an id that is taken."""
+
+    status = 409
+    type = "invalid_request_error"
+    code = "model_already_loaded"
+
+
+class PayloadTooLarge(BodegaError):
+    """The request body is over the limit."""
+
+    status = 413
+    type = "invalid_request_error"
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(BodegaError):
+    """The body is not of a type the endpoint takes."""
+
+    status = 415
+    type = "invalid_request_error"
+    code = "unsupported_media_type"
+
+
+class QueueFull(BodegaError):
+    """Every slot and queue place of the model is taken."""
+
+    status = 429
+    type = "rate_limit_error"
+    code = "queue_full"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        """Tell the client when a slot is likely free."""
+        return {"Retry-After": str(self.retry_after)}
+
+
+class ModelLoadFailed(BodegaError):
+    """The handler could not load the model."""
+
+    status = 400
+    type = "invalid_request_error"
+    code = "model_load_failed"
+
+
+class HandlerFailed(BodegaError):
+    """The model's handler crashed or broke the protocol mid-request."""
+
+    status = 500
+    type = "server_error"
+    code = "model_failed"
+
+
+class NoModelLoaded(BodegaError):
+    """Nothing is loaded that could answer."""
+
+    status = 503
+    type = "server_error"
+    code = "no_model_loaded"
+
+
+class ModelUnavailable(BodegaError):
+    """The model exists but is not running (loading, failed, stopping)."""
+
+    status = 503
+    type = "server_error"
+    code = "model_unavailable"
+
+
+class QueueTimeout(BodegaError):
+    """The request waited longer than the model's ``queue_timeout``."""
+
+    status = 504
+    type = "timeout_error"
+    code = "queue_timeout"
+
+
+_PATH = re.compile(r"at `\$\.?([^`]*)`")
+
+
+def from_validation_error(exc: msgspec.ValidationError | msgspec.DecodeError) -> InvalidRequest:
+    """Turn a msgspec decode error into a 400 that names the field."""
+    text = str(exc)
+    match = _PATH.search(text)
+    param = match.group(1) if match else None
+    if isinstance(exc, msgspec.ValidationError):
+        message = text.replace("`$.", "`") if param else text
+        missing = re.match(r"Object missing required field `(\w+)`", text)
+        if missing:
+            prefix = f"{param}." if param else ""
+            param = prefix + missing.group(1)
+            message = f"Missing required field `{param}`"
+        return InvalidRequest(f"Invalid request: {message}", param=param)
+    return InvalidRequest(f"Request body is not valid JSON: {text}", code="invalid_json")
+
+
+def error_body(exc: BodegaError) -> dict[str, dict[str, str | None]]:
+    """The OpenAI error body for ``exc``."""
+    return {
+        "error": {
+            "message": exc.message,
+            "type": exc.type,
+            "param": exc.param,
+            "code": exc.code,
+        }
+    }

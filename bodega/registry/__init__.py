@@ -1,0 +1,1 @@
+"""Handler processes, admission and the model registry."""

@@ -1,0 +1,312 @@
+"""One model's handler subprocess, seen from the server.
+
+The server listens on a Unix socket, spawns ``python -m handlers``, accepts its
+connection, says ``Hello`` and waits for ``Ready``. One reader task then routes
+every frame to the request it belongs to. If the socket breaks, every pending
+request gets a ``Failed`` and the model is marked failed; the server lives on.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+import trio
+
+from bodega.errors import HandlerFailed, ModelLoadFailed, ModelUnavailable
+from bodega.settings import ModelSpec
+from ipc.channel import TrioChannel
+from ipc.framing import ProtocolError
+from ipc.messages import (
+    PROTOCOL_VERSION,
+    Cancel,
+    Failed,
+    Finished,
+    Generate,
+    GetStats,
+    HandlerMessage,
+    Hello,
+    LoadSpec,
+    Ready,
+    ServerMessage,
+    Shutdown,
+    Stats,
+)
+
+Status = Literal["loading", "running", "failed", "stopping", "stopped"]
+# Frames buffered per request before the client is deemed too slow to keep up.
+STREAM_BUFFER = 4096
+CANCEL_DEADLINE = 1.0
+STATS_TIMEOUT = 2.0
+_PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+def load_spec(spec: ModelSpec) -> LoadSpec:
+    """The part of a ModelSpec the handler needs."""
+    return LoadSpec(
+        model_id=spec.id,
+        model_path=spec.model_path,
+        model_type=spec.model_type,
+        engine=spec.engine,
+        context_length=spec.context_length,
+        max_concurrency=spec.max_concurrency,
+        prompt_cache_size=spec.prompt_cache_size,
+        chat_template_file=spec.chat_template_file,
+        n_threads=spec.n_threads,
+    )
+
+
+def _handler_env() -> dict[str, str]:
+    env = dict(os.environ)
+    path = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = _PROJECT_ROOT + (os.pathsep + path if path else "")
+    return env
+
+
+class HandlerProcess:
+    """Spawns, talks to and stops one handler subprocess."""
+
+    def __init__(self, spec: ModelSpec, socket_path: Path) -> None:
+        self.spec = spec
+        self.socket_path = socket_path
+        self.status: Status = "loading"
+        self.error: str | None = None
+        self.created_at = int(time.time())
+        self.pid: int | None = None
+        self.context_length: int | None = spec.context_length
+        self.engine: str | None = None
+        self.last_stats: Stats | None = None
+        self._process: trio.Process | None = None
+        self._channel: TrioChannel[HandlerMessage] | None = None
+        self._streams: dict[int, trio.MemorySendChannel[HandlerMessage]] = {}
+        self._stats_waiters: dict[int, trio.MemorySendChannel[Stats]] = {}
+        self._ids = itertools.count(1)
+        self._nursery: trio.Nursery | None = None
+
+    # --- lifecycle -------------------------------------------------------
+
+    async def start(self, nursery: trio.Nursery, load_timeout: float) -> None:
+        """Spawn the handler and wait until its model is loaded."""
+        listener = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
+        try:
+            await listener.bind(str(self.socket_path))
+            listener.listen(1)
+            self._process = await trio.lowlevel.open_process(
+                [
+                    sys.executable,
+                    "-m",
+                    "handlers",
+                    "--socket",
+                    str(self.socket_path),
+                    "--spec",
+                    msgspec.json.encode(load_spec(self.spec)).decode(),
+                ],
+                stdin=subprocess.DEVNULL,
+                env=_handler_env(),
+            )
+            self.pid = self._process.pid
+            with trio.move_on_after(load_timeout) as scope:
+                ready = await self._connect_and_handshake(listener)
+            if scope.cancelled_caught:
+                raise ModelLoadFailed(f"model {self.spec.id!r} did not load within {load_timeout:g} s")
+        except BaseException:
+            self.status = "failed"
+            await self._kill()
+            raise
+        finally:
+            listener.close()
+            self.socket_path.unlink(missing_ok=True)
+        self.context_length = ready.context_length
+        self.engine = ready.engine
+        self.status = "running"
+        self._nursery = nursery
+        nursery.start_soon(self._read_loop)
+
+    async def _connect_and_handshake(self, listener: trio.socket.SocketType) -> Ready:
+        assert self._process is not None
+        process = self._process
+
+        async def accept() -> None:
+            conn, _ = await listener.accept()
+            self._channel = TrioChannel(trio.SocketStream(conn), HandlerMessage)  # type: ignore[arg-type]
+            nursery.cancel_scope.cancel()
+
+        async def watch_exit() -> None:
+            code = await process.wait()
+            raise ModelLoadFailed(f"model handler exited with code {code} before connecting")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(accept)
+            nursery.start_soon(watch_exit)
+        assert self._channel is not None
+        try:
+            await self._channel.send(Hello(protocol_version=PROTOCOL_VERSION, server_pid=os.getpid()))
+            first = await self._channel.receive()
+        except (trio.EndOfChannel, trio.BrokenResourceError, ProtocolError) as exc:
+            code = await process.wait()
+            raise ModelLoadFailed(
+                f"model handler for {self.spec.id!r} exited while loading (code {code})"
+            ) from exc
+        if isinstance(first, Failed):
+            raise ModelLoadFailed(f"could not load model {self.spec.id!r}: {first.message}")
+        if not isinstance(first, Ready) or first.protocol_version != PROTOCOL_VERSION:
+            raise ModelLoadFailed(f"model handler for {self.spec.id!r} broke the handshake")
+        return first
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Ask the handler to exit; kill it if it does not within ``timeout``."""
+        if self.status in ("stopping", "stopped"):
+            return
+        self.status = "stopping"
+        with trio.CancelScope(shield=True):
+            if self._channel is not None:
+                with trio.move_on_after(timeout / 2):
+                    try:
+                        await self._channel.send(Shutdown())
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        pass
+            if self._process is not None:
+                with trio.move_on_after(timeout):
+                    await self._process.wait()
+            await self._kill()
+            self._fail_pending("the model was unloaded")
+            self.status = "stopped"
+
+    async def _kill(self) -> None:
+        if self._process is not None and self._process.returncode is None:
+            self._process.kill()
+            with trio.CancelScope(shield=True):
+                await self._process.wait()
+        if self._channel is not None:
+            with trio.CancelScope(shield=True):
+                await self._channel.aclose()
+
+    # --- frames ----------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        assert self._channel is not None
+        reason = "the model handler closed its connection"
+        try:
+            while True:
+                message = await self._channel.receive()
+                self._route(message)
+        except trio.EndOfChannel:
+            pass
+        except ProtocolError as exc:
+            reason = f"the model handler broke the protocol ({exc})"
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        if self.status in ("stopping", "stopped"):
+            return
+        self.status = "failed"
+        if self._process is not None:
+            with trio.move_on_after(2):
+                code = await self._process.wait()
+                reason = f"the model handler exited unexpectedly (exit code {code})"
+            await self._kill()
+        self.error = reason
+        self._fail_pending(reason)
+
+    def _route(self, message: HandlerMessage) -> None:
+        if isinstance(message, Stats):
+            self.last_stats = message
+            waiter = self._stats_waiters.pop(message.req_id, None)
+            if waiter is not None:
+                waiter.send_nowait(message)
+            return
+        req_id = getattr(message, "req_id", None)
+        if req_id is None:
+            return
+        stream = self._streams.get(req_id)
+        if stream is None:
+            return  # a late frame of a request we gave up on
+        terminal = isinstance(message, (Finished, Failed))
+        if terminal:
+            del self._streams[req_id]
+        try:
+            stream.send_nowait(message)
+        except trio.WouldBlock:
+            # The client is not reading; drop it rather than stall every request.
+            # Its consumer sees the stream end without a last frame.
+            self._streams.pop(req_id, None)
+            stream.close()
+            if self._nursery is not None:
+                self._nursery.start_soon(self._send_cancel, req_id)
+        except trio.BrokenResourceError:
+            pass  # the consumer left; its own exit sends the Cancel
+        if terminal:
+            stream.close()
+
+    async def _send_cancel(self, req_id: int) -> None:
+        if self._channel is None:
+            return
+        with trio.CancelScope(shield=True), trio.move_on_after(CANCEL_DEADLINE):
+            try:
+                await self._channel.send(Cancel(req_id=req_id))
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+
+    def _fail_pending(self, reason: str) -> None:
+        for req_id, stream in list(self._streams.items()):
+            try:
+                stream.send_nowait(Failed(req_id=req_id, kind="internal", message=reason))
+            except (trio.WouldBlock, trio.BrokenResourceError):
+                pass
+            stream.close()
+        self._streams.clear()
+        for waiter in self._stats_waiters.values():
+            waiter.close()
+        self._stats_waiters.clear()
+
+    # --- requests --------------------------------------------------------
+
+    async def _send(self, message: ServerMessage) -> None:
+        if self._channel is None or self.status != "running":
+            raise ModelUnavailable(f"model {self.spec.id!r} is {self.status}")
+        try:
+            await self._channel.send(message)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise HandlerFailed(f"model {self.spec.id!r} is not answering") from exc
+
+    @asynccontextmanager
+    async def generate(self, **fields: Any) -> AsyncIterator[trio.MemoryReceiveChannel[HandlerMessage]]:
+        """Start a ``Generate`` and yield the stream of its frames.
+
+        The stream ends with ``Finished`` or ``Failed``. Leaving the block
+        before that (client gone, error) cancels the work in the handler.
+        """
+        req_id = next(self._ids)
+        send, receive = trio.open_memory_channel[HandlerMessage](STREAM_BUFFER)
+        self._streams[req_id] = send
+        try:
+            await self._send(Generate(req_id=req_id, **fields))
+            yield receive
+        finally:
+            if self._streams.pop(req_id, None) is not None:
+                await self._send_cancel(req_id)
+
+    async def fetch_stats(self) -> Stats | None:
+        """Fresh process and engine figures, or the last known ones."""
+        if self.status != "running":
+            return self.last_stats
+        req_id = next(self._ids)
+        send, receive = trio.open_memory_channel[Stats](1)
+        self._stats_waiters[req_id] = send
+        try:
+            with trio.move_on_after(STATS_TIMEOUT):
+                await self._send(GetStats(req_id=req_id))
+                async with receive:
+                    return await receive.receive()
+        except (HandlerFailed, ModelUnavailable, trio.EndOfChannel):
+            pass
+        finally:
+            self._stats_waiters.pop(req_id, None)
+        return self.last_stats

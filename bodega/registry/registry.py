@@ -1,0 +1,157 @@
+"""The models this server runs: load, unload, resolve by id."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import trio
+
+from bodega.errors import (
+    InvalidRequest,
+    ModelAlreadyLoaded,
+    ModelNotFound,
+    ModelUnavailable,
+    NoModelLoaded,
+)
+from bodega.settings import ModelSpec
+from ipc import shm
+
+from .admission import Admission
+from .handler import HandlerProcess
+from .options import check_supported
+
+CURRENT = "current"
+_RUNTIME_DIR = re.compile(r"^bodega-(\d+)$")
+
+
+@dataclass
+class Model:
+    """A registered model: its handler process and its admission queue."""
+
+    spec: ModelSpec
+    handler: HandlerProcess
+    admission: Admission
+
+    @property
+    def id(self) -> str:
+        """The id clients use."""
+        return self.spec.id
+
+
+def runtime_root() -> Path:
+    """Where per-server socket folders live: short, for socket path limits."""
+    return Path("/tmp") if Path("/tmp").is_dir() else Path(os.environ.get("TMPDIR", "."))
+
+
+def sweep_stale(root: Path | None = None) -> list[str]:
+    """Remove sockets and shared memory left by servers that died."""
+    removed = shm.sweep()
+    root = root or runtime_root()
+    for entry in root.glob("bodega-*"):
+        match = _RUNTIME_DIR.match(entry.name)
+        if match and entry.is_dir() and not psutil.pid_exists(int(match.group(1))):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(str(entry))
+    return removed
+
+
+class Registry:
+    """Owns every handler; all of them live in one nursery."""
+
+    def __init__(self, nursery: trio.Nursery, *, load_timeout: float = 600.0) -> None:
+        self._nursery = nursery
+        self._load_timeout = load_timeout
+        self._models: dict[str, Model] = {}
+        self._lm_order: list[str] = []
+        self._socket_ids = 0
+        self.runtime_dir = runtime_root() / f"bodega-{os.getpid()}"
+        self.runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    @property
+    def models(self) -> list[Model]:
+        """Registered models in load order."""
+        return list(self._models.values())
+
+    async def load(self, spec: ModelSpec) -> Model:
+        """Validate ``spec``, spawn its handler and wait until it is ready."""
+        if spec.id in self._models:
+            raise ModelAlreadyLoaded(
+                f"A model with id {spec.id!r} is already loaded; unload it first.", param="model_id"
+            )
+        self._validate_paths(spec)
+        check_supported(spec)
+        self._socket_ids += 1
+        handler = HandlerProcess(spec, self.runtime_dir / f"h{self._socket_ids}.sock")
+        model = Model(
+            spec=spec,
+            handler=handler,
+            admission=Admission(spec.max_concurrency, spec.queue_size, spec.queue_timeout),
+        )
+        self._models[spec.id] = model
+        try:
+            await handler.start(self._nursery, self._load_timeout)
+        except BaseException:
+            self._models.pop(spec.id, None)
+            raise
+        if spec.model_type in ("lm", "multimodal"):
+            self._lm_order.append(spec.id)
+        return model
+
+    @staticmethod
+    def _validate_paths(spec: ModelSpec) -> None:
+        if not Path(spec.model_path).exists():
+            raise InvalidRequest(f"model_path {spec.model_path!r} does not exist", param="model_path")
+        template = spec.chat_template_file
+        if template is not None and not Path(template).is_file():
+            raise InvalidRequest(
+                f"chat_template_file {template!r} does not exist", param="chat_template_file"
+            )
+
+    async def unload(self, model_id: str) -> Model:
+        """Stop a model's handler and forget it."""
+        model = self._models.pop(model_id, None)
+        if model is None:
+            raise ModelNotFound(f"The model {model_id!r} is not loaded.", param="model_id")
+        if model_id in self._lm_order:
+            self._lm_order.remove(model_id)
+        await model.handler.stop()
+        return model
+
+    def get(self, model_id: str) -> Model:
+        """A registered model by id (any status), or ModelNotFound."""
+        try:
+            return self._models[model_id]
+        except KeyError:
+            raise ModelNotFound(f"The model {model_id!r} is not loaded.", param="model_id") from None
+
+    def resolve(self, name: str, *, param: str = "model") -> Model:
+        """The running model a request names; ``current`` = latest language model."""
+        if not self._models:
+            raise NoModelLoaded("No model is loaded. Load one with POST /v1/admin/load-model.")
+        if name == CURRENT:
+            running = [m for m in self._lm_order if self._models[m].handler.status == "running"]
+            if not running:
+                raise NoModelLoaded("No language model is running.")
+            return self._models[running[-1]]
+        model = self._models.get(name)
+        if model is None:
+            raise ModelNotFound(f"The model {name!r} does not exist or is not loaded.", param=param)
+        handler = model.handler
+        if handler.status != "running":
+            detail = f": {handler.error}" if handler.error else ""
+            raise ModelUnavailable(f"The model {name!r} is {handler.status}{detail}")
+        return model
+
+    async def stop_all(self) -> None:
+        """Stop every handler (in parallel) and remove the runtime folder."""
+        async with trio.open_nursery() as nursery:
+            for model in self._models.values():
+                nursery.start_soon(model.handler.stop)
+        self._models.clear()
+        self._lm_order.clear()
+        shutil.rmtree(self.runtime_dir, ignore_errors=True)

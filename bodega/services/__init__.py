@@ -1,0 +1,1 @@
+"""Request logic with no HTTP objects."""

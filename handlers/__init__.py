@@ -1,0 +1,1 @@
+"""Model handler subprocesses: one engine per process, driven over ipc."""

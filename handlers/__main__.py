@@ -1,0 +1,85 @@
+"""``python -m handlers --socket PATH --spec JSON``: one model's process.
+
+Spawned by the server, never by hand. It connects to the server's socket,
+answers ``Hello`` with ``Ready`` once the model is loaded (or ``Failed``), then
+serves requests until the socket closes, and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import signal
+import socket
+import sys
+
+import msgspec
+
+from ipc.channel import BlockingChannel
+from ipc.messages import PROTOCOL_VERSION, Failed, Hello, LoadSpec, Ready, ServerMessage
+
+from .engine import LoadError
+from .engines import open_engine
+from .runtime import Runtime
+
+
+def _die_with_parent() -> None:
+    """Linux: get SIGTERM when the server dies, even while loading a model."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one handler process; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m handlers")
+    parser.add_argument("--socket", required=True, help="the server's Unix socket")
+    parser.add_argument("--spec", required=True, help="LoadSpec as JSON")
+    args = parser.parse_args(argv)
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides when we stop
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(args.socket)
+    channel: BlockingChannel[ServerMessage] = BlockingChannel(sock, ServerMessage)  # type: ignore[arg-type]
+
+    hello = channel.receive()
+    if not isinstance(hello, Hello) or hello.protocol_version != PROTOCOL_VERSION:
+        got = getattr(hello, "protocol_version", type(hello).__name__)
+        channel.send(
+            Failed(
+                req_id=0,
+                kind="protocol_error",
+                message=f"protocol version mismatch: handler {PROTOCOL_VERSION}, server {got}",
+            )
+        )
+        return 2
+    try:
+        spec = msgspec.json.decode(args.spec, type=LoadSpec)
+        engine = open_engine(spec)
+    except (LoadError, msgspec.ValidationError, msgspec.DecodeError) as exc:
+        channel.send(Failed(req_id=0, kind="load_error", message=str(exc)))
+        return 1
+    except Exception as exc:
+        channel.send(Failed(req_id=0, kind="load_error", message=f"{type(exc).__name__}: {exc}"))
+        return 1
+    channel.send(
+        Ready(
+            protocol_version=PROTOCOL_VERSION,
+            pid=os.getpid(),
+            context_length=engine.context_length,
+            engine=engine.name,
+        )
+    )
+    Runtime(channel, engine).serve()
+    channel.close()
+    # Engine threads may sit in native code; leave without waiting for them.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

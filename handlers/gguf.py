@@ -1,0 +1,77 @@
+"""Read the key/value metadata at the head of a GGUF file (no tensors)."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+from typing import Any, BinaryIO
+
+GGUF_MAGIC = b"GGUF"
+
+# GGUF value types -> struct format of the scalar ones.
+_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+_STRING, _ARRAY = 8, 9
+
+
+class GGUFError(ValueError):
+    """The file is not a GGUF file this reader understands."""
+
+
+def _read(f: BinaryIO, fmt: str) -> Any:
+    size = struct.calcsize("<" + fmt)
+    data = f.read(size)
+    if len(data) != size:
+        raise GGUFError("truncated GGUF header")
+    return struct.unpack("<" + fmt, data)[0]
+
+
+def _read_string(f: BinaryIO) -> str:
+    n = _read(f, "Q")
+    return f.read(n).decode("utf-8", errors="replace")
+
+
+def _read_value(f: BinaryIO, vtype: int, skip_arrays: bool) -> Any:
+    if vtype in _SCALARS:
+        return _read(f, _SCALARS[vtype])
+    if vtype == _STRING:
+        return _read_string(f)
+    if vtype == _ARRAY:
+        item_type, count = _read(f, "I"), _read(f, "Q")
+        if skip_arrays and item_type in _SCALARS:
+            f.seek(count * struct.calcsize("<" + _SCALARS[item_type]), 1)
+            return None
+        items = [_read_value(f, item_type, skip_arrays) for _ in range(count)]
+        return None if skip_arrays else items
+    raise GGUFError(f"unknown GGUF value type {vtype}")
+
+
+def read_metadata(path: str | Path, *, skip_arrays: bool = True) -> dict[str, Any]:
+    """Return the metadata of a GGUF file; arrays are ``None`` unless asked for."""
+    with open(path, "rb") as f:
+        if f.read(4) != GGUF_MAGIC:
+            raise GGUFError(f"{path} is not a GGUF file")
+        version = _read(f, "I")
+        if version < 2:
+            raise GGUFError(f"GGUF version {version} is not supported")
+        _n_tensors, n_kv = _read(f, "Q"), _read(f, "Q")
+        meta: dict[str, Any] = {}
+        for _ in range(n_kv):
+            key = _read_string(f)
+            meta[key] = _read_value(f, _read(f, "I"), skip_arrays)
+        return meta
+
+
+def is_gguf(path: str | Path) -> bool:
+    """True when ``path`` is a file that starts with the GGUF magic."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == GGUF_MAGIC
+    except OSError:
+        return False
+
+
+def trained_context_length(meta: dict[str, Any]) -> int | None:
+    """The context length the model was trained with, when the file says."""
+    arch = meta.get("general.architecture")
+    value = meta.get(f"{arch}.context_length")
+    return int(value) if value else None

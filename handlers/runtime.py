@@ -1,0 +1,148 @@
+"""The handler's request loop: an inbox, engine threads, cancel, stats.
+
+The main thread reads frames. ``Generate`` goes into the inbox; up to
+``engine.parallel`` engine threads take work from it. ``Cancel`` removes a
+queued request at once or flags a running one, which the engine sees at its
+next step. Every request ends in exactly one ``Finished`` or ``Failed``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import deque
+
+import psutil
+
+from ipc.channel import BlockingChannel
+from ipc.framing import ProtocolError
+from ipc.messages import (
+    Cancel,
+    Delta,
+    Failed,
+    Finished,
+    Generate,
+    GetStats,
+    HandlerMessage,
+    ServerMessage,
+    Shutdown,
+    Stats,
+)
+
+from .engine import Engine, EngineError
+
+STOP_GRACE_SECONDS = 5.0
+
+
+class Runtime:
+    """Serves one connected server with one loaded engine."""
+
+    def __init__(self, channel: BlockingChannel[ServerMessage], engine: Engine) -> None:
+        self._channel = channel
+        self._engine = engine
+        self._cond = threading.Condition()
+        self._inbox: deque[Generate] = deque()
+        self._running: set[int] = set()
+        self._cancelled: set[int] = set()
+        self._closing = False
+        self._process = psutil.Process()
+        self.tokens_generated = 0
+
+    def serve(self) -> None:
+        """Read and dispatch frames until the socket closes or ``Shutdown``."""
+        workers = [
+            threading.Thread(target=self._work, name=f"engine-{i}", daemon=True)
+            for i in range(max(1, self._engine.parallel))
+        ]
+        for worker in workers:
+            worker.start()
+        try:
+            self._read_loop()
+        finally:
+            with self._cond:
+                self._closing = True
+                self._cancelled.update(self._running)
+                self._inbox.clear()
+                self._cond.notify_all()
+            for worker in workers:
+                worker.join(STOP_GRACE_SECONDS / len(workers))
+
+    def _read_loop(self) -> None:
+        while True:
+            try:
+                message = self._channel.receive()
+            except (EOFError, ProtocolError, OSError):
+                return  # the server went away: nothing left to serve
+            if isinstance(message, Generate):
+                with self._cond:
+                    self._inbox.append(message)
+                    self._cond.notify()
+            elif isinstance(message, Cancel):
+                self._cancel(message.req_id)
+            elif isinstance(message, GetStats):
+                self._send(self._stats(message.req_id))
+            elif isinstance(message, Shutdown):
+                return
+
+    def _cancel(self, req_id: int) -> None:
+        with self._cond:
+            queued = next((r for r in self._inbox if r.req_id == req_id), None)
+            if queued is not None:
+                self._inbox.remove(queued)
+            elif req_id in self._running:
+                self._cancelled.add(req_id)
+                return
+            else:
+                return  # already finished: its last frame is on its way
+        self._send(Finished(req_id=req_id, reason="cancelled"))
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._inbox and not self._closing:
+                    self._cond.wait()
+                if self._closing:
+                    return
+                request = self._inbox.popleft()
+                self._running.add(request.req_id)
+            try:
+                reply = self._run(request)
+            finally:
+                with self._cond:
+                    self._running.discard(request.req_id)
+                    self._cancelled.discard(request.req_id)
+            self._send(reply)
+
+    def _run(self, request: Generate) -> Finished | Failed:
+        req_id = request.req_id
+
+        def emit(text: str, n_tokens: int) -> None:
+            self._send(Delta(req_id=req_id, text=text, n_tokens=n_tokens))
+
+        def should_stop() -> bool:
+            return req_id in self._cancelled
+
+        try:
+            finished = self._engine.generate(request, emit, should_stop)
+        except EngineError as exc:
+            return Failed(req_id=req_id, kind=exc.kind, message=str(exc), param=exc.param)  # type: ignore[arg-type]
+        except Exception as exc:
+            return Failed(req_id=req_id, kind="internal", message=f"{type(exc).__name__}: {exc}")
+        with self._cond:
+            self.tokens_generated += finished.usage.completion_tokens
+        return finished
+
+    def _stats(self, req_id: int) -> Stats:
+        return Stats(
+            req_id=req_id,
+            pid=os.getpid(),
+            rss_bytes=self._process.memory_info().rss,
+            tokens_generated=self.tokens_generated,
+            engine_memory=self._engine.memory(),
+        )
+
+    def _send(self, message: HandlerMessage) -> None:
+        try:
+            self._channel.send(message)
+        except OSError:
+            pass  # the server is gone; the read loop ends the process

@@ -1,0 +1,1 @@
+"""The protocol the server and its handlers share: messages, framing, shared memory."""

@@ -1,0 +1,179 @@
+"""Payloads that travel in shared memory instead of inside a frame.
+
+Ownership: the process that creates a segment (through a :class:`ShmOwner`)
+unlinks it; readers attach, copy and close, never unlink. Segment names carry
+the owner's pid, ``bd<pid>-<hex>``, so :func:`sweep` can remove the segments
+of a process that died without cleaning up.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import sys
+from collections.abc import Callable
+from multiprocessing import resource_tracker
+from multiprocessing.shared_memory import SharedMemory
+
+import psutil
+
+from ipc.messages import ShmRef
+
+__all__ = [
+    "PREFIX",
+    "THRESHOLD",
+    "ShmError",
+    "ShmOwner",
+    "pack",
+    "read",
+    "sweep",
+    "unpack",
+]
+
+THRESHOLD = 256 * 1024
+PREFIX = "bd"
+
+_NAME_RE = re.compile(rf"^{PREFIX}(\d+)-[0-9a-f]+$")
+_SHM_DIR = "/dev/shm"
+
+# Names of the segments this process created and still holds: reading one of
+# them must leave its resource-tracker registration alone.
+_created: set[str] = set()
+
+
+class ShmError(Exception):
+    """A shared-memory segment is missing, malformed or too small."""
+
+
+class ShmOwner:
+    """Creates segments and unlinks them: the one owner of each.
+
+    ``owner_pid`` goes into the names (default: this process); pass the
+    server's pid from a handler to have the server's start-up sweep cover
+    segments the handler left behind.
+    """
+
+    def __init__(self, owner_pid: int | None = None) -> None:
+        self.owner_pid = os.getpid() if owner_pid is None else owner_pid
+        self._segments: dict[str, SharedMemory] = {}
+
+    def __len__(self) -> int:
+        return len(self._segments)
+
+    def create(self, data: bytes | bytearray | memoryview) -> ShmRef:
+        """Create a segment holding ``data`` and return its reference."""
+        with memoryview(data) as view, view.cast("B") as octets:
+            size = octets.nbytes
+            while True:
+                name = f"{PREFIX}{self.owner_pid}-{secrets.token_hex(4)}"
+                try:
+                    # A segment cannot be empty; an empty payload gets one byte.
+                    shm = SharedMemory(name, create=True, size=max(size, 1))
+                except FileExistsError:
+                    continue
+                break
+            _buf(shm)[:size] = octets
+        self._segments[name] = shm
+        _created.add(name)
+        return ShmRef(name=name, size=size)
+
+    def release(self, ref: ShmRef | str) -> None:
+        """Close and unlink a segment this owner created; idempotent."""
+        name = ref if isinstance(ref, str) else ref.name
+        shm = self._segments.pop(name, None)
+        if shm is None:
+            return
+        _created.discard(name)
+        shm.close()
+        try:
+            shm.unlink()
+        except FileNotFoundError:
+            # Removed behind our back (a sweep): still stop the tracker from
+            # unlinking it again and warning about a leak at exit.
+            resource_tracker.unregister(shm._name, "shared_memory")  # type: ignore[attr-defined]
+
+    def release_all(self) -> None:
+        """Release every segment this owner still holds."""
+        for name in list(self._segments):
+            self.release(name)
+
+
+def _buf(shm: SharedMemory) -> memoryview:
+    buf = shm.buf
+    assert buf is not None, "segment already closed"
+    return buf
+
+
+def _attach(name: str) -> SharedMemory:
+    if sys.version_info >= (3, 13):
+        return SharedMemory(name, track=False)
+    shm = SharedMemory(name)
+    # Python < 3.13 registers attached segments with the resource tracker,
+    # which would unlink them when this process exits: undo that, unless this
+    # process created the segment (then the registration is the creator's).
+    if name not in _created:
+        resource_tracker.unregister(shm._name, "shared_memory")  # type: ignore[attr-defined]
+    return shm
+
+
+def read(ref: ShmRef) -> bytes:
+    """Copy the payload out of a segment; never unlinks it.
+
+    Raises :class:`ShmError` if the segment does not exist (already released)
+    or is smaller than ``ref.size``.
+    """
+    if not _NAME_RE.match(ref.name):
+        raise ShmError(f"not a shared-memory payload name: {ref.name!r}")
+    try:
+        shm = _attach(ref.name)
+    except FileNotFoundError:
+        raise ShmError(
+            f"shared-memory segment {ref.name!r} does not exist (already released?)"
+        ) from None
+    try:
+        if ref.size > shm.size:
+            raise ShmError(
+                f"shared-memory segment {ref.name!r} holds {shm.size} bytes, "
+                f"fewer than the {ref.size} announced"
+            )
+        with _buf(shm)[: ref.size] as view:
+            return view.tobytes()
+    finally:
+        shm.close()
+
+
+def pack(data: bytes, owner: ShmOwner, threshold: int = THRESHOLD) -> bytes | ShmRef:
+    """Return ``data`` inline if shorter than ``threshold``, else in a segment
+    created by ``owner`` (which must release it once the peer has read it)."""
+    if len(data) < threshold:
+        return data
+    return owner.create(data)
+
+
+def unpack(payload: bytes | ShmRef) -> bytes:
+    """Return the bytes of a payload made by :func:`pack`."""
+    if isinstance(payload, ShmRef):
+        return read(payload)
+    return payload
+
+
+def sweep(is_alive: Callable[[int], bool] = psutil.pid_exists) -> list[str]:
+    """Unlink the segments whose owner pid is dead; return their names.
+
+    Works where segments are visible as files (Linux ``/dev/shm``); elsewhere
+    (macOS) there is no way to list them and it returns ``[]``.
+    """
+    if not os.path.isdir(_SHM_DIR):
+        return []
+    removed: list[str] = []
+    for entry in sorted(os.listdir(_SHM_DIR)):
+        match = _NAME_RE.match(entry)
+        if match is None or is_alive(int(match.group(1))):
+            continue
+        try:
+            os.unlink(os.path.join(_SHM_DIR, entry))
+        except (FileNotFoundError, PermissionError):
+            continue
+        removed.append(entry)
+    return removed

@@ -1,0 +1,280 @@
+"""Framing and codec: partial frames, oversize frames, garbage, round trips."""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+import pytest
+
+from ipc import messages as m
+from ipc.framing import (
+    DEFAULT_MAX_FRAME,
+    HEADER,
+    Codec,
+    FrameDecoder,
+    FrameTooLarge,
+    ProtocolError,
+    encode_frame,
+)
+
+SERVER_MESSAGES: list[msgspec.Struct] = [
+    m.Hello(protocol_version=7, server_pid=4242),
+    m.Generate(
+        req_id=3,
+        messages=[
+            m.ChatMessage(role="system", content="Be brief.", name="sys"),
+            m.ChatMessage(role="user", content="Héllo ✓"),
+        ],
+        prompt="Once upon",
+        max_tokens=64,
+        stop=["\n\n", "</s>"],
+        sampling=m.Sampling(
+            temperature=0.5,
+            top_p=0.9,
+            top_k=40,
+            min_p=0.05,
+            seed=1234,
+            presence_penalty=0.1,
+            frequency_penalty=0.2,
+            repetition_penalty=1.1,
+        ),
+    ),
+    m.Cancel(req_id=5),
+    m.GetStats(req_id=6),
+    m.Shutdown(),
+]
+
+HANDLER_MESSAGES: list[msgspec.Struct] = [
+    m.Ready(protocol_version=7, pid=99, context_length=8192, engine="llama.cpp"),
+    m.Delta(req_id=3, text="Paris ", n_tokens=2),
+    m.Finished(
+        req_id=3,
+        reason="length",
+        usage=m.Usage(prompt_tokens=10, completion_tokens=20, cached_tokens=4),
+    ),
+    m.Failed(req_id=4, kind="context_length_exceeded", message="too long", param="messages"),
+    m.Stats(
+        req_id=6,
+        pid=99,
+        rss_bytes=123_456_789,
+        tokens_generated=1000,
+        engine_memory={"kv_cache": 1.5e6, "weights": 9.0e7},
+    ),
+]
+
+OTHER_STRUCTS: list[msgspec.Struct] = [
+    m.ShmRef(name="bd123-0badcafe", size=300_000),
+    m.ChatMessage(role="assistant", content="Hi", name="bot"),
+    m.Sampling(
+        temperature=0.0,
+        top_p=0.5,
+        top_k=1,
+        min_p=0.1,
+        seed=1,
+        presence_penalty=-0.5,
+        frequency_penalty=0.5,
+        repetition_penalty=1.3,
+    ),
+    m.Usage(prompt_tokens=1, completion_tokens=2, cached_tokens=3),
+    m.LoadSpec(
+        model_id="smol",
+        model_path="/models/smol.gguf",
+        model_type="embeddings",
+        engine="llamacpp",
+        context_length=2048,
+        max_concurrency=4,
+        prompt_cache_size=8,
+        chat_template_file="/tmp/t.jinja",
+        n_threads=2,
+    ),
+]
+
+ALL_SAMPLES = SERVER_MESSAGES + HANDLER_MESSAGES + OTHER_STRUCTS
+
+
+def _frames(msgs: Sequence[msgspec.Struct]) -> bytes:
+    return b"".join(encode_frame(msg) for msg in msgs)
+
+
+def test_samples_cover_every_struct_in_messages() -> None:
+    structs = {
+        obj
+        for obj in vars(m).values()
+        if inspect.isclass(obj) and issubclass(obj, msgspec.Struct) and obj.__module__ == m.__name__
+    }
+    assert {type(s) for s in ALL_SAMPLES} == structs
+    assert set(typing.get_args(m.ServerMessage)) == {type(s) for s in SERVER_MESSAGES}
+    assert set(typing.get_args(m.HandlerMessage)) == {type(s) for s in HANDLER_MESSAGES}
+
+
+@pytest.mark.parametrize("msg", ALL_SAMPLES, ids=lambda s: type(s).__name__)
+def test_samples_use_non_default_values(msg: msgspec.Struct) -> None:
+    for field in msgspec.structs.fields(msg):
+        if field.default is not msgspec.NODEFAULT:
+            default = field.default
+        elif field.default_factory is not msgspec.NODEFAULT:
+            default = field.default_factory()
+        else:
+            continue
+        assert getattr(msg, field.name) != default, field.name
+
+
+@pytest.mark.parametrize(
+    ("union", "msg"),
+    [(m.ServerMessage, s) for s in SERVER_MESSAGES]
+    + [(m.HandlerMessage, s) for s in HANDLER_MESSAGES]
+    + [(type(s), s) for s in OTHER_STRUCTS],
+    ids=lambda x: type(x).__name__,
+)
+def test_round_trip(union: Any, msg: msgspec.Struct) -> None:
+    codec: Codec[Any] = Codec(union)
+    frame = encode_frame(msg)
+    (body,) = FrameDecoder().feed(frame)
+    assert HEADER.unpack_from(frame)[0] == len(body) == len(frame) - HEADER.size
+    decoded = codec.decode(body)
+    assert type(decoded) is type(msg)
+    assert decoded == msg
+
+
+def test_codec_type() -> None:
+    assert Codec(m.ShmRef).type is m.ShmRef
+
+
+def test_split_at_every_byte_boundary() -> None:
+    msgs = SERVER_MESSAGES[:3]
+    data = _frames(msgs)
+    codec: Codec[m.ServerMessage] = Codec(m.ServerMessage)
+    for cut in range(len(data) + 1):
+        decoder = FrameDecoder()
+        bodies = decoder.feed(data[:cut]) + decoder.feed(data[cut:])
+        assert [codec.decode(b) for b in bodies] == msgs, cut
+        assert decoder.pending == 0
+
+
+def test_one_byte_at_a_time() -> None:
+    data = _frames(HANDLER_MESSAGES)
+    decoder = FrameDecoder()
+    bodies: list[bytes] = []
+    for i in range(len(data)):
+        bodies += decoder.feed(data[i : i + 1])
+        consumed = sum(HEADER.size + len(b) for b in bodies)
+        assert decoder.pending == i + 1 - consumed
+    codec: Codec[m.HandlerMessage] = Codec(m.HandlerMessage)
+    assert [codec.decode(b) for b in bodies] == HANDLER_MESSAGES
+    assert decoder.pending == 0
+
+
+def test_pending_counts_partial_frame() -> None:
+    frame = encode_frame(m.Cancel(req_id=1))
+    decoder = FrameDecoder()
+    assert decoder.feed(frame[:2]) == []
+    assert decoder.pending == 2
+    assert decoder.feed(frame[2:-1]) == []
+    assert decoder.pending == len(frame) - 1
+    assert len(decoder.feed(frame[-1:])) == 1
+    assert decoder.pending == 0
+
+
+def test_many_frames_in_one_feed() -> None:
+    msgs = [m.Delta(req_id=i, text=str(i) * (i % 7)) for i in range(2000)]
+    data = _frames(msgs)
+    decoder = FrameDecoder()
+    bodies = decoder.feed(data + encode_frame(msgs[0])[:3])
+    codec: Codec[m.HandlerMessage] = Codec(m.HandlerMessage)
+    assert [codec.decode(b) for b in bodies] == msgs
+    assert decoder.pending == 3
+
+
+def test_empty_feed() -> None:
+    decoder = FrameDecoder()
+    assert decoder.feed(b"") == []
+    assert decoder.pending == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"\xc1",  # never used in msgpack
+        b"\x93\x01\x02",  # truncated array
+        msgspec.msgpack.encode({"type": "nope", "req_id": 1}),
+        msgspec.msgpack.encode({"type": "cancel"}),  # missing field
+        msgspec.msgpack.encode({"type": "cancel", "req_id": "one"}),  # wrong type
+        msgspec.msgpack.encode([1, 2, 3]),
+        msgspec.msgpack.encode(m.Delta(req_id=1, text="x")),  # other direction
+    ],
+)
+def test_garbage_body_is_protocol_error(body: bytes) -> None:
+    codec: Codec[m.ServerMessage] = Codec(m.ServerMessage)
+    with pytest.raises(ProtocolError, match="invalid message"):
+        codec.decode(body)
+
+
+def test_garbage_keeps_the_msgspec_message() -> None:
+    codec: Codec[m.ServerMessage] = Codec(m.ServerMessage)
+    body = msgspec.msgpack.encode({"type": "cancel", "req_id": "one"})
+    with pytest.raises(ProtocolError, match=r"Expected `int`, got `str` - at `\$.req_id`"):
+        codec.decode(body)
+
+
+def test_oversize_header_raises_without_buffering() -> None:
+    decoder = FrameDecoder(max_frame=100)
+    with pytest.raises(FrameTooLarge):
+        decoder.feed(HEADER.pack(101) + b"x" * 50)
+    assert decoder.pending == 0
+    assert isinstance(decoder.error, FrameTooLarge)
+    # The stream cannot be resynchronised: the decoder stays broken.
+    with pytest.raises(FrameTooLarge):
+        decoder.feed(encode_frame(m.Cancel(req_id=1)))
+    assert decoder.pending == 0
+
+
+def test_oversize_header_split_across_feeds() -> None:
+    decoder = FrameDecoder()
+    header = HEADER.pack(2**32 - 1)
+    assert decoder.feed(header[:3]) == []
+    with pytest.raises(FrameTooLarge):
+        decoder.feed(header[3:])
+    assert decoder.pending == 0
+
+
+def test_oversize_after_good_frames_in_same_feed() -> None:
+    decoder = FrameDecoder(max_frame=100)
+    good = encode_frame(m.Cancel(req_id=1))
+    # Frames before the bad header are delivered; the next call raises.
+    bodies = decoder.feed(good + good + HEADER.pack(1000) + b"x" * 1000)
+    assert bodies == [good[HEADER.size :]] * 2
+    assert decoder.pending == 0
+    assert decoder.error is not None
+    with pytest.raises(FrameTooLarge):
+        decoder.feed(b"")
+
+
+def test_frame_of_exactly_max_size_passes() -> None:
+    msg = m.Delta(req_id=1, text="x" * 100)
+    size = len(encode_frame(msg)) - HEADER.size
+    frame = encode_frame(msg, max_frame=size)
+    (body,) = FrameDecoder(max_frame=size).feed(frame)
+    assert Codec(m.Delta).decode(body) == msg
+    with pytest.raises(FrameTooLarge):
+        encode_frame(msg, max_frame=size - 1)
+    with pytest.raises(FrameTooLarge):
+        FrameDecoder(max_frame=size - 1).feed(frame)
+
+
+def test_encode_oversize_message() -> None:
+    with pytest.raises(FrameTooLarge, match="Delta"):
+        encode_frame(m.Delta(req_id=1, text="x" * 200), max_frame=100)
+    big = m.Delta(req_id=1, text="x" * (DEFAULT_MAX_FRAME + 1))
+    with pytest.raises(FrameTooLarge):
+        encode_frame(big)
+    # The encoder is still good afterwards.
+    assert FrameDecoder().feed(encode_frame(m.Cancel(req_id=2)))
+
+
+def test_frame_too_large_is_a_protocol_error() -> None:
+    assert issubclass(FrameTooLarge, ProtocolError)
