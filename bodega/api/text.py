@@ -161,7 +161,10 @@ async def chat_completions() -> Response:
     async def events() -> AsyncIterator[bytes]:
         yield chunk(ChoiceDelta(role="assistant", content=""))
         rest = stream_events(
-            first, frames, on_delta=lambda text: chunk(ChoiceDelta(content=text)), on_finish=on_finish
+            first,
+            frames,
+            on_delta=lambda text: chunk(ChoiceDelta(content=text)),
+            on_finish=on_finish,
         )
         async with aclosing(rest):
             async for event in rest:
@@ -178,7 +181,9 @@ async def completions() -> Response:
     check_n(body)
     stop, sampling = stop_of(body), sampling_of(body)
     model = registry().resolve(body.model)
-    frames = generate(model, prompt=prompt, max_tokens=body.max_tokens, stop=stop, sampling=sampling)
+    frames = generate(
+        model, prompt=prompt, max_tokens=body.max_tokens, stop=stop, sampling=sampling
+    )
     first = await start(frames)
     completion_id, created, name = _new_id("cmpl"), int(time.time()), model.id
 

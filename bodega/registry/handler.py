@@ -116,7 +116,9 @@ class HandlerProcess:
             with trio.move_on_after(load_timeout) as scope:
                 ready = await self._connect_and_handshake(listener)
             if scope.cancelled_caught:
-                raise ModelLoadFailed(f"model {self.spec.id!r} did not load within {load_timeout:g} s")
+                raise ModelLoadFailed(
+                    f"model {self.spec.id!r} did not load within {load_timeout:g} s"
+                )
         except BaseException:
             self.status = "failed"
             await self._kill()
@@ -148,7 +150,9 @@ class HandlerProcess:
             nursery.start_soon(watch_exit)
         assert self._channel is not None
         try:
-            await self._channel.send(Hello(protocol_version=PROTOCOL_VERSION, server_pid=os.getpid()))
+            await self._channel.send(
+                Hello(protocol_version=PROTOCOL_VERSION, server_pid=os.getpid())
+            )
             first = await self._channel.receive()
         except (trio.EndOfChannel, trio.BrokenResourceError, ProtocolError) as exc:
             code = await process.wait()
@@ -277,7 +281,9 @@ class HandlerProcess:
             raise HandlerFailed(f"model {self.spec.id!r} is not answering") from exc
 
     @asynccontextmanager
-    async def generate(self, **fields: Any) -> AsyncIterator[trio.MemoryReceiveChannel[HandlerMessage]]:
+    async def generate(
+        self, **fields: Any
+    ) -> AsyncIterator[trio.MemoryReceiveChannel[HandlerMessage]]:
         """Start a ``Generate`` and yield the stream of its frames.
 
         The stream ends with ``Finished`` or ``Failed``. Leaving the block

@@ -105,7 +105,9 @@ class Registry:
     @staticmethod
     def _validate_paths(spec: ModelSpec) -> None:
         if not Path(spec.model_path).exists():
-            raise InvalidRequest(f"model_path {spec.model_path!r} does not exist", param="model_path")
+            raise InvalidRequest(
+                f"model_path {spec.model_path!r} does not exist", param="model_path"
+            )
         template = spec.chat_template_file
         if template is not None and not Path(template).is_file():
             raise InvalidRequest(
@@ -127,7 +129,9 @@ class Registry:
         try:
             return self._models[model_id]
         except KeyError:
-            raise ModelNotFound(f"The model {model_id!r} is not loaded.", param="model_id") from None
+            raise ModelNotFound(
+                f"The model {model_id!r} is not loaded.", param="model_id"
+            ) from None
 
     def resolve(self, name: str, *, param: str = "model") -> Model:
         """The running model a request names; ``current`` = latest language model."""

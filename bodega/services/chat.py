@@ -30,9 +30,7 @@ def chat_messages(request: ChatCompletionRequest) -> list[ChatMessage]:
     messages = []
     for i, message in enumerate(request.messages):
         if message.tool_calls is not None or message.role == "tool":
-            raise InvalidRequest(
-                "tool messages are not supported yet", param=f"messages[{i}].role"
-            )
+            raise InvalidRequest("tool messages are not supported yet", param=f"messages[{i}].role")
         content = message.content
         if isinstance(content, list):
             texts = []

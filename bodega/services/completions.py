@@ -21,6 +21,8 @@ def prompt_of(request: CompletionRequest) -> str:
     prompt = request.prompt
     if isinstance(prompt, list):
         if len(prompt) != 1:
-            raise InvalidRequest("prompt must be one string (batches are not supported yet)", param="prompt")
+            raise InvalidRequest(
+                "prompt must be one string (batches are not supported yet)", param="prompt"
+            )
         prompt = prompt[0]
     return prompt

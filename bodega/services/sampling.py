@@ -37,4 +37,6 @@ def stop_of(request: SamplingFields) -> list[str]:
 def check_n(request: SamplingFields) -> None:
     """Only one choice per request until n > 1 is supported."""
     if request.n != 1:
-        raise InvalidRequest("n must be 1: several choices per request are not supported yet", param="n")
+        raise InvalidRequest(
+            "n must be 1: several choices per request are not supported yet", param="n"
+        )

@@ -1,0 +1,104 @@
+"""Bad input gets a clear 4xx with an OpenAI error body naming the field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.helpers import Server, chat_body
+
+
+def error_of(r: Any, status: int) -> dict[str, Any]:
+    assert r.status_code == status, r.text
+    error = r.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["message"]
+    return error
+
+
+def test_malformed_json(server: Server) -> None:
+    r = server.client.post(
+        "/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert error_of(r, 400)["type"] == "invalid_request_error"
+
+
+def test_empty_body(server: Server) -> None:
+    error_of(server.client.post("/v1/chat/completions"), 400)
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"messages": [{"role": "user", "content": "x"}]}, "model"),
+        ({"model": "current"}, "messages"),
+        ({"model": "current", "messages": []}, "messages"),
+        ({"model": 5, "messages": [{"role": "user", "content": "x"}]}, "model"),
+        (chat_body("x", max_tokens="many"), "max_tokens"),
+        (chat_body("x", max_tokens=0), "max_tokens"),
+        (chat_body("x", temperature=7), "temperature"),
+        (chat_body("x", top_p=1.5), "top_p"),
+        (chat_body("x", stream="yes"), "stream"),
+        (chat_body("x", n=2), "n"),
+        (chat_body("x", tools=[{"type": "function", "function": {"name": "f"}}]), "tools"),
+        (chat_body("x", response_format={"type": "json_object"}), "response_format"),
+        (chat_body("x", stop=[""]), "stop"),
+        (
+            {"model": "current", "messages": [{"role": "wizard", "content": "x"}]},
+            "messages[0].role",
+        ),
+        ({"model": "current", "messages": [{"content": "x"}]}, "messages[0].role"),
+        (
+            {
+                "model": "current",
+                "messages": [
+                    {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}
+                ],
+            },
+            "messages[0].content[0].type",
+        ),
+    ],
+)
+def test_bad_chat_fields_name_the_field(server: Server, body: dict[str, Any], param: str) -> None:
+    error = error_of(server.client.post("/v1/chat/completions", json=body), 400)
+    assert error["param"] == param
+    assert error["type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"model": "current"}, "prompt"),
+        ({"model": "current", "prompt": 3}, "prompt"),
+        ({"model": "current", "prompt": ["a", "b"]}, "prompt"),
+        ({"model": "current", "prompt": "a", "echo": True}, "echo"),
+        ({"model": "current", "prompt": "a", "n": 3}, "n"),
+    ],
+)
+def test_bad_completion_fields_name_the_field(
+    server: Server, body: dict[str, Any], param: str
+) -> None:
+    error = error_of(server.client.post("/v1/completions", json=body), 400)
+    assert error["param"] == param
+
+
+def test_unknown_model_is_404(server: Server) -> None:
+    r = server.client.post("/v1/chat/completions", json={**chat_body("x"), "model": "nope"})
+    error = error_of(r, 404)
+    assert error["code"] == "model_not_found"
+    assert error["param"] == "model"
+
+
+def test_unknown_route_and_method(server: Server) -> None:
+    assert error_of(server.client.get("/v1/nothing-here"), 404)["code"] == "not_found"
+    assert error_of(server.client.get("/v1/chat/completions"), 405)["code"] == "method_not_allowed"
+
+
+def test_huge_body_is_413(server: Server) -> None:
+    r = server.client.post(
+        "/v1/chat/completions",
+        content=b"x" * (33 * 1024 * 1024),
+        headers={"content-type": "application/json"},
+    )
+    error_of(r, 413)
