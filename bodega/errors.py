@@ -83,6 +83,10 @@ class PayloadTooLarge(BodegaError):
     type = "invalid_request_error"
     code = "payload_too_large"
 
+    def headers(self) -> dict[str, str]:
+        """The unread rest of the body makes the connection unusable."""
+        return {"Connection": "close"}
+
 
 class UnsupportedMediaType(BodegaError):
     """The body is not of a type the endpoint takes."""
@@ -158,11 +162,12 @@ def from_validation_error(exc: msgspec.ValidationError | msgspec.DecodeError) ->
     param = match.group(1) if match else None
     if isinstance(exc, msgspec.ValidationError):
         message = text.replace("`$.", "`") if param else text
-        missing = re.match(r"Object missing required field `(\w+)`", text)
-        if missing:
+        named = re.match(r"Object (missing required|contains unknown) field `(\w+)`", text)
+        if named:
             prefix = f"{param}." if param else ""
-            param = prefix + missing.group(1)
-            message = f"Missing required field `{param}`"
+            param = prefix + named.group(2)
+            what = "Missing required" if named.group(1).startswith("missing") else "Unknown"
+            message = f"{what} field `{param}`"
         return InvalidRequest(f"Invalid request: {message}", param=param)
     return InvalidRequest(f"Request body is not valid JSON: {text}", code="invalid_json")
 

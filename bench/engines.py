@@ -1,0 +1,121 @@
+"""The llama.cpp engine driven in-process, exactly as ``handlers/lm_llamacpp.py`` drives it.
+
+``engine_params`` mirrors the ``CommonParams`` the handler builds and
+``engine_body`` the request body it hands to ``handle_chat_completions`` for an
+HTTP chat request, so the only difference from the server side is the server.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .timing import Stream
+
+
+def engine_params(model_path: str, context_length: int, parallel: int) -> Any:
+    """``xllamacpp.CommonParams`` as ``LlamaCppEngine.__init__`` sets them."""
+    import xllamacpp
+
+    params = xllamacpp.CommonParams()
+    params.model.path = model_path
+    params.n_ctx = context_length * parallel
+    params.n_parallel = parallel
+    params.cont_batching = True
+    params.use_jinja = True
+    params.cache_prompt = True
+    params.warmup = False
+    params.cpuparams.n_threads = max(1, os.cpu_count() or 1)
+    params.cpuparams_batch.n_threads = params.cpuparams.n_threads
+    return params
+
+
+def engine_body(prompt: str, max_tokens: int) -> dict[str, Any]:
+    """The body ``LlamaCppEngine.generate`` builds for a streamed chat request.
+
+    The HTTP request carries ``temperature: 0`` and ``max_tokens``; every other
+    sampling field is unset and so left out, as the handler leaves it out.
+    """
+    return {
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "cache_prompt": True,
+        "temperature": 0.0,
+        "max_tokens": max_tokens,
+        "messages": [{"role": "user", "content": prompt}],
+    }
+
+
+@contextmanager
+def native_stderr_to(path: Path) -> Iterator[None]:
+    """Send file descriptor 2 (llama.cpp's log) to ``path``; Python's stderr stays put.
+
+    The server's handlers log to a file as well, so both sides pay the same
+    logging cost and the terminal stays readable.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    python_stderr = sys.stderr
+    log_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        sys.stderr = open(os.dup(saved), "w", buffering=1)
+        os.dup2(log_fd, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        sys.stderr.close()
+        sys.stderr = python_stderr
+        os.close(saved)
+        os.close(log_fd)
+
+
+class InProcessEngine:
+    """An ``xllamacpp.Server`` in this process; ``stream`` times one chat request."""
+
+    def __init__(self, model_path: str, context_length: int, parallel: int) -> None:
+        import xllamacpp
+
+        self.parallel = parallel
+        self._server = xllamacpp.Server(engine_params(model_path, context_length, parallel))
+
+    def stream(self, prompt: str, max_tokens: int) -> Stream:
+        """Run one streamed chat completion; blocks the calling thread."""
+        body = engine_body(prompt, max_tokens)
+        result = Stream()
+
+        def on_chunk(chunk: dict[str, Any]) -> bool:
+            now = time.perf_counter()
+            if "error" in chunk:
+                result.error = str(chunk["error"])
+                return True
+            usage = chunk.get("usage")
+            if usage:
+                result.completion_tokens = int(usage.get("completion_tokens", 0))
+                details = usage.get("prompt_tokens_details") or {}
+                result.cached_tokens = int(details.get("cached_tokens", 0))
+            timings = chunk.get("timings")
+            if timings and timings.get("predicted_per_second"):
+                result.engine_tps = float(timings["predicted_per_second"])
+            for choice in chunk.get("choices") or ():
+                if choice.get("finish_reason"):
+                    result.finish_reason = str(choice["finish_reason"])
+                content = (choice.get("delta") or {}).get("content")
+                if content:
+                    result.content_event(now)
+            return False
+
+        result.t_send = time.perf_counter()
+        reply = self._server.handle_chat_completions(body, on_chunk)
+        result.t_done = time.perf_counter()
+        if isinstance(reply, dict) and "error" in reply:
+            result.error = str(reply["error"])
+        return result
+
+    def close(self) -> None:
+        """Stop llama.cpp's loop and free the model."""
+        del self._server
