@@ -109,3 +109,32 @@ def chat_body(content: str, **extra: Any) -> dict[str, Any]:
         "messages": [SYSTEM, {"role": "user", "content": content}],
         **extra,
     }
+
+
+def long_completion(model: str, **extra: Any) -> dict[str, Any]:
+    """A streaming completion that keeps generating for many seconds."""
+    return {
+        "model": model,
+        "prompt": "Count: 1, 2, 3,",
+        "max_tokens": 3000,
+        "temperature": 0,
+        "stream": True,
+        **extra,
+    }
+
+
+def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.02) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def queue_stats(server: Server, model_id: str) -> dict[str, Any]:
+    """``/v1/queue/stats`` of one model."""
+    stats: dict[str, Any] = server.client.get("/v1/queue/stats").json()
+    return stats["queue_stats"]["models"][model_id]  # type: ignore[no-any-return]

@@ -21,7 +21,13 @@ def test_loaded_models_shape(server: Server) -> None:
     assert isinstance(model["created_at"], int)
     assert isinstance(model["pid"], int) and model["pid"] > 0
     memory = model["memory"]
-    assert set(memory) == {"metal_active_mb", "metal_cache_mb", "metal_peak_mb", "rss_mb", "total_mb"}
+    assert set(memory) == {
+        "metal_active_mb",
+        "metal_cache_mb",
+        "metal_peak_mb",
+        "rss_mb",
+        "total_mb",
+    }
     assert memory["rss_mb"] > 10
     assert memory["total_mb"] >= memory["rss_mb"]
 
@@ -34,7 +40,11 @@ def test_load_chat_unload(server: Server) -> None:
     assert info["status"] == "running" and info["pid"] != server.model_info("smollm2-135m")["pid"]
     chat = server.client.post(
         "/v1/chat/completions",
-        json={"model": "extra-lm", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2},
+        json={
+            "model": "extra-lm",
+            "messages": [{"role": "user", "content": "Hi"}],
+            "max_tokens": 2,
+        },
     )
     assert chat.status_code == 200 and chat.json()["model"] == "extra-lm"
     # the most recently loaded language model is "current"

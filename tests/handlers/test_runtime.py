@@ -150,8 +150,10 @@ class Harness:
         self.engine = engine
         ours, theirs = socket.socketpair()
         ours.settimeout(TIMEOUT)
-        self.client: BlockingChannel[HandlerMessage] = BlockingChannel(ours, HandlerMessage)  # type: ignore[arg-type]
-        self.handler_channel: BlockingChannel[ServerMessage] = BlockingChannel(theirs, ServerMessage)  # type: ignore[arg-type]
+        self.client: BlockingChannel[HandlerMessage] = BlockingChannel(ours, HandlerMessage)
+        self.handler_channel: BlockingChannel[ServerMessage] = BlockingChannel(
+            theirs, ServerMessage
+        )
         self.runtime = Runtime(self.handler_channel, engine)
         self.serve_error: BaseException | None = None
         self.thread = threading.Thread(target=self._serve, name="runtime-serve", daemon=True)
@@ -419,11 +421,11 @@ def test_stats(make_harness: Callable[..., Harness]) -> None:
     h.send(gen(3, prompt="boom"))  # failed requests count nothing
     h.finish(3)
     h.send(GetStats(req_id=77))
-    stats = h.receive()
-    assert isinstance(stats, Stats)
-    assert stats.req_id == 77
-    assert stats.tokens_generated == 8
-    assert stats.rss_bytes > 0
+    answer = h.receive()
+    assert isinstance(answer, Stats)
+    assert answer.req_id == 77
+    assert answer.tokens_generated == 8
+    assert answer.rss_bytes > 0
 
 
 def test_stats_answered_while_engine_busy(make_harness: Callable[..., Harness]) -> None:
