@@ -87,7 +87,7 @@ async def serve(settings: Settings) -> int:
             config.accesslog = None
             app = create_app(settings, registry)
             log.info("serving on http://%s:%d", settings.server.host, settings.server.port)
-            await hypercorn_serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+            await hypercorn_serve(app, config, shutdown_trigger=stop.wait)
             return 0
         except BodegaError as exc:
             log.error("cannot start: %s", exc.message)

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(args.socket)
-    channel: BlockingChannel[ServerMessage] = BlockingChannel(sock, ServerMessage)  # type: ignore[arg-type]
+    channel: BlockingChannel[ServerMessage] = BlockingChannel(sock, ServerMessage)
 
     hello = channel.receive()
     if not isinstance(hello, Hello) or hello.protocol_version != PROTOCOL_VERSION:

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ipc.messages import Finished, Generate, LoadSpec, Usage
+from ipc.messages import Finished, FinishReason, Generate, LoadSpec, Usage
 
 from .engine import ContextLengthExceeded, Emit, EngineError, LoadError, ShouldStop
 from .gguf import GGUFError, read_metadata, trained_context_length
@@ -126,6 +126,7 @@ class LlamaCppEngine:
 
         usage = state["usage"] or {}
         completion_tokens = usage.get("completion_tokens", state["tokens"])
+        reason: FinishReason
         if should_stop() and state["reason"] is None:
             reason = "cancelled"
         else:

@@ -6,7 +6,7 @@ fields get defaults; any other change bumps ``PROTOCOL_VERSION``.
 
 from __future__ import annotations
 
-from typing import Literal, Union
+from typing import Literal
 
 import msgspec
 
@@ -87,7 +87,7 @@ class Shutdown(msgspec.Struct, tag="shutdown"):
     """Finish nothing more, release the engine and exit."""
 
 
-ServerMessage = Union[Hello, Generate, Cancel, GetStats, Shutdown]
+ServerMessage = Hello | Generate | Cancel | GetStats | Shutdown
 
 
 # --- handler -> server ----------------------------------------------------
@@ -149,7 +149,7 @@ class Stats(msgspec.Struct, tag="stats"):
     engine_memory: dict[str, float] = {}
 
 
-HandlerMessage = Union[Ready, Delta, Finished, Failed, Stats]
+HandlerMessage = Ready | Delta | Finished | Failed | Stats
 
 
 # --- the handler's command line -----------------------------------------
@@ -167,4 +167,3 @@ class LoadSpec(msgspec.Struct, omit_defaults=True):
     prompt_cache_size: int = 0
     chat_template_file: str | None = None
     n_threads: int | None = None
-

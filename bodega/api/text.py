@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 
 from quart import Blueprint, Response
@@ -86,7 +86,7 @@ async def stream_events(
     *,
     on_delta: Callable[[str], bytes],
     on_finish: Callable[[Finished], list[bytes]],
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """SSE events for a stream, an error event if it breaks, then ``[DONE]``."""
     async with aclosing(frames):
         frame = first
@@ -158,7 +158,7 @@ async def chat_completions() -> Response:
             events.append(sse.event(last))
         return events
 
-    async def events() -> AsyncIterator[bytes]:
+    async def events() -> AsyncGenerator[bytes, None]:
         yield chunk(ChoiceDelta(role="assistant", content=""))
         rest = stream_events(
             first,

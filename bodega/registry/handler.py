@@ -138,7 +138,7 @@ class HandlerProcess:
 
         async def accept() -> None:
             conn, _ = await listener.accept()
-            self._channel = TrioChannel(trio.SocketStream(conn), HandlerMessage)  # type: ignore[arg-type]
+            self._channel = TrioChannel(trio.SocketStream(conn), HandlerMessage)
             nursery.cancel_scope.cancel()
 
         async def watch_exit() -> None:

@@ -401,6 +401,19 @@ def test_prompt_over_context_length_fails(small_lm: Handler) -> None:
     assert isinstance(end, Finished) and end.usage.completion_tokens == 2
 
 
+def test_generation_stops_at_context_length(small_lm: Handler) -> None:
+    """A prompt that fits, with more tokens asked for than the context has left."""
+    request = Generate(
+        req_id=small_lm.next_id(), prompt="word " * 200, max_tokens=200, sampling=GREEDY
+    )
+    deltas, end = small_lm.run(request)
+    assert isinstance(end, Finished), end
+    assert end.reason == "length"
+    assert 0 < end.usage.completion_tokens < 200
+    assert end.usage.prompt_tokens + end.usage.completion_tokens <= 256
+    assert sum(d.n_tokens for d in deltas) <= end.usage.completion_tokens
+
+
 # --- handshake and load failures -------------------------------------------------
 
 
