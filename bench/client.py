@@ -45,8 +45,14 @@ class HttpChat:
         for client in self._clients:
             client.get("/health").raise_for_status()
 
-    def stream(self, prompt: str, max_tokens: int, worker: int = 0) -> Stream:
-        """Send one streamed chat request and time its SSE events."""
+    def stream(
+        self, prompt: str, max_tokens: int, worker: int = 0, timeout: float = 60.0
+    ) -> Stream:
+        """Send one streamed chat request and time its SSE events.
+
+        Past ``timeout`` seconds the stream is closed (the server cancels the
+        request) and marked timed out.
+        """
         client = self._clients[worker]
         result = Stream()
         body = msgspec.json.encode(http_body(self.model, prompt, max_tokens))
@@ -62,6 +68,9 @@ class HttpChat:
                 if not line.startswith("data: "):
                     continue
                 now = time.perf_counter()
+                if now - result.t_send > timeout:
+                    result.error = f"timed out after {timeout:g} s"
+                    break
                 data = line[6:]
                 if data == "[DONE]":
                     break

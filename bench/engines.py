@@ -83,13 +83,19 @@ class InProcessEngine:
         self.parallel = parallel
         self._server = xllamacpp.Server(engine_params(model_path, context_length, parallel))
 
-    def stream(self, prompt: str, max_tokens: int) -> Stream:
-        """Run one streamed chat completion; blocks the calling thread."""
+    def stream(self, prompt: str, max_tokens: int, timeout: float = 60.0) -> Stream:
+        """Run one streamed chat completion; blocks the calling thread.
+
+        Past ``timeout`` seconds the request is stopped and marked timed out.
+        """
         body = engine_body(prompt, max_tokens)
         result = Stream()
 
         def on_chunk(chunk: dict[str, Any]) -> bool:
             now = time.perf_counter()
+            if now - result.t_send > timeout:
+                result.error = f"timed out after {timeout:g} s"
+                return True
             if "error" in chunk:
                 result.error = str(chunk["error"])
                 return True

@@ -74,14 +74,17 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         channel.send(Failed(req_id=0, kind="load_error", message=f"{type(exc).__name__}: {exc}"))
         return 1
-    channel.send(
-        Ready(
-            protocol_version=PROTOCOL_VERSION,
-            pid=os.getpid(),
-            context_length=engine.context_length,
-            engine=engine.name,
+    try:
+        channel.send(
+            Ready(
+                protocol_version=PROTOCOL_VERSION,
+                pid=os.getpid(),
+                context_length=engine.context_length,
+                engine=engine.name,
+            )
         )
-    )
+    except OSError:
+        return 1  # the server went away while we were loading
     Runtime(channel, engine).serve()
     channel.close()
     # Engine threads may sit in native code; leave without waiting for them.

@@ -23,6 +23,7 @@ _SCALARS = {
     12: "d",
 }
 _STRING, _ARRAY = 8, 9
+_MAX_STRING = 64 * 1024 * 1024  # chat templates are the longest strings, a few KiB
 
 
 class GGUFError(ValueError):
@@ -39,7 +40,12 @@ def _read(f: BinaryIO, fmt: str) -> Any:
 
 def _read_string(f: BinaryIO) -> str:
     n = _read(f, "Q")
-    return f.read(n).decode("utf-8", errors="replace")
+    if n > _MAX_STRING:
+        raise GGUFError(f"GGUF string of {n} bytes is implausible: corrupt header")
+    data = f.read(n)
+    if len(data) != n:
+        raise GGUFError("truncated GGUF header")
+    return data.decode("utf-8", errors="replace")
 
 
 def _read_value(f: BinaryIO, vtype: int, skip_arrays: bool) -> Any:

@@ -10,6 +10,7 @@ callback; returning True from the callback stops that request.
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,9 @@ class LlamaCppEngine:
         params.use_jinja = True
         params.cache_prompt = True
         params.warmup = False
+        # llama.cpp also opens its own HTTP port on localhost; lock it with a
+        # key nobody knows, so no local process can bypass our admission.
+        params.api_keys = [secrets.token_hex(32)]
         params.cpuparams.n_threads = spec.n_threads or max(1, os.cpu_count() or 1)
         params.cpuparams_batch.n_threads = params.cpuparams.n_threads
         if spec.chat_template_file:
@@ -97,7 +101,15 @@ class LlamaCppEngine:
         else:
             body["prompt"] = request.prompt or ""
 
-        state: dict[str, Any] = {"reason": None, "usage": None, "error": None, "tokens": 0}
+        # llama.cpp holds back text that may start a stop string and releases
+        # it later in one chunk: count the tokens of every chunk meanwhile.
+        state: dict[str, Any] = {
+            "reason": None,
+            "usage": None,
+            "error": None,
+            "tokens": 0,
+            "pending": 0,
+        }
 
         def on_chunk(chunk: dict[str, Any]) -> bool:
             if "error" in chunk:
@@ -111,8 +123,10 @@ class LlamaCppEngine:
                     state["reason"] = choice["finish_reason"]
                 elif text is not None:
                     state["tokens"] += 1
+                    state["pending"] += 1
                     if text:
-                        emit(text, 1)
+                        emit(text, state["pending"])
+                        state["pending"] = 0
             return should_stop()
 
         if chat:

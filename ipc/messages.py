@@ -84,7 +84,7 @@ class GetStats(msgspec.Struct, tag="get_stats"):
 
 
 class Shutdown(msgspec.Struct, tag="shutdown"):
-    """Finish nothing more, release the engine and exit."""
+    """Start nothing more and exit (the process exit frees the engine)."""
 
 
 ServerMessage = Hello | Generate | Cancel | GetStats | Shutdown

@@ -107,8 +107,12 @@ def test_model_flag(tmp_path: Path) -> None:
         stop_server(server)
 
 
-def test_sigterm_lets_streams_finish_and_cleans_up() -> None:
-    server = start_server()
+def test_sigterm_lets_streams_finish_and_cleans_up(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"server: {{graceful_timeout: 60}}\nmodels:\n  - {{model_id: smollm2-135m, model_path: '{embedded_lm_path()}'}}\n"
+    )
+    server = start_server("--config", str(config))
     pid = server.process.pid
     handler_pid = server.model_info("smollm2-135m")["pid"]
     runtime_dir = Path(f"/tmp/bodega-{pid}")
@@ -117,7 +121,7 @@ def test_sigterm_lets_streams_finish_and_cleans_up() -> None:
     done = threading.Event()
 
     def stream() -> None:
-        body = {**long_completion("smollm2-135m"), "max_tokens": 60}
+        body = {**long_completion("smollm2-135m"), "max_tokens": 30}
         with httpx.Client(base_url=server.url, timeout=60) as client:
             with client.stream("POST", "/v1/completions", json=body) as r:
                 for event in sse_events(r):
@@ -130,7 +134,7 @@ def test_sigterm_lets_streams_finish_and_cleans_up() -> None:
     thread.start()
     assert done.wait(30)
     server.process.send_signal(signal.SIGTERM)
-    thread.join(30)
+    thread.join(60)
     assert texts[-1] == "[DONE]"  # the running stream finished within the grace period
     assert server.process.wait(30) == 0
     assert not psutil.pid_exists(handler_pid) or psutil.Process(handler_pid).status() == "zombie"

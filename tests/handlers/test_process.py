@@ -178,7 +178,9 @@ def spawn(spec: str, hello: ServerMessage | None = None) -> Handler:
         listener.close()
     conn.settimeout(FRAME_TIMEOUT)
     handler = Handler(process, BlockingChannel(conn, HandlerMessage), tmpdir)
-    handler.send(hello or Hello(protocol_version=PROTOCOL_VERSION, server_pid=os.getpid()))
+    if hello is None:
+        hello = Hello(protocol_version=PROTOCOL_VERSION, server_pid=os.getpid())
+    handler.send(hello)
     return handler
 
 
@@ -288,6 +290,9 @@ def test_stop_sequence(lm: Handler) -> None:
     assert text.startswith(" 6, 7, 8")
     assert " 9" not in text
     assert end.usage.completion_tokens < 60
+    # text held back while it might start the stop string still counts its tokens
+    held_back = sum(d.n_tokens for d in stopped)
+    assert end.usage.completion_tokens - 1 <= held_back <= end.usage.completion_tokens
 
 
 def test_cancel_running_generation(lm: Handler) -> None:
@@ -344,12 +349,6 @@ def test_stats(lm: Handler) -> None:
     assert lm.stats().tokens_generated == stats.tokens_generated + 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: xllamacpp.Server opens llama.cpp's HTTP server on 127.0.0.1 (random port) "
-    "with no API key, so any local process can drive the model past bodega's limits",
-)
 def test_no_unauthenticated_http_listener(lm: Handler) -> None:
     ports = [
         c.laddr.port
@@ -404,12 +403,12 @@ def test_prompt_over_context_length_fails(small_lm: Handler) -> None:
 def test_generation_stops_at_context_length(small_lm: Handler) -> None:
     """A prompt that fits, with more tokens asked for than the context has left."""
     request = Generate(
-        req_id=small_lm.next_id(), prompt="word " * 200, max_tokens=200, sampling=GREEDY
+        req_id=small_lm.next_id(), prompt="word " * 230, max_tokens=100, sampling=GREEDY
     )
     deltas, end = small_lm.run(request)
     assert isinstance(end, Finished), end
     assert end.reason == "length"
-    assert 0 < end.usage.completion_tokens < 200
+    assert 0 < end.usage.completion_tokens < 100
     assert end.usage.prompt_tokens + end.usage.completion_tokens <= 256
     assert sum(d.n_tokens for d in deltas) <= end.usage.completion_tokens
 
