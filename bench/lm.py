@@ -1,8 +1,8 @@
 """Language models: Bodega's HTTP server versus llama.cpp driven in-process.
 
-Two measurements on the embedded SmolLM2-135M GGUF, each interleaved server /
-in-process (the order flips every repetition) so that a noisy machine slows
-both sides alike:
+Two measurements on the embedded SmolLM2-135M GGUF, each taken as pairs (one
+server sample and one in-process sample back to back, the order flipping every
+pair) so that a noisy machine slows both sides alike:
 
 1. One chat stream: time to first token and decode tokens/s, on the model as
    ``bodega launch`` serves it by default (one slot) and on an in-process
@@ -10,6 +10,11 @@ both sides alike:
 2. Aggregate tokens/s with 1, 4 and 8 concurrent streams, on a model loaded
    through the admin API with ``max_concurrency: 8`` and on an in-process
    server with ``n_parallel = 8``, one thread per stream.
+
+Noise: a pair counts as quiet when other processes used less than
+``QUIET_CORES`` of the machine during both of its samples; figures come from
+quiet pairs (from all pairs, flagged, when fewer than two were quiet), and
+pairs are retried within a time budget until enough are quiet.
 
 Prompt cache: every stream gets its own prompt (a counter and a topic at the
 start of the user message), and both sides get the same prompts in the same
@@ -26,17 +31,15 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
-
-import psutil
 
 from bodega.settings import EMBEDDED_LM_ID, embedded_lm_spec
 
 from .client import HttpChat
+from .cpu import CpuMeter, CpuUsage
 from .engines import InProcessEngine, native_stderr_to
 from .registry import Options, register
 from .report import Table, median, spread, verdict
@@ -50,6 +53,8 @@ PARALLEL_SLOTS = 8
 PARALLEL_CONTEXT = 2048
 DECODE_RATIO_TARGET = 0.95
 TTFT_TARGET_MS = 5.0
+QUIET_CORES = 0.25
+SAMPLE_TIMEOUT = 30.0
 TOPICS = (
     "a lighthouse keeper and a storm",
     "a robot learning to paint",
@@ -60,7 +65,6 @@ TOPICS = (
     "a river that flows uphill",
     "the last library on Earth",
 )
-T = TypeVar("T")
 _EVAL_LINE = re.compile(r"\|\s+eval time =\s+([\d.]+) ms /\s+(\d+) tokens")
 
 
@@ -73,22 +77,80 @@ def prompt(i: int) -> str:
     )
 
 
-def _own_cpu() -> float:
-    times = psutil.Process().cpu_times()
-    return times.user + times.system
+# --- pairs -----------------------------------------------------------------
 
 
 @dataclass
-class SingleSamples:
-    """Per-repetition figures of the single-stream benchmark."""
+class Sample:
+    """One side's streams in one pair, with the CPU used meanwhile."""
 
-    server: list[Stream] = field(default_factory=list)
-    local: list[Stream] = field(default_factory=list)
-    server_engine_tps: list[float] = field(default_factory=list)
-    http_cpu: list[float] = field(default_factory=list)
-    handler_cpu: list[float] = field(default_factory=list)
-    client_cpu: list[float] = field(default_factory=list)
-    local_cpu: list[float] = field(default_factory=list)
+    batch: Batch
+    cpu: CpuUsage
+    engine_tps: float | None = None
+
+    @property
+    def first(self) -> Stream:
+        """The (only) stream of a single-stream sample."""
+        return self.batch.streams[0]
+
+
+@dataclass
+class Pair:
+    """A server sample and an in-process sample taken back to back."""
+
+    server: Sample
+    local: Sample
+
+    @property
+    def foreign_cores(self) -> float:
+        """The larger foreign CPU load of the two samples."""
+        return max(self.server.cpu.foreign_cores, self.local.cpu.foreign_cores)
+
+    @property
+    def quiet(self) -> bool:
+        """Whether the machine was quiet during both samples."""
+        return self.foreign_cores < QUIET_CORES
+
+    def problems(self, max_tokens: int) -> list[str]:
+        """Why some stream of this pair is not a valid sample."""
+        streams = self.server.batch.streams + self.local.batch.streams
+        return [p for s in streams if (p := s.check(max_tokens)) is not None]
+
+
+def take_pair(
+    server_side: Callable[[], Sample], local_side: Callable[[], Sample], flip: bool
+) -> Pair:
+    """Run both sides back to back, in-process first when ``flip``."""
+    if flip:
+        local = local_side()
+        return Pair(server=server_side(), local=local)
+    server = server_side()
+    return Pair(server=server, local=local_side())
+
+
+def usable(pairs: Sequence[Pair], max_tokens: int) -> tuple[list[Pair], str]:
+    """The pairs figures come from, and a note saying which and why."""
+    valid = [p for p in pairs if not p.problems(max_tokens)]
+    quiet = [p for p in valid if p.quiet]
+    noisy = len(valid) - len(quiet)
+    invalid = len(pairs) - len(valid)
+    loads = ", ".join(f"{p.foreign_cores:.2f}" for p in pairs)
+    detail = f"other processes' CPU per pair, in cores: {loads or '-'}"
+    extra = f"; {invalid} invalid pair(s) dropped" if invalid else ""
+    if len(quiet) >= 2 or (quiet and len(valid) == len(quiet)):
+        return quiet, f"{len(quiet)} quiet pairs used, {noisy} noisy set aside{extra} ({detail})"
+    return valid, f"WARNING: too few quiet pairs, all {len(valid)} used{extra} ({detail})"
+
+
+def _want_more(quiet: int, taken: int, want: int, started: float, budget: float) -> bool:
+    if quiet >= want:
+        return False
+    if taken < 1:
+        return True
+    return time.perf_counter() - started < budget and taken < 3 * want
+
+
+# --- sides -----------------------------------------------------------------
 
 
 def _engine_tps_from_log(server: BodegaServer, offset: int) -> float | None:
@@ -102,80 +164,81 @@ def _engine_tps_from_log(server: BodegaServer, offset: int) -> float | None:
     return None
 
 
-def _server_single(server: BodegaServer, http: HttpChat, text: str, out: SingleSamples) -> None:
+def _server_sample(
+    meter: CpuMeter,
+    server: BodegaServer,
+    http: HttpChat,
+    prompts: list[str],
+    max_tokens: int,
+) -> Sample:
     offset = server.log_size()
-    http_before, handler_before = server.cpu_seconds()
-    client_before = _own_cpu()
-    stream = http.stream(text, MAX_TOKENS)
-    client_after = _own_cpu()
-    http_after, handler_after = server.cpu_seconds()
-    tokens = max(1, stream.completion_tokens)
-    out.server.append(stream)
-    out.http_cpu.append((http_after - http_before) * 1e3 / tokens)
-    out.handler_cpu.append((handler_after - handler_before) * 1e3 / tokens)
-    out.client_cpu.append((client_after - client_before) * 1e3 / tokens)
-    engine_tps = _engine_tps_from_log(server, offset)
-    if engine_tps is not None:
-        out.server_engine_tps.append(engine_tps)
+    calls = [partial(http.stream, p, max_tokens, i, SAMPLE_TIMEOUT) for i, p in enumerate(prompts)]
+    batch, cpu = meter.measure(partial(run_together, calls))
+    engine_tps = _engine_tps_from_log(server, offset) if len(prompts) == 1 else None
+    return Sample(batch=batch, cpu=cpu, engine_tps=engine_tps)
 
 
-def _local_single(engine: InProcessEngine, text: str, out: SingleSamples) -> None:
-    before = _own_cpu()
-    stream = engine.stream(text, MAX_TOKENS)
-    after = _own_cpu()
-    out.local.append(stream)
-    out.local_cpu.append((after - before) * 1e3 / max(1, stream.completion_tokens))
+def _local_sample(
+    meter: CpuMeter, engine: InProcessEngine, prompts: list[str], max_tokens: int
+) -> Sample:
+    calls = [partial(engine.stream, p, max_tokens, SAMPLE_TIMEOUT) for p in prompts]
+    batch, cpu = meter.measure(partial(run_together, calls))
+    return Sample(batch=batch, cpu=cpu, engine_tps=batch.streams[0].engine_tps)
 
 
-def _invalid(streams: list[Stream]) -> list[str]:
-    return [problem for s in streams if (problem := s.check(MAX_TOKENS)) is not None]
+# --- 1. single stream ------------------------------------------------------
+
+
+def _per_token_ms(seconds: Sequence[float], pairs: Sequence[Pair]) -> list[float]:
+    return [s * 1e3 / max(1, p.server.batch.tokens) for s, p in zip(seconds, pairs, strict=True)]
 
 
 def single_stream(options: Options, server: BodegaServer) -> Table:
     """TTFT and decode tokens/s of one stream, server versus in-process."""
     spec = embedded_lm_spec()
-    reps = options.reps(full=5, quick=3)
+    want = options.reps(full=5, quick=3)
+    budget = 25.0 if options.quick else 50.0
     assert spec.context_length is not None
     engine = InProcessEngine(spec.model_path, spec.context_length, spec.max_concurrency)
     http = HttpChat(server.base_url, spec.id)
-    samples = SingleSamples()
+    meter = CpuMeter(server)
+    pairs: list[Pair] = []
     try:
         http.warm()
-        warm = SingleSamples()
-        _server_single(server, http, prompt(0), warm)
-        _local_single(engine, prompt(0), warm)
-        for rep in range(1, reps + 1):
-            text = prompt(rep)
-            sides: list[Callable[[], None]] = [
-                partial(_server_single, server, http, text, samples),
-                partial(_local_single, engine, text, samples),
-            ]
-            for run in sides if rep % 2 else reversed(sides):
-                run()
+        _server_sample(meter, server, http, [prompt(0)], MAX_TOKENS)
+        _local_sample(meter, engine, [prompt(0)], MAX_TOKENS)
+        started = time.perf_counter()
+        while _want_more(sum(p.quiet for p in pairs), len(pairs), want, started, budget):
+            prompts = [prompt(len(pairs) + 1)]
+            pairs.append(
+                take_pair(
+                    partial(_server_sample, meter, server, http, prompts, MAX_TOKENS),
+                    partial(_local_sample, meter, engine, prompts, MAX_TOKENS),
+                    flip=len(pairs) % 2 == 1,
+                )
+            )
     finally:
         http.close()
         engine.close()
 
-    s_ttft = [s.ttft_ms for s in samples.server]
-    l_ttft = [s.ttft_ms for s in samples.local]
-    s_tps = [s.decode_tps for s in samples.server]
-    l_tps = [s.decode_tps for s in samples.local]
-    s_e2e = [(s.t_done - s.t_send) * 1e3 for s in samples.server]
-    l_e2e = [(s.t_done - s.t_send) * 1e3 for s in samples.local]
-    l_engine = [s.engine_tps for s in samples.local if s.engine_tps is not None]
-    ttft_diff = median(s_ttft) - median(l_ttft)
-    ratio = median(s_tps) / median(l_tps)
+    used, note = usable(pairs, MAX_TOKENS)
+    s_ttft = [p.server.first.ttft_ms for p in used]
+    l_ttft = [p.local.first.ttft_ms for p in used]
+    s_tps = [p.server.first.decode_tps for p in used]
+    l_tps = [p.local.first.decode_tps for p in used]
+    ttft_diff = median([p.server.first.ttft_ms - p.local.first.ttft_ms for p in used])
+    ratio = median([p.server.first.decode_tps / p.local.first.decode_tps for p in used])
 
     table = Table(
         title=(
-            f"LM single stream: {spec.id}, {MAX_TOKENS} tokens, temperature 0, "
-            f"{reps} reps after 1 warm-up per side, medians"
+            f"LM single stream: {spec.id} (1 slot, context {spec.context_length}), "
+            f"{MAX_TOKENS} tokens, temperature 0, medians of {len(used)} pairs"
         ),
         columns=[
             "metric",
             "server",
             "in-process",
-            "server vs in-proc",
+            "paired diff",
             "target",
             "",
             "server min-max",
@@ -202,112 +265,83 @@ def single_stream(options: Options, server: BodegaServer) -> Table:
         spread(s_tps),
         spread(l_tps),
     )
-    if samples.server_engine_tps and l_engine:
-        engine_ratio = median(samples.server_engine_tps) / median(l_engine)
+    engine_pairs = [p for p in used if p.server.engine_tps and p.local.engine_tps]
+    if engine_pairs:
+        s_eng = [p.server.engine_tps or 0.0 for p in engine_pairs]
+        l_eng = [p.local.engine_tps or 0.0 for p in engine_pairs]
         table.add(
             "llama.cpp's own eval tok/s",
-            f"{median(samples.server_engine_tps):.1f}",
-            f"{median(l_engine):.1f}",
-            f"x{engine_ratio:.3f}",
+            f"{median(s_eng):.1f}",
+            f"{median(l_eng):.1f}",
+            f"x{median([s / l for s, l in zip(s_eng, l_eng, strict=True)]):.3f}",
             "",
             "",
-            spread(samples.server_engine_tps),
-            spread(l_engine),
+            spread(s_eng),
+            spread(l_eng),
         )
+    s_total = [p.server.batch.wall * 1e3 for p in used]
+    l_total = [p.local.batch.wall * 1e3 for p in used]
     table.add(
         "request total (ms)",
-        f"{median(s_e2e):.0f}",
-        f"{median(l_e2e):.0f}",
-        f"{median(s_e2e) - median(l_e2e):+.0f} ms",
+        f"{median(s_total):.0f}",
+        f"{median(l_total):.0f}",
+        f"{median([s - loc for s, loc in zip(s_total, l_total, strict=True)]):+.0f} ms",
         "",
         "",
-        spread(s_e2e, "{:.0f}"),
-        spread(l_e2e, "{:.0f}"),
+        spread(s_total, "{:.0f}"),
+        spread(l_total, "{:.0f}"),
     )
-    server_cpu = [
-        h + w + c
-        for h, w, c in zip(samples.http_cpu, samples.handler_cpu, samples.client_cpu, strict=True)
-    ]
+    s_cpu = _per_token_ms(
+        [p.server.cpu.own + p.server.cpu.http + p.server.cpu.handlers for p in used], used
+    )
+    l_cpu = [p.local.cpu.own * 1e3 / max(1, p.local.batch.tokens) for p in used]
     table.add(
-        "CPU ms/token, all processes",
-        f"{median(server_cpu):.2f}",
-        f"{median(samples.local_cpu):.2f}",
-        f"{median(server_cpu) - median(samples.local_cpu):+.2f}",
+        "CPU ms/token, all our processes",
+        f"{median(s_cpu):.2f}",
+        f"{median(l_cpu):.2f}",
+        f"{median([s - loc for s, loc in zip(s_cpu, l_cpu, strict=True)]):+.2f}",
         "",
         "",
-        spread(server_cpu, "{:.2f}"),
-        spread(samples.local_cpu, "{:.2f}"),
+        spread(s_cpu, "{:.2f}"),
+        spread(l_cpu, "{:.2f}"),
     )
-    table.add(
-        "  of which HTTP process",
-        f"{median(samples.http_cpu):.2f}",
-        "",
-        "",
-        "",
-        "",
-        spread(samples.http_cpu, "{:.2f}"),
-        "",
+    for label, seconds in (
+        ("  server: HTTP process", [p.server.cpu.http for p in used]),
+        ("  server: handler process", [p.server.cpu.handlers for p in used]),
+        ("  server: bench client", [p.server.cpu.own for p in used]),
+    ):
+        per_token = _per_token_ms(seconds, used)
+        table.add(label, f"{median(per_token):.2f}", "", "", "", "", spread(per_token, "{:.2f}"))
+    cached = sorted(
+        {s.cached_tokens for p in used for s in p.server.batch.streams + p.local.batch.streams}
     )
-    table.add(
-        "  of which handler process",
-        f"{median(samples.handler_cpu):.2f}",
-        "",
-        "",
-        "",
-        "",
-        spread(samples.handler_cpu, "{:.2f}"),
-        "",
-    )
-    table.add(
-        "  of which bench client",
-        f"{median(samples.client_cpu):.2f}",
-        "",
-        "",
-        "",
-        "",
-        spread(samples.client_cpu, "{:.2f}"),
-        "",
-    )
-    cached = sorted({s.cached_tokens for s in samples.server + samples.local})
+    problems = [problem for p in pairs for problem in p.problems(MAX_TOKENS)]
     table.notes += [
         "TTFT: request sent -> first non-empty content delta. decode tok/s: "
         "(completion_tokens - 1) / (last delta - first delta).",
-        "Prompts: a different prompt per repetition, the same sequence on both sides "
-        f"(prompt-cache hits per request: {', '.join(map(str, cached))} tokens, both sides).",
-        "llama.cpp's own eval tok/s: from its timings (in-process) and the handler's log "
-        "(server): the engine's speed, before delivery.",
-        "CPU ms/token: user+system CPU over the request / completion tokens; "
-        "the server side sums the HTTP process, its handlers and this client.",
-    ]
-    problems = _invalid(samples.server + samples.local)
-    table.notes.append(
+        "paired diff: median over pairs of server - in-process (TTFT, totals) "
+        "or server / in-process (tok/s).",
+        "Prompts: a different prompt per pair, the same on both sides (prompt-cache hits: "
+        f"{', '.join(map(str, cached))} tokens, the chat template's system prefix).",
+        "llama.cpp's own eval tok/s: its timings (in-process) and the handler's log (server).",
+        "CPU ms/token: user+system CPU over the request / completion tokens; the server side "
+        "sums the HTTP process, its handler and this client.",
+        f"Pairs: {note}.",
         f"Every sample produced exactly {MAX_TOKENS} tokens (finish_reason=length)."
         if not problems
-        else f"WARNING, invalid samples: {'; '.join(problems)}"
-    )
+        else f"WARNING, invalid samples: {'; '.join(problems[:5])}",
+    ]
     return table
 
 
-def _concurrent_server(http: HttpChat, prompts: list[str], max_tokens: int) -> Batch:
-    calls = [partial(http.stream, p, max_tokens, i) for i, p in enumerate(prompts)]
-    return run_together(calls)
-
-
-def _concurrent_local(engine: InProcessEngine, prompts: list[str], max_tokens: int) -> Batch:
-    calls = [partial(engine.stream, p, max_tokens) for p in prompts]
-    return run_together(calls)
-
-
-def _record(
-    into: list[Batch], run: Callable[[T, list[str], int], Batch], side: T, prompts: list[str]
-) -> None:
-    into.append(run(side, prompts, MAX_TOKENS))
+# --- 2. concurrent streams -------------------------------------------------
 
 
 def concurrency(options: Options, server: BodegaServer) -> Table:
     """Aggregate tokens/s at 1, 4 and 8 streams, server versus in-process."""
     spec = embedded_lm_spec()
-    reps = options.reps(full=3, quick=2)
+    want = options.reps(full=3, quick=2)
+    budget = 45.0 if options.quick else 90.0
     server.load_model(
         {
             "model_path": spec.model_path,
@@ -318,25 +352,34 @@ def concurrency(options: Options, server: BodegaServer) -> Table:
     )
     engine = InProcessEngine(spec.model_path, PARALLEL_CONTEXT, PARALLEL_SLOTS)
     http = HttpChat(server.base_url, PARALLEL_MODEL_ID, workers=PARALLEL_SLOTS)
-    server_batches: dict[int, list[Batch]] = {n: [] for n in CONCURRENCY}
-    local_batches: dict[int, list[Batch]] = {n: [] for n in CONCURRENCY}
+    meter = CpuMeter(server)
+    pairs: dict[int, list[Pair]] = {n: [] for n in CONCURRENCY}
     counter = 1000
+    flip = False
     try:
         http.warm()
         warm_prompts = [prompt(900 + i) for i in range(PARALLEL_SLOTS)]
-        _concurrent_server(http, warm_prompts, 16)
-        _concurrent_local(engine, warm_prompts, 16)
-        flip = False
-        for _ in range(reps):
-            for n in CONCURRENCY:
+        _server_sample(meter, server, http, warm_prompts, 16)
+        _local_sample(meter, engine, warm_prompts, 16)
+        started = time.perf_counter()
+        while True:
+            levels = [
+                n
+                for n in CONCURRENCY
+                if _want_more(sum(p.quiet for p in pairs[n]), len(pairs[n]), want, started, budget)
+            ]
+            if not levels:
+                break
+            for n in levels:
                 prompts = [prompt(counter + i) for i in range(n)]
                 counter += n
-                sides: list[Callable[[], None]] = [
-                    partial(_record, server_batches[n], _concurrent_server, http, prompts),
-                    partial(_record, local_batches[n], _concurrent_local, engine, prompts),
-                ]
-                for run in reversed(sides) if flip else sides:
-                    run()
+                pairs[n].append(
+                    take_pair(
+                        partial(_server_sample, meter, server, http, prompts, MAX_TOKENS),
+                        partial(_local_sample, meter, engine, prompts, MAX_TOKENS),
+                        flip=flip,
+                    )
+                )
                 flip = not flip
     finally:
         http.close()
@@ -346,14 +389,14 @@ def concurrency(options: Options, server: BodegaServer) -> Table:
     table = Table(
         title=(
             f"LM concurrent streams: {spec.id} with {PARALLEL_SLOTS} slots "
-            f"(context {PARALLEL_CONTEXT} each), {MAX_TOKENS} tokens per stream, "
-            f"{reps} reps, medians"
+            f"(context {PARALLEL_CONTEXT} each), {MAX_TOKENS} tokens per stream, medians"
         ),
         columns=[
             "streams",
+            "pairs",
             "server tok/s",
             "in-proc tok/s",
-            "ratio",
+            "paired ratio",
             "target",
             "",
             "server TTFT ms",
@@ -362,33 +405,35 @@ def concurrency(options: Options, server: BodegaServer) -> Table:
             "in-proc min-max",
         ],
     )
+    notes: list[str] = []
     problems: list[str] = []
     for n in CONCURRENCY:
-        s_tps = [b.aggregate_tps for b in server_batches[n]]
-        l_tps = [b.aggregate_tps for b in local_batches[n]]
-        s_ttft = [s.ttft_ms for b in server_batches[n] for s in b.streams]
-        l_ttft = [s.ttft_ms for b in local_batches[n] for s in b.streams]
-        ratio = median(s_tps) / median(l_tps)
+        used, note = usable(pairs[n], MAX_TOKENS)
+        notes.append(f"{n} stream(s): {note}.")
+        problems += [problem for p in pairs[n] for problem in p.problems(MAX_TOKENS)]
+        s_tps = [p.server.batch.aggregate_tps for p in used]
+        l_tps = [p.local.batch.aggregate_tps for p in used]
+        ratio = median([s / loc for s, loc in zip(s_tps, l_tps, strict=True)])
         table.add(
             n,
+            len(used),
             f"{median(s_tps):.1f}",
             f"{median(l_tps):.1f}",
             f"x{ratio:.3f}",
             f">= x{DECODE_RATIO_TARGET:g}",
             verdict(ratio >= DECODE_RATIO_TARGET),
-            f"{median(s_ttft):.0f}",
-            f"{median(l_ttft):.0f}",
+            f"{median([s.ttft_ms for p in used for s in p.server.batch.streams]):.0f}",
+            f"{median([s.ttft_ms for p in used for s in p.local.batch.streams]):.0f}",
             spread(s_tps),
             spread(l_tps),
         )
-        for batches in (server_batches[n], local_batches[n]):
-            problems += _invalid([s for b in batches for s in b.streams])
     table.notes += [
         "Aggregate tok/s: completion tokens of all streams / (last stream end - first send); "
         "TTFT: median over every stream.",
         f"Server: the model loaded through POST /v1/admin/load-model (max_concurrency "
         f"{PARALLEL_SLOTS}); in-process: n_parallel={PARALLEL_SLOTS}, one thread per stream.",
-        f"The target is the single-stream decode target, x{DECODE_RATIO_TARGET:g}.",
+        f"Target: the single-stream decode target, x{DECODE_RATIO_TARGET:g}.",
+        *notes,
         f"Every stream produced exactly {MAX_TOKENS} tokens (finish_reason=length)."
         if not problems
         else f"WARNING, invalid streams: {'; '.join(problems[:5])}"
