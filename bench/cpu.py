@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TypeVar
 
 import psutil
@@ -68,3 +69,18 @@ class CpuMeter:
         own, http, handlers = own1 - own0, http1 - http0, handlers1 - handlers0
         foreign = max(0.0, (busy1 - busy0) - own - http - handlers)
         return result, CpuUsage(t1 - t0, own, http, handlers, foreign)
+
+
+def wait_for_quiet(meter: CpuMeter, quiet_cores: float, max_wait: float) -> float:
+    """Wait until other processes use less than ``quiet_cores``; returns the seconds waited.
+
+    Gives up after ``max_wait`` seconds: a busy machine makes noisy samples,
+    but waiting for it costs less than a sample that crawls to its timeout.
+    """
+    started = time.perf_counter()
+    while True:
+        _, usage = meter.measure(partial(time.sleep, 0.3))
+        waited = time.perf_counter() - started
+        if usage.foreign_cores < quiet_cores or waited >= max_wait:
+            return waited
+        time.sleep(0.7)

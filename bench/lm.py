@@ -39,7 +39,7 @@ from pathlib import Path
 from bodega.settings import EMBEDDED_LM_ID, embedded_lm_spec
 
 from .client import HttpChat
-from .cpu import CpuMeter, CpuUsage
+from .cpu import CpuMeter, CpuUsage, wait_for_quiet
 from .engines import InProcessEngine, native_stderr_to
 from .registry import Options, register
 from .report import Table, median, spread, verdict
@@ -54,7 +54,7 @@ PARALLEL_CONTEXT = 2048
 DECODE_RATIO_TARGET = 0.95
 TTFT_TARGET_MS = 5.0
 QUIET_CORES = 0.25
-SAMPLE_TIMEOUT = 30.0
+GATE_WAIT = 10.0
 TOPICS = (
     "a lighthouse keeper and a storm",
     "a robot learning to paint",
@@ -135,19 +135,47 @@ def usable(pairs: Sequence[Pair], max_tokens: int) -> tuple[list[Pair], str]:
     noisy = len(valid) - len(quiet)
     invalid = len(pairs) - len(valid)
     loads = ", ".join(f"{p.foreign_cores:.2f}" for p in pairs)
-    detail = f"other processes' CPU per pair, in cores: {loads or '-'}"
+    detail = f"others' CPU per pair, cores: {loads or '-'}"
     extra = f"; {invalid} invalid pair(s) dropped" if invalid else ""
     if len(quiet) >= 2 or (quiet and len(valid) == len(quiet)):
         return quiet, f"{len(quiet)} quiet pairs used, {noisy} noisy set aside{extra} ({detail})"
-    return valid, f"WARNING: too few quiet pairs, all {len(valid)} used{extra} ({detail})"
+    return valid, f"WARNING: too few quiet pairs, all {len(valid)} valid used{extra} ({detail})"
 
 
-def _want_more(quiet: int, taken: int, want: int, started: float, budget: float) -> bool:
-    if quiet >= want:
-        return False
-    if taken < 1:
-        return True
-    return time.perf_counter() - started < budget and taken < 3 * want
+class PairRunner:
+    """Takes pairs within a time budget, each after waiting for a quiet machine."""
+
+    def __init__(self, meter: CpuMeter, budget: float) -> None:
+        self.meter = meter
+        self.deadline = time.perf_counter() + budget
+        self.waited = 0.0
+        self._flip = False
+
+    def want_more(self, pairs: Sequence[Pair], want: int, max_tokens: int) -> bool:
+        """Whether another pair is worth taking: too few good ones, and time left."""
+        good = sum(1 for p in pairs if p.quiet and not p.problems(max_tokens))
+        if good >= want:
+            return False
+        if not pairs:
+            return True
+        return time.perf_counter() < self.deadline and len(pairs) < 3 * want
+
+    def take(self, server_side: Callable[[], Sample], local_side: Callable[[], Sample]) -> Pair:
+        """Wait for quiet (bounded), then take one pair; the order flips every pair."""
+        left = max(0.0, self.deadline - time.perf_counter())
+        self.waited += wait_for_quiet(self.meter, QUIET_CORES, min(GATE_WAIT, left))
+        flip, self._flip = self._flip, not self._flip
+        return take_pair(server_side, local_side, flip)
+
+
+def sample_timeout(pairs: Sequence[Pair], max_tokens: int, default: float) -> float:
+    """4x the wall time of earlier good samples (at least 5 s), else ``default``."""
+    walls = [
+        max(p.server.batch.wall, p.local.batch.wall)
+        for p in pairs
+        if p.quiet and not p.problems(max_tokens)
+    ]
+    return max(5.0, 4 * median(walls)) if walls else default
 
 
 # --- sides -----------------------------------------------------------------
@@ -170,18 +198,19 @@ def _server_sample(
     http: HttpChat,
     prompts: list[str],
     max_tokens: int,
+    timeout: float,
 ) -> Sample:
     offset = server.log_size()
-    calls = [partial(http.stream, p, max_tokens, i, SAMPLE_TIMEOUT) for i, p in enumerate(prompts)]
+    calls = [partial(http.stream, p, max_tokens, i, timeout) for i, p in enumerate(prompts)]
     batch, cpu = meter.measure(partial(run_together, calls))
     engine_tps = _engine_tps_from_log(server, offset) if len(prompts) == 1 else None
     return Sample(batch=batch, cpu=cpu, engine_tps=engine_tps)
 
 
 def _local_sample(
-    meter: CpuMeter, engine: InProcessEngine, prompts: list[str], max_tokens: int
+    meter: CpuMeter, engine: InProcessEngine, prompts: list[str], max_tokens: int, timeout: float
 ) -> Sample:
-    calls = [partial(engine.stream, p, max_tokens, SAMPLE_TIMEOUT) for p in prompts]
+    calls = [partial(engine.stream, p, max_tokens, timeout) for p in prompts]
     batch, cpu = meter.measure(partial(run_together, calls))
     return Sample(batch=batch, cpu=cpu, engine_tps=batch.streams[0].engine_tps)
 
@@ -203,18 +232,18 @@ def single_stream(options: Options, server: BodegaServer) -> Table:
     http = HttpChat(server.base_url, spec.id)
     meter = CpuMeter(server)
     pairs: list[Pair] = []
+    runner = PairRunner(meter, budget)
     try:
         http.warm()
-        _server_sample(meter, server, http, [prompt(0)], MAX_TOKENS)
-        _local_sample(meter, engine, [prompt(0)], MAX_TOKENS)
-        started = time.perf_counter()
-        while _want_more(sum(p.quiet for p in pairs), len(pairs), want, started, budget):
+        _server_sample(meter, server, http, [prompt(0)], MAX_TOKENS, 60.0)
+        _local_sample(meter, engine, [prompt(0)], MAX_TOKENS, 60.0)
+        while runner.want_more(pairs, want, MAX_TOKENS):
             prompts = [prompt(len(pairs) + 1)]
+            timeout = sample_timeout(pairs, MAX_TOKENS, default=10.0)
             pairs.append(
-                take_pair(
-                    partial(_server_sample, meter, server, http, prompts, MAX_TOKENS),
-                    partial(_local_sample, meter, engine, prompts, MAX_TOKENS),
-                    flip=len(pairs) % 2 == 1,
+                runner.take(
+                    partial(_server_sample, meter, server, http, prompts, MAX_TOKENS, timeout),
+                    partial(_local_sample, meter, engine, prompts, MAX_TOKENS, timeout),
                 )
             )
     finally:
@@ -273,7 +302,7 @@ def single_stream(options: Options, server: BodegaServer) -> Table:
             "llama.cpp's own eval tok/s",
             f"{median(s_eng):.1f}",
             f"{median(l_eng):.1f}",
-            f"x{median([s / l for s, l in zip(s_eng, l_eng, strict=True)]):.3f}",
+            f"x{median([s / loc for s, loc in zip(s_eng, l_eng, strict=True)]):.3f}",
             "",
             "",
             spread(s_eng),
@@ -326,7 +355,7 @@ def single_stream(options: Options, server: BodegaServer) -> Table:
         "llama.cpp's own eval tok/s: its timings (in-process) and the handler's log (server).",
         "CPU ms/token: user+system CPU over the request / completion tokens; the server side "
         "sums the HTTP process, its handler and this client.",
-        f"Pairs: {note}.",
+        f"Pairs: {note}; {runner.waited:.0f} s spent waiting for a quiet machine.",
         f"Every sample produced exactly {MAX_TOKENS} tokens (finish_reason=length)."
         if not problems
         else f"WARNING, invalid samples: {'; '.join(problems[:5])}",
@@ -355,32 +384,23 @@ def concurrency(options: Options, server: BodegaServer) -> Table:
     meter = CpuMeter(server)
     pairs: dict[int, list[Pair]] = {n: [] for n in CONCURRENCY}
     counter = 1000
-    flip = False
+    runner = PairRunner(meter, budget)
     try:
         http.warm()
         warm_prompts = [prompt(900 + i) for i in range(PARALLEL_SLOTS)]
-        _server_sample(meter, server, http, warm_prompts, 16)
-        _local_sample(meter, engine, warm_prompts, 16)
-        started = time.perf_counter()
-        while True:
-            levels = [
-                n
-                for n in CONCURRENCY
-                if _want_more(sum(p.quiet for p in pairs[n]), len(pairs[n]), want, started, budget)
-            ]
-            if not levels:
-                break
+        _server_sample(meter, server, http, warm_prompts, 16, 60.0)
+        _local_sample(meter, engine, warm_prompts, 16, 60.0)
+        while levels := [n for n in CONCURRENCY if runner.want_more(pairs[n], want, MAX_TOKENS)]:
             for n in levels:
                 prompts = [prompt(counter + i) for i in range(n)]
                 counter += n
+                timeout = sample_timeout(pairs[n], MAX_TOKENS, default=10.0 + 3.0 * n)
                 pairs[n].append(
-                    take_pair(
-                        partial(_server_sample, meter, server, http, prompts, MAX_TOKENS),
-                        partial(_local_sample, meter, engine, prompts, MAX_TOKENS),
-                        flip=flip,
+                    runner.take(
+                        partial(_server_sample, meter, server, http, prompts, MAX_TOKENS, timeout),
+                        partial(_local_sample, meter, engine, prompts, MAX_TOKENS, timeout),
                     )
                 )
-                flip = not flip
     finally:
         http.close()
         engine.close()
@@ -432,7 +452,8 @@ def concurrency(options: Options, server: BodegaServer) -> Table:
         "TTFT: median over every stream.",
         f"Server: the model loaded through POST /v1/admin/load-model (max_concurrency "
         f"{PARALLEL_SLOTS}); in-process: n_parallel={PARALLEL_SLOTS}, one thread per stream.",
-        f"Target: the single-stream decode target, x{DECODE_RATIO_TARGET:g}.",
+        f"Target: the single-stream decode target, x{DECODE_RATIO_TARGET:g}. "
+        f"{runner.waited:.0f} s spent waiting for a quiet machine.",
         *notes,
         f"Every stream produced exactly {MAX_TOKENS} tokens (finish_reason=length)."
         if not problems

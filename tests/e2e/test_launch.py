@@ -133,6 +133,9 @@ def test_sigterm_lets_streams_finish_and_cleans_up(tmp_path: Path) -> None:
     thread = threading.Thread(target=stream)
     thread.start()
     assert done.wait(30)
+    # An idle keep-alive connection holds Hypercorn's shutdown for up to
+    # graceful_timeout: close ours, as a well-behaved client would.
+    server.client.close()
     server.process.send_signal(signal.SIGTERM)
     thread.join(60)
     assert texts[-1] == "[DONE]"  # the running stream finished within the grace period
