@@ -42,7 +42,7 @@ from .client import HttpChat
 from .cpu import CpuMeter, CpuUsage, wait_for_quiet
 from .engines import InProcessEngine, native_stderr_to
 from .registry import Options, register
-from .report import Table, median, spread, verdict
+from .report import Table, fmt, median, spread, verdict
 from .server import BodegaServer
 from .timing import Batch, Stream, run_together
 
@@ -147,18 +147,27 @@ class PairRunner:
 
     def __init__(self, meter: CpuMeter, budget: float) -> None:
         self.meter = meter
-        self.deadline = time.perf_counter() + budget
+        self.budget = budget
         self.waited = 0.0
+        self._deadline: float | None = None
         self._flip = False
+
+    @property
+    def deadline(self) -> float:
+        """When the budget runs out; the clock starts at the first question."""
+        if self._deadline is None:
+            self._deadline = time.perf_counter() + self.budget
+        return self._deadline
 
     def want_more(self, pairs: Sequence[Pair], want: int, max_tokens: int) -> bool:
         """Whether another pair is worth taking: too few good ones, and time left."""
+        deadline = self.deadline
         good = sum(1 for p in pairs if p.quiet and not p.problems(max_tokens))
         if good >= want:
             return False
         if not pairs:
             return True
-        return time.perf_counter() < self.deadline and len(pairs) < 3 * want
+        return time.perf_counter() < deadline and len(pairs) < 3 * want
 
     def take(self, server_side: Callable[[], Sample], local_side: Callable[[], Sample]) -> Pair:
         """Wait for quiet (bounded), then take one pair; the order flips every pair."""
@@ -222,42 +231,78 @@ def _per_token_ms(seconds: Sequence[float], pairs: Sequence[Pair]) -> list[float
     return [s * 1e3 / max(1, p.server.batch.tokens) for s, p in zip(seconds, pairs, strict=True)]
 
 
+def _take_pairs(
+    runner: PairRunner,
+    meter: CpuMeter,
+    server: BodegaServer,
+    http: HttpChat,
+    engine: InProcessEngine,
+    *,
+    want: int,
+    max_tokens: int,
+    first_prompt: int,
+) -> list[Pair]:
+    """Single-stream pairs until ``want`` are good or the runner's budget is spent."""
+    pairs: list[Pair] = []
+    while runner.want_more(pairs, want, max_tokens):
+        prompts = [prompt(first_prompt + len(pairs))]
+        timeout = sample_timeout(pairs, max_tokens, default=10.0)
+        pairs.append(
+            runner.take(
+                partial(_server_sample, meter, server, http, prompts, max_tokens, timeout),
+                partial(_local_sample, meter, engine, prompts, max_tokens, timeout),
+            )
+        )
+    return pairs
+
+
+def _diffs(server: Sequence[float], local: Sequence[float]) -> list[float]:
+    return [s - loc for s, loc in zip(server, local, strict=True)]
+
+
+def _ratios(server: Sequence[float], local: Sequence[float]) -> list[float]:
+    return [s / loc for s, loc in zip(server, local, strict=True)]
+
+
 def single_stream(options: Options, server: BodegaServer) -> Table:
     """TTFT and decode tokens/s of one stream, server versus in-process."""
     spec = embedded_lm_spec()
-    want = options.reps(full=5, quick=3)
-    budget = 25.0 if options.quick else 50.0
     assert spec.context_length is not None
     engine = InProcessEngine(spec.model_path, spec.context_length, spec.max_concurrency)
     http = HttpChat(server.base_url, spec.id)
     meter = CpuMeter(server)
-    pairs: list[Pair] = []
-    runner = PairRunner(meter, budget)
+    decode_runner = PairRunner(meter, 25.0 if options.quick else 50.0)
+    ttft_runner = PairRunner(meter, 8.0 if options.quick else 15.0)
     try:
         http.warm()
         _server_sample(meter, server, http, [prompt(0)], MAX_TOKENS, 60.0)
         _local_sample(meter, engine, [prompt(0)], MAX_TOKENS, 60.0)
-        while runner.want_more(pairs, want, MAX_TOKENS):
-            prompts = [prompt(len(pairs) + 1)]
-            timeout = sample_timeout(pairs, MAX_TOKENS, default=10.0)
-            pairs.append(
-                runner.take(
-                    partial(_server_sample, meter, server, http, prompts, MAX_TOKENS, timeout),
-                    partial(_local_sample, meter, engine, prompts, MAX_TOKENS, timeout),
-                )
-            )
+        pairs = _take_pairs(
+            decode_runner,
+            meter,
+            server,
+            http,
+            engine,
+            want=options.reps(full=5, quick=3),
+            max_tokens=MAX_TOKENS,
+            first_prompt=1,
+        )
+        ttft_pairs = _take_pairs(
+            ttft_runner,
+            meter,
+            server,
+            http,
+            engine,
+            want=options.reps(full=10, quick=6),
+            max_tokens=1,
+            first_prompt=100,
+        )
     finally:
         http.close()
         engine.close()
 
     used, note = usable(pairs, MAX_TOKENS)
-    s_ttft = [p.server.first.ttft_ms for p in used]
-    l_ttft = [p.local.first.ttft_ms for p in used]
-    s_tps = [p.server.first.decode_tps for p in used]
-    l_tps = [p.local.first.decode_tps for p in used]
-    ttft_diff = median([p.server.first.ttft_ms - p.local.first.ttft_ms for p in used])
-    ratio = median([p.server.first.decode_tps / p.local.first.decode_tps for p in used])
-
+    ttft_used, ttft_note = usable(ttft_pairs, 1)
     table = Table(
         title=(
             f"LM single stream: {spec.id} (1 slot, context {spec.context_length}), "
@@ -274,51 +319,69 @@ def single_stream(options: Options, server: BodegaServer) -> Table:
             "in-proc min-max",
         ],
     )
+
+    def row_ms(label: str, server_ms: list[float], local_ms: list[float], digits: int) -> None:
+        table.add(
+            label,
+            fmt(median(server_ms), f".{digits}f"),
+            fmt(median(local_ms), f".{digits}f"),
+            fmt(median(_diffs(server_ms, local_ms)), f"+.{digits}f", " ms"),
+            "",
+            "",
+            spread(server_ms, f"{{:.{digits}f}}"),
+            spread(local_ms, f"{{:.{digits}f}}"),
+        )
+
+    s_ttft1 = [p.server.first.ttft_ms for p in ttft_used]
+    l_ttft1 = [p.local.first.ttft_ms for p in ttft_used]
+    ttft_diff = median(_diffs(s_ttft1, l_ttft1))
     table.add(
-        "TTFT (ms)",
-        f"{median(s_ttft):.1f}",
-        f"{median(l_ttft):.1f}",
-        f"{ttft_diff:+.1f} ms",
+        f"TTFT (ms), max_tokens=1, {len(ttft_used)} pairs",
+        fmt(median(s_ttft1), ".1f"),
+        fmt(median(l_ttft1), ".1f"),
+        fmt(ttft_diff, "+.1f", " ms"),
         f"<= +{TTFT_TARGET_MS:g} ms",
-        verdict(ttft_diff <= TTFT_TARGET_MS),
-        spread(s_ttft),
-        spread(l_ttft),
+        verdict(ttft_diff <= TTFT_TARGET_MS, ttft_diff),
+        spread(s_ttft1),
+        spread(l_ttft1),
     )
+    row_ms(
+        f"TTFT (ms), {MAX_TOKENS}-token streams",
+        [p.server.first.ttft_ms for p in used],
+        [p.local.first.ttft_ms for p in used],
+        1,
+    )
+    s_tps = [p.server.first.decode_tps for p in used]
+    l_tps = [p.local.first.decode_tps for p in used]
+    ratio = median(_ratios(s_tps, l_tps))
     table.add(
         "decode tok/s",
-        f"{median(s_tps):.1f}",
-        f"{median(l_tps):.1f}",
-        f"x{ratio:.3f}",
+        fmt(median(s_tps), ".1f"),
+        fmt(median(l_tps), ".1f"),
+        fmt(ratio, ".3f", prefix="x"),
         f">= x{DECODE_RATIO_TARGET:g}",
-        verdict(ratio >= DECODE_RATIO_TARGET),
+        verdict(ratio >= DECODE_RATIO_TARGET, ratio),
         spread(s_tps),
         spread(l_tps),
     )
     engine_pairs = [p for p in used if p.server.engine_tps and p.local.engine_tps]
-    if engine_pairs:
-        s_eng = [p.server.engine_tps or 0.0 for p in engine_pairs]
-        l_eng = [p.local.engine_tps or 0.0 for p in engine_pairs]
-        table.add(
-            "llama.cpp's own eval tok/s",
-            f"{median(s_eng):.1f}",
-            f"{median(l_eng):.1f}",
-            f"x{median([s / loc for s, loc in zip(s_eng, l_eng, strict=True)]):.3f}",
-            "",
-            "",
-            spread(s_eng),
-            spread(l_eng),
-        )
-    s_total = [p.server.batch.wall * 1e3 for p in used]
-    l_total = [p.local.batch.wall * 1e3 for p in used]
+    s_eng = [p.server.engine_tps or 0.0 for p in engine_pairs]
+    l_eng = [p.local.engine_tps or 0.0 for p in engine_pairs]
     table.add(
+        "llama.cpp's own eval tok/s",
+        fmt(median(s_eng), ".1f"),
+        fmt(median(l_eng), ".1f"),
+        fmt(median(_ratios(s_eng, l_eng)), ".3f", prefix="x"),
+        "",
+        "",
+        spread(s_eng),
+        spread(l_eng),
+    )
+    row_ms(
         "request total (ms)",
-        f"{median(s_total):.0f}",
-        f"{median(l_total):.0f}",
-        f"{median([s - loc for s, loc in zip(s_total, l_total, strict=True)]):+.0f} ms",
-        "",
-        "",
-        spread(s_total, "{:.0f}"),
-        spread(l_total, "{:.0f}"),
+        [p.server.batch.wall * 1e3 for p in used],
+        [p.local.batch.wall * 1e3 for p in used],
+        0,
     )
     s_cpu = _per_token_ms(
         [p.server.cpu.own + p.server.cpu.http + p.server.cpu.handlers for p in used], used
@@ -326,9 +389,9 @@ def single_stream(options: Options, server: BodegaServer) -> Table:
     l_cpu = [p.local.cpu.own * 1e3 / max(1, p.local.batch.tokens) for p in used]
     table.add(
         "CPU ms/token, all our processes",
-        f"{median(s_cpu):.2f}",
-        f"{median(l_cpu):.2f}",
-        f"{median([s - loc for s, loc in zip(s_cpu, l_cpu, strict=True)]):+.2f}",
+        fmt(median(s_cpu), ".2f"),
+        fmt(median(l_cpu), ".2f"),
+        fmt(median(_diffs(s_cpu, l_cpu)), "+.2f"),
         "",
         "",
         spread(s_cpu, "{:.2f}"),
@@ -340,23 +403,27 @@ def single_stream(options: Options, server: BodegaServer) -> Table:
         ("  server: bench client", [p.server.cpu.own for p in used]),
     ):
         per_token = _per_token_ms(seconds, used)
-        table.add(label, f"{median(per_token):.2f}", "", "", "", "", spread(per_token, "{:.2f}"))
+        table.add(label, fmt(median(per_token), ".2f"), "", "", "", "", spread(per_token, "{:.2f}"))
     cached = sorted(
         {s.cached_tokens for p in used for s in p.server.batch.streams + p.local.batch.streams}
     )
     problems = [problem for p in pairs for problem in p.problems(MAX_TOKENS)]
+    problems += [problem for p in ttft_pairs for problem in p.problems(1)]
+    waited = decode_runner.waited + ttft_runner.waited
     table.notes += [
         "TTFT: request sent -> first non-empty content delta. decode tok/s: "
         "(completion_tokens - 1) / (last delta - first delta).",
-        "paired diff: median over pairs of server - in-process (TTFT, totals) "
-        "or server / in-process (tok/s).",
+        "paired diff: median over pairs of server - in-process (ms) or server / in-process "
+        "(tok/s); each pair runs both sides back to back, the order flipping every pair.",
         "Prompts: a different prompt per pair, the same on both sides (prompt-cache hits: "
-        f"{', '.join(map(str, cached))} tokens, the chat template's system prefix).",
+        f"{', '.join(map(str, cached)) or '-'} tokens, the chat template's system prefix).",
         "llama.cpp's own eval tok/s: its timings (in-process) and the handler's log (server).",
         "CPU ms/token: user+system CPU over the request / completion tokens; the server side "
         "sums the HTTP process, its handler and this client.",
-        f"Pairs: {note}; {runner.waited:.0f} s spent waiting for a quiet machine.",
-        f"Every sample produced exactly {MAX_TOKENS} tokens (finish_reason=length)."
+        f"{MAX_TOKENS}-token pairs: {note}.",
+        f"TTFT pairs: {ttft_note}.",
+        f"{waited:.0f} s spent waiting for a quiet machine.",
+        "Every sample produced exactly the tokens asked for (finish_reason=length)."
         if not problems
         else f"WARNING, invalid samples: {'; '.join(problems[:5])}",
     ]
@@ -433,17 +500,17 @@ def concurrency(options: Options, server: BodegaServer) -> Table:
         problems += [problem for p in pairs[n] for problem in p.problems(MAX_TOKENS)]
         s_tps = [p.server.batch.aggregate_tps for p in used]
         l_tps = [p.local.batch.aggregate_tps for p in used]
-        ratio = median([s / loc for s, loc in zip(s_tps, l_tps, strict=True)])
+        ratio = median(_ratios(s_tps, l_tps))
         table.add(
             n,
             len(used),
-            f"{median(s_tps):.1f}",
-            f"{median(l_tps):.1f}",
-            f"x{ratio:.3f}",
+            fmt(median(s_tps), ".1f"),
+            fmt(median(l_tps), ".1f"),
+            fmt(ratio, ".3f", prefix="x"),
             f">= x{DECODE_RATIO_TARGET:g}",
-            verdict(ratio >= DECODE_RATIO_TARGET),
-            f"{median([s.ttft_ms for p in used for s in p.server.batch.streams]):.0f}",
-            f"{median([s.ttft_ms for p in used for s in p.local.batch.streams]):.0f}",
+            verdict(ratio >= DECODE_RATIO_TARGET, ratio),
+            fmt(median([s.ttft_ms for p in used for s in p.server.batch.streams]), ".0f"),
+            fmt(median([s.ttft_ms for p in used for s in p.local.batch.streams]), ".0f"),
             spread(s_tps),
             spread(l_tps),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import statistics
@@ -54,15 +55,25 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def spread(values: Sequence[float], fmt: str = "{:.1f}") -> str:
+def fmt(value: float, spec: str, suffix: str = "", prefix: str = "") -> str:
+    """``value`` formatted with ``spec``, or ``-`` when it is not a number."""
+    if math.isnan(value):
+        return "-"
+    return f"{prefix}{value:{spec}}{suffix}"
+
+
+def spread(values: Sequence[float], pattern: str = "{:.1f}") -> str:
     """``min-max`` of ``values`` for a column that shows the noise."""
+    values = [v for v in values if not math.isnan(v)]
     if not values:
         return "-"
-    return f"{fmt.format(min(values))}-{fmt.format(max(values))}"
+    return f"{pattern.format(min(values))}-{pattern.format(max(values))}"
 
 
-def verdict(ok: bool) -> str:
-    """The mark printed next to a target."""
+def verdict(ok: bool, measured: float = 0.0) -> str:
+    """The mark printed next to a target; ``n/a`` when nothing was measured."""
+    if math.isnan(measured):
+        return "n/a"
     return "ok" if ok else "MISS"
 
 

@@ -120,6 +120,14 @@ class ModelLoadFailed(BodegaError):
     code = "model_load_failed"
 
 
+class ModelFilesNotFound(BodegaError):
+    """The model's files are not on this machine (e.g. not in the HF cache)."""
+
+    status = 404
+    type = "invalid_request_error"
+    code = "model_files_not_found"
+
+
 class HandlerFailed(BodegaError):
     """The model's handler crashed or broke the protocol mid-request."""
 

@@ -68,7 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         spec = msgspec.json.decode(args.spec, type=LoadSpec)
         engine = open_engine(spec)
-    except (LoadError, msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except LoadError as exc:
+        channel.send(Failed(req_id=0, kind=exc.kind, message=str(exc)))  # type: ignore[arg-type]
+        return 1
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         channel.send(Failed(req_id=0, kind="load_error", message=str(exc)))
         return 1
     except Exception as exc:

@@ -32,6 +32,14 @@ class ContextLengthExceeded(EngineError):
 class LoadError(Exception):
     """The engine cannot load the model it was given."""
 
+    kind = "load_error"
+
+
+class ModelFilesMissing(LoadError):
+    """The model's files are not on this machine."""
+
+    kind = "not_found"
+
 
 class Engine(Protocol):
     """A loaded model that turns ``Generate`` requests into text."""

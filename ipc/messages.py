@@ -10,7 +10,7 @@ from typing import Literal
 
 import msgspec
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 
 class ShmRef(msgspec.Struct, frozen=True, tag="shm"):
@@ -123,6 +123,7 @@ class Finished(msgspec.Struct, tag="finished"):
 
 ErrorKind = Literal[
     "load_error",
+    "not_found",
     "protocol_error",
     "invalid_request",
     "context_length_exceeded",
@@ -167,3 +168,8 @@ class LoadSpec(msgspec.Struct, omit_defaults=True):
     prompt_cache_size: int = 0
     chat_template_file: str | None = None
     n_threads: int | None = None
+    lora_paths: list[str] | None = None
+    lora_scales: list[float] | None = None
+    trust_remote_code: bool = False
+    draft_model_path: str | None = None
+    num_draft_tokens: int | None = None

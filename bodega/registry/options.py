@@ -1,4 +1,4 @@
-"""Which load-model options each model type and engine honours today.
+"""Which engine serves a model, and which load-model options it honours.
 
 Anything a model sets that its engine cannot honour is refused with a 400
 naming the options: never silently ignored.
@@ -6,8 +6,12 @@ naming the options: never silently ignored.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from bodega.errors import InvalidRequest
 from bodega.settings import ModelSpec
+
+GGUF_MAGIC = b"GGUF"
 
 # Options with an effect only for some engines; each is "set" when it differs
 # from its default.
@@ -27,12 +31,44 @@ _ENGINE_SPECIFIC = (
 
 # model_type -> engine -> the engine-specific options it honours.
 SUPPORTED: dict[str, dict[str, frozenset[str]]] = {
-    "lm": {"llamacpp": frozenset(), "auto": frozenset()},
+    "lm": {
+        "llamacpp": frozenset(),
+        "mlx": frozenset(
+            {
+                "lora_paths",
+                "lora_scales",
+                "trust_remote_code",
+                "draft_model_path",
+                "num_draft_tokens",
+            }
+        ),
+    },
 }
 
 
-def check_supported(spec: ModelSpec) -> None:
-    """Raise InvalidRequest when ``spec`` asks for what cannot be served yet."""
+def is_gguf(path: str) -> bool:
+    """True when ``path`` is a file starting with the GGUF magic."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == GGUF_MAGIC
+    except OSError:
+        return False
+
+
+def looks_like_repo_id(path: str) -> bool:
+    """``owner/name``: resolved from the local Hugging Face cache by MLX engines."""
+    return path.count("/") == 1 and not path.startswith((".", "/", "~")) and not Path(path).exists()
+
+
+def resolve_engine(spec: ModelSpec) -> str:
+    """The engine that will serve ``spec``; mirrors handlers.engines for ``auto``."""
+    if spec.engine != "auto":
+        return spec.engine
+    return "llamacpp" if is_gguf(spec.model_path) else "mlx"
+
+
+def check_supported(spec: ModelSpec) -> str:
+    """The engine for ``spec``; InvalidRequest when it asks for what cannot be served."""
     engines = SUPPORTED.get(spec.model_type)
     if engines is None:
         raise InvalidRequest(
@@ -40,11 +76,12 @@ def check_supported(spec: ModelSpec) -> None:
             + ", ".join(sorted(SUPPORTED)),
             param="model_type",
         )
-    honoured = engines.get(spec.engine)
+    engine = resolve_engine(spec)
+    honoured = engines.get(engine)
     if honoured is None:
         raise InvalidRequest(
-            f"engine {spec.engine!r} is not available for model_type {spec.model_type!r}; "
-            "available: " + ", ".join(sorted(engines)),
+            f"engine {engine!r} is not available for model_type {spec.model_type!r}; "
+            "available: auto, " + ", ".join(sorted(engines)),
             param="engine",
         )
     defaults = ModelSpec(model_path="-")
@@ -55,7 +92,14 @@ def check_supported(spec: ModelSpec) -> None:
     ]
     if refused:
         raise InvalidRequest(
-            f"engine {spec.engine!r} cannot honour {', '.join(refused)} for "
+            f"engine {engine!r} cannot honour {', '.join(refused)} for "
             f"model_type {spec.model_type!r} yet",
             param=refused[0],
         )
+    if spec.lora_scales and len(spec.lora_scales) != len(spec.lora_paths or []):
+        raise InvalidRequest(
+            "lora_scales needs one scale per lora_paths entry", param="lora_scales"
+        )
+    if spec.num_draft_tokens is not None and not spec.draft_model_path:
+        raise InvalidRequest("num_draft_tokens needs draft_model_path", param="num_draft_tokens")
+    return engine

@@ -23,7 +23,7 @@ from ipc import shm
 
 from .admission import Admission
 from .handler import HandlerProcess
-from .options import check_supported
+from .options import check_supported, looks_like_repo_id
 
 CURRENT = "current"
 _RUNTIME_DIR = re.compile(r"^bodega-(\d+)$")
@@ -83,10 +83,10 @@ class Registry:
             raise ModelAlreadyLoaded(
                 f"A model with id {spec.id!r} is already loaded; unload it first.", param="model_id"
             )
-        self._validate_paths(spec)
-        check_supported(spec)
+        engine = check_supported(spec)
+        self._validate_paths(spec, engine)
         self._socket_ids += 1
-        handler = HandlerProcess(spec, self.runtime_dir / f"h{self._socket_ids}.sock")
+        handler = HandlerProcess(spec, self.runtime_dir / f"h{self._socket_ids}.sock", engine)
         model = Model(
             spec=spec,
             handler=handler,
@@ -103,11 +103,17 @@ class Registry:
         return model
 
     @staticmethod
-    def _validate_paths(spec: ModelSpec) -> None:
-        if not Path(spec.model_path).exists():
-            raise InvalidRequest(
-                f"model_path {spec.model_path!r} does not exist", param="model_path"
-            )
+    def _validate_paths(spec: ModelSpec, engine: str) -> None:
+        for name in ("model_path", "draft_model_path"):
+            path = getattr(spec, name)
+            repo_ok = engine == "mlx" and looks_like_repo_id(path or "")
+            if path is not None and not repo_ok and not Path(path).exists():
+                raise InvalidRequest(f"{name} {path!r} does not exist", param=name)
+        for i, adapter in enumerate(spec.lora_paths or []):
+            if not Path(adapter).is_dir():
+                raise InvalidRequest(
+                    f"lora_paths[{i}] {adapter!r} is not a folder", param=f"lora_paths[{i}]"
+                )
         template = spec.chat_template_file
         if template is not None and not Path(template).is_file():
             raise InvalidRequest(

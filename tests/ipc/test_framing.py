@@ -90,6 +90,11 @@ OTHER_STRUCTS: list[msgspec.Struct] = [
         prompt_cache_size=8,
         chat_template_file="/tmp/t.jinja",
         n_threads=2,
+        lora_paths=["/adapters/a"],
+        lora_scales=[0.5],
+        trust_remote_code=True,
+        draft_model_path="/models/draft",
+        num_draft_tokens=4,
     ),
 ]
 

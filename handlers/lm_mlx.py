@@ -1,0 +1,329 @@
+"""Language models on MLX through mlx-lm, with continuous batching.
+
+MLX must be driven from one thread, so one scheduler thread owns the model:
+it admits new requests into an mlx-lm ``BatchGenerator`` between decode steps,
+removes cancelled ones at the next step, and hands each request's tokens to
+the runtime thread that waits in ``generate``. Prompt KV caches are kept in an
+LRU keyed by token prefix and reused by longest common prefix. With a draft
+model, requests are decoded one at a time by speculative decoding.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from ipc.messages import Finished, FinishReason, Generate, LoadSpec, Usage
+
+from .engine import ContextLengthExceeded, Emit, EngineError, LoadError, ShouldStop
+from .mlx_loading import check_same_tokenizer, load_model, resolve_model_dir
+from .stop_text import StopTextFilter
+
+DEFAULT_CONTEXT_LENGTH = 32768
+DEFAULT_MAX_TOKENS = 4096
+PROMPT_CACHE_BYTES = 2 << 30  # bound on the KV bytes the prompt cache keeps
+IDLE_WAIT_SECONDS = 0.1
+
+
+@dataclass
+class _Job:
+    """One request as the scheduler sees it."""
+
+    tokens: list[int]
+    max_tokens: int
+    sampler: Any
+    logits_processors: list[Any]
+    seed: int | None
+    events: queue.SimpleQueue[tuple[str, Any]] = field(default_factory=queue.SimpleQueue)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    cached_tokens: int = 0
+
+
+class MlxEngine:
+    """An mlx-lm model behind the handler runtime's Engine protocol."""
+
+    name = "mlx"
+
+    def __init__(self, spec: LoadSpec) -> None:
+        import mlx.core as mx
+
+        self._mx = mx
+        self._model, self._tokenizer, folder = load_model(spec)
+        self._model_key = str(folder)
+        config_ctx = _config_context_length(folder)
+        self.context_length = spec.context_length or min(
+            config_ctx or DEFAULT_CONTEXT_LENGTH, DEFAULT_CONTEXT_LENGTH
+        )
+        self.parallel = max(1, spec.max_concurrency)
+        self._draft = None
+        self._num_draft_tokens = spec.num_draft_tokens or 3
+        if spec.draft_model_path:
+            from mlx_lm import load
+
+            draft_folder = resolve_model_dir(spec.draft_model_path)
+            self._draft, draft_tokenizer = load(str(draft_folder))  # type: ignore[misc]
+            check_same_tokenizer(self._tokenizer, draft_tokenizer)
+        from mlx_lm.models.cache import LRUPromptCache
+
+        self._prompt_cache = (
+            LRUPromptCache(max_size=spec.prompt_cache_size, max_bytes=PROMPT_CACHE_BYTES)
+            if spec.prompt_cache_size > 0
+            else None
+        )
+        self._inbox: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._closed = False
+        self._scheduler = threading.Thread(target=self._schedule, name="mlx-scheduler", daemon=True)
+        self._scheduler.start()
+
+    # --- runtime side (one thread per in-flight request) -----------------
+
+    def generate(self, request: Generate, emit: Emit, should_stop: ShouldStop) -> Finished:
+        """Queue the request for the scheduler and relay its tokens."""
+        tokens = self._prompt_tokens(request)
+        max_tokens = request.max_tokens or min(
+            DEFAULT_MAX_TOKENS, self.context_length - len(tokens)
+        )
+        field_name = "messages" if request.messages is not None else "prompt"
+        if len(tokens) + max_tokens > self.context_length:
+            raise ContextLengthExceeded(
+                f"This model's maximum context length is {self.context_length} tokens, but "
+                f"the prompt has {len(tokens)} tokens and max_tokens asks for {max_tokens} "
+                "more. Shorten the prompt, lower max_tokens, or load the model with a larger "
+                "context_length.",
+                param=field_name,
+            )
+        job = _Job(
+            tokens=tokens,
+            max_tokens=max_tokens,
+            sampler=self._sampler(request),
+            logits_processors=self._logits_processors(request),
+            seed=request.sampling.seed,
+        )
+        stop = StopTextFilter(request.stop)
+        self._inbox.put(job)
+        completion_tokens, pending = 0, 0
+        reason: FinishReason = "stop"
+        while True:
+            if should_stop() and not job.cancelled.is_set():
+                job.cancelled.set()
+            kind, value = job.events.get()
+            if kind == "error":
+                raise EngineError(f"generation failed: {value}")
+            if kind == "cancelled":
+                reason = "cancelled"
+                break
+            text, finish = value
+            completion_tokens += 1
+            pending += 1
+            out, hit = stop.feed(text)
+            if finish is not None and not hit:
+                out += stop.flush()
+            if out and not job.cancelled.is_set():
+                emit(out, pending)
+                pending = 0
+            if hit:
+                job.cancelled.set()  # the scheduler drops it at the next step
+                reason = "stop"
+                break
+            if finish is not None:
+                reason = "length" if finish == "length" else "stop"
+                break
+        return Finished(
+            req_id=request.req_id,
+            reason=reason,
+            usage=Usage(
+                prompt_tokens=len(tokens),
+                completion_tokens=completion_tokens,
+                cached_tokens=job.cached_tokens,
+            ),
+        )
+
+    def _prompt_tokens(self, request: Generate) -> list[int]:
+        tokenizer = self._tokenizer
+        if request.messages is not None:
+            messages = [{"role": m.role, "content": m.content or ""} for m in request.messages]
+            try:
+                ids = tokenizer.apply_chat_template(
+                    messages, add_generation_prompt=True, tokenize=True
+                )
+            except Exception as exc:  # jinja errors surface as many types
+                raise EngineError(f"the chat template failed: {exc}", param="messages") from exc
+            return list(ids["input_ids"] if isinstance(ids, dict) else ids)
+        return list(tokenizer.encode(request.prompt or ""))
+
+    def _sampler(self, request: Generate) -> Any:
+        from mlx_lm.sample_utils import make_sampler
+
+        s = request.sampling
+        return make_sampler(
+            temp=0.7 if s.temperature is None else s.temperature,
+            top_p=1.0 if s.top_p is None else s.top_p,
+            min_p=s.min_p or 0.0,
+            top_k=s.top_k or 0,
+        )
+
+    def _logits_processors(self, request: Generate) -> list[Any]:
+        from mlx_lm.sample_utils import make_logits_processors
+
+        s = request.sampling
+        return list(
+            make_logits_processors(
+                repetition_penalty=s.repetition_penalty,
+                presence_penalty=s.presence_penalty,
+                frequency_penalty=s.frequency_penalty,
+            )
+        )
+
+    # --- scheduler thread: the only one that touches MLX ------------------
+
+    def _schedule(self) -> None:
+        if self._draft is not None:
+            self._serve_speculative()
+        else:
+            self._serve_batched()
+
+    def _serve_batched(self) -> None:
+        from mlx_lm.generate import BatchGenerator
+
+        batch = BatchGenerator(
+            self._model,
+            completion_batch_size=self.parallel,
+            prefill_batch_size=self.parallel,
+        )
+        running: dict[int, tuple[_Job, Any]] = {}
+        while not self._closed:
+            job = self._next_job(block=not running)
+            if job is not None:
+                self._admit(batch, running, job)
+                continue  # admit everything waiting before the next step
+            gone = [uid for uid, (j, _) in running.items() if j.cancelled.is_set()]
+            if gone:
+                batch.remove(gone)
+                for uid in gone:
+                    running.pop(uid)[0].events.put(("cancelled", None))
+            if not running:
+                continue
+            try:
+                _, responses = batch.next()
+            except Exception as exc:
+                for job, _ in running.values():
+                    job.events.put(("error", repr(exc)))
+                running.clear()
+                batch = BatchGenerator(self._model, completion_batch_size=self.parallel)
+                continue
+            for r in responses:
+                entry = running.get(r.uid)
+                if entry is None:
+                    continue
+                job, detokenizer = entry
+                if r.finish_reason == "stop":
+                    detokenizer.finalize()
+                else:
+                    detokenizer.add_token(r.token)
+                    if r.finish_reason is not None:
+                        detokenizer.finalize()
+                job.events.put(("token", (detokenizer.last_segment, r.finish_reason)))
+                if r.finish_reason is not None:
+                    del running[r.uid]
+                    if self._prompt_cache is not None and r.prompt_cache is not None:
+                        self._prompt_cache.insert_cache(
+                            self._model_key, list(r.all_tokens), r.prompt_cache
+                        )
+
+    def _next_job(self, *, block: bool) -> _Job | None:
+        try:
+            if block:
+                return self._inbox.get(timeout=IDLE_WAIT_SECONDS)
+            return self._inbox.get_nowait()
+        except queue.Empty:
+            return None
+
+    def _admit(self, batch: Any, running: dict[int, tuple[_Job, Any]], job: _Job) -> None:
+        if job.cancelled.is_set():
+            job.events.put(("cancelled", None))
+            return
+        if job.seed is not None:
+            self._mx.random.seed(job.seed)
+        cache, rest = None, job.tokens
+        if self._prompt_cache is not None:
+            cache, rest = self._prompt_cache.fetch_nearest_cache(self._model_key, job.tokens)
+        if not rest:  # an exact hit still needs one token to start decoding
+            cache, rest = None, job.tokens
+        job.cached_tokens = len(job.tokens) - len(rest)
+        from mlx_lm.generate import StopSequences
+
+        (uid,) = batch.insert(
+            [rest],
+            max_tokens=[job.max_tokens],
+            caches=[cache] if cache is not None else None,
+            all_tokens=[job.tokens[: job.cached_tokens]],
+            samplers=[job.sampler],
+            logits_processors=[job.logits_processors],
+            stop_sequences=[StopSequences([(t,) for t in self._tokenizer.eos_token_ids])],
+        )
+        running[uid] = (job, self._tokenizer.detokenizer)
+
+    def _serve_speculative(self) -> None:
+        from mlx_lm.generate import stream_generate
+
+        while not self._closed:
+            job = self._next_job(block=True)
+            if job is None:
+                continue
+            if job.cancelled.is_set():
+                job.events.put(("cancelled", None))
+                continue
+            if job.seed is not None:
+                self._mx.random.seed(job.seed)
+            try:
+                for response in stream_generate(
+                    self._model,
+                    self._tokenizer,
+                    job.tokens,
+                    max_tokens=job.max_tokens,
+                    draft_model=self._draft,
+                    num_draft_tokens=self._num_draft_tokens,
+                    sampler=job.sampler,
+                    logits_processors=job.logits_processors,
+                ):
+                    if job.cancelled.is_set():
+                        job.events.put(("cancelled", None))
+                        break
+                    job.events.put(("token", (response.text, response.finish_reason)))
+                    if response.finish_reason is not None:
+                        break
+            except Exception as exc:
+                job.events.put(("error", repr(exc)))
+
+    # --- the rest of the Engine protocol ---------------------------------
+
+    def memory(self) -> dict[str, float]:
+        """MLX's active, cache and peak memory in bytes."""
+        mx = self._mx
+        return {
+            "active_bytes": float(mx.get_active_memory()),
+            "cache_bytes": float(mx.get_cache_memory()),
+            "peak_bytes": float(mx.get_peak_memory()),
+        }
+
+    def close(self) -> None:
+        """Stop the scheduler thread."""
+        self._closed = True
+        self._inbox.put(None)
+
+
+def _config_context_length(folder: Any) -> int | None:
+    import json
+    from pathlib import Path
+
+    try:
+        config = json.loads((Path(folder) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    value = config.get("max_position_embeddings")
+    return int(value) if value else None
+
+
+__all__ = ["LoadError", "MlxEngine"]
