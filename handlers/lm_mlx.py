@@ -17,6 +17,7 @@ from typing import Any
 
 from ipc.messages import Finished, FinishReason, Generate, LoadSpec, Usage
 
+from .detokenize import IncrementalDecoder
 from .engine import ContextLengthExceeded, Emit, EngineError, LoadError, ShouldStop
 from .mlx_loading import check_same_tokenizer, load_model, resolve_model_dir
 from .stop_text import StopTextFilter
@@ -217,14 +218,9 @@ class MlxEngine:
                 entry = running.get(r.uid)
                 if entry is None:
                     continue
-                job, detokenizer = entry
-                if r.finish_reason == "stop":
-                    detokenizer.finalize()
-                else:
-                    detokenizer.add_token(r.token)
-                    if r.finish_reason is not None:
-                        detokenizer.finalize()
-                job.events.put(("token", (detokenizer.last_segment, r.finish_reason)))
+                job, decoder = entry
+                text = _piece(decoder, r.token, r.finish_reason)
+                job.events.put(("token", (text, r.finish_reason)))
                 if r.finish_reason is not None:
                     del running[r.uid]
                     if self._prompt_cache is not None and r.prompt_cache is not None:
@@ -263,7 +259,7 @@ class MlxEngine:
             logits_processors=[job.logits_processors],
             stop_sequences=[StopSequences([(t,) for t in self._tokenizer.eos_token_ids])],
         )
-        running[uid] = (job, self._tokenizer.detokenizer)
+        running[uid] = (job, self._decoder())
 
     def _serve_speculative(self) -> None:
         from mlx_lm.generate import stream_generate
@@ -277,6 +273,7 @@ class MlxEngine:
                 continue
             if job.seed is not None:
                 self._mx.random.seed(job.seed)
+            decoder = self._decoder()
             try:
                 for response in stream_generate(
                     self._model,
@@ -291,11 +288,16 @@ class MlxEngine:
                     if job.cancelled.is_set():
                         job.events.put(("cancelled", None))
                         break
-                    job.events.put(("token", (response.text, response.finish_reason)))
+                    text = _piece(decoder, response.token, response.finish_reason)
+                    job.events.put(("token", (text, response.finish_reason)))
                     if response.finish_reason is not None:
                         break
             except Exception as exc:
                 job.events.put(("error", repr(exc)))
+
+    def _decoder(self) -> IncrementalDecoder:
+        hf_tokenizer = self._tokenizer._tokenizer
+        return IncrementalDecoder(lambda ids: hf_tokenizer.decode(ids, skip_special_tokens=True))
 
     # --- the rest of the Engine protocol ---------------------------------
 
@@ -312,6 +314,14 @@ class MlxEngine:
         """Stop the scheduler thread."""
         self._closed = True
         self._inbox.put(None)
+
+
+def _piece(decoder: IncrementalDecoder, token: int, finish_reason: str | None) -> str:
+    """The text a new token adds; the end-of-sequence token itself adds none."""
+    if finish_reason == "stop":
+        return decoder.flush()
+    text = decoder.add(token)
+    return text + decoder.flush() if finish_reason is not None else text
 
 
 def _config_context_length(folder: Any) -> int | None:
