@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import subprocess
 import sys
 
 import trio
@@ -13,6 +14,7 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from bodega.app import create_app
 from bodega.errors import BodegaError
+from bodega.registry.handler import handler_env
 from bodega.registry.registry import Registry, sweep_stale
 from bodega.settings import CONFIG_ENV, ConfigError, Settings, build_settings
 
@@ -31,12 +33,27 @@ def _parser() -> argparse.ArgumentParser:
     launch.add_argument("--host", help="address to bind (default 127.0.0.1)")
     launch.add_argument("--port", type=int, help="port to bind (default 44468)")
     launch.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ...")
+    convert = commands.add_parser("convert", help="convert a GGUF file to an MLX model folder")
+    convert.add_argument("gguf_path", metavar="GGUF_PATH")
+    convert.add_argument("out_dir", metavar="OUT_DIR")
+    convert.add_argument("--dtype", help="dequantize to float32/float16/bfloat16")
+    convert.add_argument("--force", action="store_true", help="replace an existing OUT_DIR")
     return parser
+
+
+def convert(args: argparse.Namespace) -> int:
+    """Run the converter in a subprocess: this package never imports MLX."""
+    command = [sys.executable, "-m", "handlers.convert", args.gguf_path, args.out_dir]
+    command += ["--dtype", args.dtype] if args.dtype else []
+    command += ["--force"] if args.force else []
+    return subprocess.run(command, env=handler_env("mlx"), check=False).returncode
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line, validate the configuration, serve."""
     args = _parser().parse_args(argv)
+    if args.command == "convert":
+        return convert(args)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -89,7 +89,8 @@ def openblas_library() -> str | None:
     return None
 
 
-def _handler_env(engine: str) -> dict[str, str]:
+def handler_env(engine: str) -> dict[str, str]:
+    """The environment of a handler (or converter) process for ``engine``."""
     env = dict(os.environ)
     path = env.get("PYTHONPATH")
     env["PYTHONPATH"] = _PROJECT_ROOT + (os.pathsep + path if path else "")
@@ -138,7 +139,7 @@ class HandlerProcess:
                     msgspec.json.encode(load_spec(self.spec, self.engine)).decode(),
                 ],
                 stdin=subprocess.DEVNULL,
-                env=_handler_env(self.engine),
+                env=handler_env(self.engine),
             )
             self.pid = self._process.pid
             with trio.move_on_after(load_timeout) as scope:
