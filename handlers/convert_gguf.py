@@ -578,9 +578,9 @@ def tokenizer_files(meta: dict[str, Any]) -> dict[str, dict[str, Any]]:
         },
         **specials,
     }
-    template = meta.get("tokenizer.chat_template")
-    if isinstance(template, str) and template:
-        tokenizer_config["chat_template"] = template
+    chat_template = meta.get("tokenizer.chat_template")
+    if isinstance(chat_template, str) and chat_template:
+        tokenizer_config["chat_template"] = chat_template
     special_map = {key: _token(value, True) for key, value in specials.items()}
     return {
         "tokenizer.json": tokenizer_json,

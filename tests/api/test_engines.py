@@ -1,0 +1,207 @@
+"""Chat and completions behave the same on llama.cpp and on mlx-lm.
+
+The MLX model is the embedded GGUF, converted on load (and cached).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from bodega.settings import embedded_lm_path
+from tests.helpers import SYSTEM, Server, long_completion, queue_stats, sse_events, wait_until
+
+LLAMA = "smollm2-135m"
+MLX = "smollm2-135m-mlx"
+
+
+@pytest.fixture(scope="session")
+def mlx_model(server: Server) -> Iterator[str]:
+    r = server.load(MLX, engine="mlx", max_concurrency=4, prompt_cache_size=4)
+    assert r.status_code == 201, r.text
+    assert r.json()["model"]["engine"] == "mlx"
+    yield MLX
+
+
+@pytest.fixture(params=[LLAMA, MLX])
+def model(request: pytest.FixtureRequest, server: Server) -> str:
+    if request.param == MLX:
+        request.getfixturevalue("mlx_model")
+    return str(request.param)
+
+
+def chat(model: str, content: str, **extra: Any) -> dict[str, Any]:
+    return {"model": model, "messages": [SYSTEM, {"role": "user", "content": content}], **extra}
+
+
+def test_chat_answers_paris(server: Server, model: str) -> None:
+    r = server.client.post(
+        "/v1/chat/completions", json=chat(model, "What is the capital of France?", temperature=0)
+    )
+    body = r.json()
+    assert r.status_code == 200, body
+    assert body["model"] == model
+    assert "Paris" in body["choices"][0]["message"]["content"]
+    assert body["choices"][0]["finish_reason"] == "stop"
+    assert body["usage"]["prompt_tokens"] > 10
+
+
+def test_stream_answers_paris(server: Server, model: str) -> None:
+    body = chat(
+        model,
+        "What is the capital of France?",
+        temperature=0,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    with server.client.stream("POST", "/v1/chat/completions", json=body) as r:
+        events = list(sse_events(r))
+    assert events[-1] == "[DONE]"
+    text = "".join(e["choices"][0]["delta"].get("content", "") for e in events[:-1] if e["choices"])
+    assert "Paris" in text
+    assert events[-2]["usage"]["completion_tokens"] > 3
+
+
+def test_completion_keeps_leading_space_and_stop(server: Server, model: str) -> None:
+    body = {"model": model, "prompt": "Count: 1, 2, 3,", "max_tokens": 30, "temperature": 0}
+    plain = server.client.post("/v1/completions", json={**body, "max_tokens": 6}).json()
+    assert plain["choices"][0]["text"].startswith(" 4,")
+    assert plain["choices"][0]["finish_reason"] == "length"
+    assert plain["usage"]["completion_tokens"] == 6
+    stopped = server.client.post("/v1/completions", json={**body, "stop": [" 6"]}).json()
+    assert stopped["choices"][0]["text"] == " 4, 5,"
+    assert stopped["choices"][0]["finish_reason"] == "stop"
+
+
+def test_engines_agree_on_a_greedy_answer(server: Server, mlx_model: str) -> None:
+    body = chat(LLAMA, "What is the capital of France?", temperature=0, max_tokens=8)
+    llama = server.client.post("/v1/chat/completions", json=body).json()
+    mlx = server.client.post("/v1/chat/completions", json={**body, "model": mlx_model}).json()
+    llama_text = llama["choices"][0]["message"]["content"]
+    mlx_text = mlx["choices"][0]["message"]["content"]
+    assert llama_text.split()[:4] == mlx_text.split()[:4]
+
+
+def test_repeated_prefix_hits_the_prompt_cache(server: Server, model: str) -> None:
+    body = chat(model, "Name a colour of the rainbow.", temperature=0, max_tokens=3)
+    server.client.post("/v1/chat/completions", json=body)
+    again = server.client.post("/v1/chat/completions", json=body).json()
+    assert again["usage"]["prompt_tokens_details"]["cached_tokens"] > 10
+
+
+def test_mlx_refuses_prompt_plus_max_tokens_beyond_context(server: Server) -> None:
+    r = server.load("mlx-small", engine="mlx", context_length=64)
+    assert r.status_code == 201, r.text
+    try:
+        too_long = server.client.post(
+            "/v1/completions", json={"model": "mlx-small", "prompt": "Hi there", "max_tokens": 63}
+        )
+        assert too_long.status_code == 400
+        assert too_long.json()["error"]["code"] == "context_length_exceeded"
+        fits = server.client.post(
+            "/v1/completions", json={"model": "mlx-small", "prompt": "Hi there", "max_tokens": 2}
+        )
+        assert fits.status_code == 200
+    finally:
+        server.unload("mlx-small")
+
+
+def _stream_text(server: Server, body: dict[str, Any], out: dict[int, str], i: int) -> None:
+    with server.client.stream("POST", "/v1/completions", json=body) as r:
+        out[i] = "".join(
+            e["choices"][0]["text"] for e in sse_events(r) if e != "[DONE]" and e["choices"]
+        )
+
+
+def test_four_concurrent_streams_are_all_correct(server: Server, mlx_model: str) -> None:
+    body = {"model": mlx_model, "prompt": "Count: 1, 2, 3,", "max_tokens": 8, "temperature": 0}
+    expected = server.client.post("/v1/completions", json=body).json()["choices"][0]["text"]
+    out: dict[int, str] = {}
+    threads = [
+        threading.Thread(target=_stream_text, args=(server, {**body, "stream": True}, out, i))
+        for i in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert out == {i: expected for i in range(4)}
+
+
+def test_cancel_one_of_four_streams(server: Server, mlx_model: str) -> None:
+    body = {
+        "model": mlx_model,
+        "prompt": "Count: 1, 2, 3,",
+        "max_tokens": 10,
+        "temperature": 0,
+        "stream": True,
+    }
+    out: dict[int, str] = {}
+    threads = [threading.Thread(target=_stream_text, args=(server, body, out, i)) for i in range(3)]
+    for t in threads:
+        t.start()
+    with server.client.stream("POST", "/v1/completions", json=long_completion(mlx_model)) as r:
+        events = sse_events(r)
+        next(events)
+        next(events)  # leave mid-stream
+    for t in threads:
+        t.join(120)
+    assert len(out) == 3 and len(set(out.values())) == 1
+    assert next(iter(out.values())).startswith(" 4, 5")
+    wait_until(lambda: queue_stats(server, mlx_model)["running"] == 0, timeout=30)
+
+
+def test_mlx_disconnect_stops_generation(server: Server, mlx_model: str) -> None:
+    def generated() -> int:
+        return int(server.model_info(mlx_model)["tokens_generated"])
+
+    wait_until(lambda: queue_stats(server, mlx_model)["running"] == 0, timeout=30)
+    before = generated()
+    received = 0
+    with server.client.stream("POST", "/v1/completions", json=long_completion(mlx_model)) as r:
+        for event in sse_events(r):
+            if event != "[DONE]" and event["choices"] and event["choices"][0]["text"]:
+                received += 1
+            if received == 4:
+                break
+    after = wait_until(lambda: (n := generated()) > before and n, timeout=30)
+    assert after - before - received <= 3
+
+
+def test_mlx_memory_is_reported(server: Server, mlx_model: str) -> None:
+    memory = server.model_info(mlx_model)["memory"]
+    assert memory["metal_active_mb"] > 10
+    assert memory["metal_peak_mb"] >= memory["metal_active_mb"]
+    assert memory["total_mb"] >= memory["rss_mb"]
+
+
+def test_speculative_decoding_equals_plain_greedy(server: Server, mlx_model: str) -> None:
+    r = server.load(
+        "mlx-spec", engine="mlx", draft_model_path=embedded_lm_path(), num_draft_tokens=3
+    )
+    assert r.status_code == 201, r.text
+    try:
+        body = chat(mlx_model, "What is the capital of France?", temperature=0, max_tokens=16)
+        plain = server.client.post("/v1/chat/completions", json=body).json()
+        spec = server.client.post("/v1/chat/completions", json={**body, "model": "mlx-spec"}).json()
+        assert spec["choices"][0]["message"]["content"] == plain["choices"][0]["message"]["content"]
+        assert spec["usage"]["completion_tokens"] == plain["usage"]["completion_tokens"]
+    finally:
+        server.unload("mlx-spec")
+
+
+def test_repo_not_in_hf_cache_is_404(server: Server) -> None:
+    r = server.load("absent", engine="mlx", model_path="nobody/absent-model")
+    assert r.status_code == 404, r.text
+    assert "download" in r.json()["error"]["message"]
+
+
+def test_bad_chat_template_file_is_400(server: Server, tmp_path: Any) -> None:
+    template = tmp_path / "bad.jinja"
+    template.write_text("{% for m in messages %}{{ m.content }")
+    r = server.load("bad-template", engine="mlx", chat_template_file=str(template))
+    assert r.status_code == 400, r.text
+    assert "Jinja" in r.json()["error"]["message"]
