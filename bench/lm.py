@@ -55,6 +55,7 @@ DECODE_RATIO_TARGET = 0.95
 TTFT_TARGET_MS = 5.0
 QUIET_CORES = 0.25
 GATE_WAIT = 10.0
+WARMUP_TIMEOUT = 20.0
 TOPICS = (
     "a lighthouse keeper and a storm",
     "a robot learning to paint",
@@ -246,7 +247,7 @@ def _take_pairs(
     pairs: list[Pair] = []
     while runner.want_more(pairs, want, max_tokens):
         prompts = [prompt(first_prompt + len(pairs))]
-        timeout = sample_timeout(pairs, max_tokens, default=10.0)
+        timeout = sample_timeout(pairs, max_tokens, default=8.0)
         pairs.append(
             runner.take(
                 partial(_server_sample, meter, server, http, prompts, max_tokens, timeout),
@@ -275,8 +276,8 @@ def single_stream(options: Options, server: BodegaServer) -> Table:
     ttft_runner = PairRunner(meter, 8.0 if options.quick else 15.0)
     try:
         http.warm()
-        _server_sample(meter, server, http, [prompt(0)], MAX_TOKENS, 60.0)
-        _local_sample(meter, engine, [prompt(0)], MAX_TOKENS, 60.0)
+        _server_sample(meter, server, http, [prompt(0)], MAX_TOKENS, WARMUP_TIMEOUT)
+        _local_sample(meter, engine, [prompt(0)], MAX_TOKENS, WARMUP_TIMEOUT)
         pairs = _take_pairs(
             decode_runner,
             meter,
@@ -455,13 +456,13 @@ def concurrency(options: Options, server: BodegaServer) -> Table:
     try:
         http.warm()
         warm_prompts = [prompt(900 + i) for i in range(PARALLEL_SLOTS)]
-        _server_sample(meter, server, http, warm_prompts, 16, 60.0)
-        _local_sample(meter, engine, warm_prompts, 16, 60.0)
+        _server_sample(meter, server, http, warm_prompts, 16, WARMUP_TIMEOUT)
+        _local_sample(meter, engine, warm_prompts, 16, WARMUP_TIMEOUT)
         while levels := [n for n in CONCURRENCY if runner.want_more(pairs[n], want, MAX_TOKENS)]:
             for n in levels:
                 prompts = [prompt(counter + i) for i in range(n)]
                 counter += n
-                timeout = sample_timeout(pairs[n], MAX_TOKENS, default=10.0 + 3.0 * n)
+                timeout = sample_timeout(pairs[n], MAX_TOKENS, default=5.0 + 2.0 * n)
                 pairs[n].append(
                     runner.take(
                         partial(_server_sample, meter, server, http, prompts, MAX_TOKENS, timeout),

@@ -602,7 +602,10 @@ def _publish(tmp: Path, out_dir: Path, overwrite: bool) -> None:
         old = out_dir.with_name(f"{out_dir.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
         os.rename(out_dir, old)
         os.rename(tmp, out_dir)
-        shutil.rmtree(old, ignore_errors=True)
+        if old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink()
         return
     try:
         os.rename(tmp, out_dir)

@@ -51,15 +51,29 @@ class MlxEngine:
         import mlx.core as mx
 
         self._mx = mx
+        self.parallel = max(1, spec.max_concurrency)
+        self._num_draft_tokens = spec.num_draft_tokens or 3
+        self._inbox: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._closed = False
+        # MLX arrays and streams belong to the thread that made them: the
+        # scheduler thread loads the model and is the only one to touch it.
+        loaded: queue.SimpleQueue[BaseException | None] = queue.SimpleQueue()
+        self._scheduler = threading.Thread(
+            target=self._run, args=(spec, loaded), name="mlx-scheduler", daemon=True
+        )
+        self._scheduler.start()
+        error = loaded.get()
+        if error is not None:
+            raise error
+
+    def _load(self, spec: LoadSpec) -> None:
         self._model, self._tokenizer, folder = load_model(spec)
         self._model_key = str(folder)
         config_ctx = _config_context_length(folder)
         self.context_length = spec.context_length or min(
             config_ctx or DEFAULT_CONTEXT_LENGTH, DEFAULT_CONTEXT_LENGTH
         )
-        self.parallel = max(1, spec.max_concurrency)
         self._draft = None
-        self._num_draft_tokens = spec.num_draft_tokens or 3
         if spec.draft_model_path:
             from mlx_lm import load
 
@@ -73,10 +87,6 @@ class MlxEngine:
             if spec.prompt_cache_size > 0
             else None
         )
-        self._inbox: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._closed = False
-        self._scheduler = threading.Thread(target=self._schedule, name="mlx-scheduler", daemon=True)
-        self._scheduler.start()
 
     # --- runtime side (one thread per in-flight request) -----------------
 
@@ -111,7 +121,7 @@ class MlxEngine:
                 job.cancelled.set()
             kind, value = job.events.get()
             if kind == "error":
-                raise EngineError(f"generation failed: {value}")
+                raise RuntimeError(f"generation failed: {value}")
             if kind == "cancelled":
                 reason = "cancelled"
                 break
@@ -179,7 +189,13 @@ class MlxEngine:
 
     # --- scheduler thread: the only one that touches MLX ------------------
 
-    def _schedule(self) -> None:
+    def _run(self, spec: LoadSpec, loaded: queue.SimpleQueue[BaseException | None]) -> None:
+        try:
+            self._load(spec)
+        except BaseException as exc:
+            loaded.put(exc)
+            return
+        loaded.put(None)
         if self._draft is not None:
             self._serve_speculative()
         else:

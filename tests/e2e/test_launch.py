@@ -109,9 +109,8 @@ def test_model_flag(tmp_path: Path) -> None:
 
 def test_sigterm_lets_streams_finish_and_cleans_up(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
-    config.write_text(
-        f"server: {{graceful_timeout: 60}}\nmodels:\n  - {{model_id: smollm2-135m, model_path: '{embedded_lm_path()}'}}\n"
-    )
+    model = f"{{model_id: smollm2-135m, model_path: '{embedded_lm_path()}'}}"
+    config.write_text(f"server: {{graceful_timeout: 60}}\nmodels:\n  - {model}\n")
     server = start_server("--config", str(config))
     pid = server.process.pid
     handler_pid = server.model_info("smollm2-135m")["pid"]
