@@ -35,7 +35,7 @@ def resolve_model_dir(model_path: str) -> Path:
 
         try:
             return cached_conversion(path, conversion_cache_root())
-        except ConversionError as exc:
+        except (ConversionError, OSError) as exc:
             raise LoadError(f"cannot convert {path} to MLX: {exc}") from exc
     if path.exists():
         raise LoadError(f"{model_path!r} is neither an MLX model folder nor a GGUF file")
