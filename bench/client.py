@@ -69,7 +69,7 @@ class HttpChat:
                     continue
                 now = time.perf_counter()
                 if now - result.t_send > timeout:
-                    result.error = f"timed out after {timeout:g} s"
+                    result.error = f"timed out after {timeout:.0f} s"
                     break
                 data = line[6:]
                 if data == "[DONE]":

@@ -1,8 +1,12 @@
 """The llama.cpp engine driven in-process, exactly as ``handlers/lm_llamacpp.py`` drives it.
 
-``engine_params`` mirrors the ``CommonParams`` the handler builds and
-``engine_body`` the request body it hands to ``handle_chat_completions`` for an
-HTTP chat request, so the only difference from the server side is the server.
+``InProcessEngine`` gets its ``xllamacpp.Server`` from the handler's own
+``LlamaCppEngine`` built from the very ``LoadSpec`` the server would send
+(``bodega.registry.handler.load_spec``), so parameters cannot drift; should
+that class change shape, ``engine_params`` mirrors the ``CommonParams`` it
+builds. ``engine_body`` mirrors the body the handler hands to
+``handle_chat_completions`` for an HTTP chat request. The only difference from
+the server side is then the server.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from bodega.settings import ModelSpec
 
 from .timing import Stream
 
@@ -75,13 +81,33 @@ def native_stderr_to(path: Path) -> Iterator[None]:
 
 
 class InProcessEngine:
-    """An ``xllamacpp.Server`` in this process; ``stream`` times one chat request."""
+    """An ``xllamacpp.Server`` in this process; ``stream`` times one chat request.
 
-    def __init__(self, model_path: str, context_length: int, parallel: int) -> None:
-        import xllamacpp
+    ``source`` says where its parameters came from: ``handler`` (the handler's
+    own engine class) or ``mirror`` (``engine_params``).
+    """
 
-        self.parallel = parallel
-        self._server = xllamacpp.Server(engine_params(model_path, context_length, parallel))
+    def __init__(self, spec: ModelSpec) -> None:
+        self._owner: Any = None
+        self._server: Any = None
+        try:
+            from bodega.registry.handler import load_spec
+            from bodega.registry.options import resolve_engine
+            from handlers.lm_llamacpp import LlamaCppEngine
+
+            self._owner = LlamaCppEngine(load_spec(spec, resolve_engine(spec)))
+            self._server = self._owner._server
+            self.source = "handler"
+        except (ImportError, AttributeError, TypeError):
+            import xllamacpp
+
+            if self._owner is not None:
+                self._owner.close()
+                self._owner = None
+            context = spec.context_length or 4096
+            params = engine_params(spec.model_path, context, max(1, spec.max_concurrency))
+            self._server = xllamacpp.Server(params)
+            self.source = "mirror"
 
     def stream(self, prompt: str, max_tokens: int, timeout: float = 60.0) -> Stream:
         """Run one streamed chat completion; blocks the calling thread.
@@ -94,7 +120,7 @@ class InProcessEngine:
         def on_chunk(chunk: dict[str, Any]) -> bool:
             now = time.perf_counter()
             if now - result.t_send > timeout:
-                result.error = f"timed out after {timeout:g} s"
+                result.error = f"timed out after {timeout:.0f} s"
                 return True
             if "error" in chunk:
                 result.error = str(chunk["error"])
@@ -107,6 +133,8 @@ class InProcessEngine:
             timings = chunk.get("timings")
             if timings and timings.get("predicted_per_second"):
                 result.engine_tps = float(timings["predicted_per_second"])
+            if timings and timings.get("prompt_ms") is not None:
+                result.engine_prompt_ms = float(timings["prompt_ms"])
             for choice in chunk.get("choices") or ():
                 if choice.get("finish_reason"):
                     result.finish_reason = str(choice["finish_reason"])
@@ -124,4 +152,7 @@ class InProcessEngine:
 
     def close(self) -> None:
         """Stop llama.cpp's loop and free the model."""
-        del self._server
+        self._server = None
+        if self._owner is not None:
+            self._owner.close()
+            self._owner = None

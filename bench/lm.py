@@ -36,7 +36,9 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from bodega.settings import EMBEDDED_LM_ID, embedded_lm_spec
+import msgspec
+
+from bodega.settings import EMBEDDED_LM_ID, ModelSpec, embedded_lm_spec
 
 from .client import HttpChat
 from .cpu import CpuMeter, CpuUsage, wait_for_quiet
@@ -54,7 +56,7 @@ PARALLEL_CONTEXT = 2048
 DECODE_RATIO_TARGET = 0.95
 TTFT_TARGET_MS = 5.0
 QUIET_CORES = 0.25
-GATE_WAIT = 10.0
+GATE_WAIT = 8.0
 WARMUP_TIMEOUT = 20.0
 TOPICS = (
     "a lighthouse keeper and a storm",
@@ -67,6 +69,7 @@ TOPICS = (
     "the last library on Earth",
 )
 _EVAL_LINE = re.compile(r"\|\s+eval time =\s+([\d.]+) ms /\s+(\d+) tokens")
+_PROMPT_LINE = re.compile(r"\|\s+prompt eval time =\s+([\d.]+) ms")
 
 
 def prompt(i: int) -> str:
@@ -88,6 +91,7 @@ class Sample:
     batch: Batch
     cpu: CpuUsage
     engine_tps: float | None = None
+    engine_prompt_ms: float | None = None
 
     @property
     def first(self) -> Stream:
@@ -191,15 +195,20 @@ def sample_timeout(pairs: Sequence[Pair], max_tokens: int, default: float) -> fl
 # --- sides -----------------------------------------------------------------
 
 
-def _engine_tps_from_log(server: BodegaServer, offset: int) -> float | None:
-    """llama.cpp's own decode speed for the request logged after ``offset``."""
+def _engine_timings_from_log(
+    server: BodegaServer, offset: int
+) -> tuple[float | None, float | None]:
+    """llama.cpp's own (decode tok/s, prompt eval ms) for the request logged after ``offset``."""
     for _ in range(25):
-        found = _EVAL_LINE.findall(server.log_since(offset))
+        text = server.log_since(offset)
+        found = _EVAL_LINE.findall(text)
         if found:
             ms, tokens = found[-1]
-            return int(tokens) / (float(ms) / 1e3) if float(ms) > 0 else None
+            tps = int(tokens) / (float(ms) / 1e3) if float(ms) > 0 else None
+            prompts = _PROMPT_LINE.findall(text)
+            return tps, float(prompts[-1]) if prompts else None
         time.sleep(0.02)
-    return None
+    return None, None
 
 
 def _server_sample(
@@ -213,8 +222,10 @@ def _server_sample(
     offset = server.log_size()
     calls = [partial(http.stream, p, max_tokens, i, timeout) for i, p in enumerate(prompts)]
     batch, cpu = meter.measure(partial(run_together, calls))
-    engine_tps = _engine_tps_from_log(server, offset) if len(prompts) == 1 else None
-    return Sample(batch=batch, cpu=cpu, engine_tps=engine_tps)
+    if len(prompts) != 1:
+        return Sample(batch=batch, cpu=cpu)
+    tps, prompt_ms = _engine_timings_from_log(server, offset)
+    return Sample(batch=batch, cpu=cpu, engine_tps=tps, engine_prompt_ms=prompt_ms)
 
 
 def _local_sample(
@@ -222,7 +233,10 @@ def _local_sample(
 ) -> Sample:
     calls = [partial(engine.stream, p, max_tokens, timeout) for p in prompts]
     batch, cpu = meter.measure(partial(run_together, calls))
-    return Sample(batch=batch, cpu=cpu, engine_tps=batch.streams[0].engine_tps)
+    first = batch.streams[0]
+    return Sample(
+        batch=batch, cpu=cpu, engine_tps=first.engine_tps, engine_prompt_ms=first.engine_prompt_ms
+    )
 
 
 # --- 1. single stream ------------------------------------------------------
@@ -268,11 +282,10 @@ def _ratios(server: Sequence[float], local: Sequence[float]) -> list[float]:
 def single_stream(options: Options, server: BodegaServer) -> Table:
     """TTFT and decode tokens/s of one stream, server versus in-process."""
     spec = embedded_lm_spec()
-    assert spec.context_length is not None
-    engine = InProcessEngine(spec.model_path, spec.context_length, spec.max_concurrency)
+    engine = InProcessEngine(spec)
     http = HttpChat(server.base_url, spec.id)
     meter = CpuMeter(server)
-    decode_runner = PairRunner(meter, 25.0 if options.quick else 50.0)
+    decode_runner = PairRunner(meter, 25.0 if options.quick else 45.0)
     ttft_runner = PairRunner(meter, 8.0 if options.quick else 15.0)
     try:
         http.warm()
@@ -346,6 +359,19 @@ def single_stream(options: Options, server: BodegaServer) -> Table:
         spread(s_ttft1),
         spread(l_ttft1),
     )
+    timed = [p for p in ttft_used if p.server.engine_prompt_ms and p.local.engine_prompt_ms]
+    row_ms(
+        "  llama.cpp's own prompt eval (ms)",
+        [p.server.engine_prompt_ms or 0.0 for p in timed],
+        [p.local.engine_prompt_ms or 0.0 for p in timed],
+        1,
+    )
+    row_ms(
+        "  TTFT - prompt eval (ms)",
+        [p.server.first.ttft_ms - (p.server.engine_prompt_ms or 0.0) for p in timed],
+        [p.local.first.ttft_ms - (p.local.engine_prompt_ms or 0.0) for p in timed],
+        1,
+    )
     row_ms(
         f"TTFT (ms), {MAX_TOKENS}-token streams",
         [p.server.first.ttft_ms for p in used],
@@ -418,7 +444,11 @@ def single_stream(options: Options, server: BodegaServer) -> Table:
         "(tok/s); each pair runs both sides back to back, the order flipping every pair.",
         "Prompts: a different prompt per pair, the same on both sides (prompt-cache hits: "
         f"{', '.join(map(str, cached)) or '-'} tokens, the chat template's system prefix).",
-        "llama.cpp's own eval tok/s: its timings (in-process) and the handler's log (server).",
+        "llama.cpp's own eval tok/s and prompt eval ms: its timings (in-process) and the "
+        "handler's log (server); TTFT - prompt eval is the time spent outside the engine's "
+        "prompt processing.",
+        f"In-process engine parameters: from the {engine.source} "
+        "(handler = the handler's own LlamaCppEngine on the same LoadSpec).",
         "CPU ms/token: user+system CPU over the request / completion tokens; the server side "
         "sums the HTTP process, its handler and this client.",
         f"{MAX_TOKENS}-token pairs: {note}.",
@@ -439,15 +469,14 @@ def concurrency(options: Options, server: BodegaServer) -> Table:
     spec = embedded_lm_spec()
     want = options.reps(full=3, quick=2)
     budget = 45.0 if options.quick else 90.0
-    server.load_model(
-        {
-            "model_path": spec.model_path,
-            "model_id": PARALLEL_MODEL_ID,
-            "max_concurrency": PARALLEL_SLOTS,
-            "context_length": PARALLEL_CONTEXT,
-        }
+    parallel = ModelSpec(
+        model_path=spec.model_path,
+        model_id=PARALLEL_MODEL_ID,
+        max_concurrency=PARALLEL_SLOTS,
+        context_length=PARALLEL_CONTEXT,
     )
-    engine = InProcessEngine(spec.model_path, PARALLEL_CONTEXT, PARALLEL_SLOTS)
+    server.load_model(msgspec.to_builtins(parallel))
+    engine = InProcessEngine(parallel)
     http = HttpChat(server.base_url, PARALLEL_MODEL_ID, workers=PARALLEL_SLOTS)
     meter = CpuMeter(server)
     pairs: dict[int, list[Pair]] = {n: [] for n in CONCURRENCY}

@@ -24,6 +24,7 @@ class Stream:
     cached_tokens: int = 0
     finish_reason: str | None = None
     engine_tps: float | None = None
+    engine_prompt_ms: float | None = None
     error: str | None = None
 
     def content_event(self, now: float) -> None:

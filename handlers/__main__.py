@@ -90,9 +90,17 @@ def main(argv: list[str] | None = None) -> int:
         return 1  # the server went away while we were loading
     Runtime(channel, engine).serve()
     channel.close()
-    # Engine threads may sit in native code; leave without waiting for them.
-    os._exit(0)
+    return 0
+
+
+def run() -> None:
+    """Exit without interpreter finalization: engine threads may sit in native
+    code, and llama.cpp's destructor waits on its own HTTP thread forever."""
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
