@@ -8,12 +8,14 @@ serves requests until the socket closes, and exits.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import os
 import signal
 import socket
 import sys
 import threading
 import time
+from typing import NoReturn
 
 import msgspec
 
@@ -48,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spec", required=True, help="LoadSpec as JSON")
     args = parser.parse_args(argv)
     _die_with_parent()
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` dumps every thread's stack
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides when we stop
 
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -87,20 +90,20 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     except OSError:
-        return 1  # the server went away while we were loading
+        _leave(1)  # the server went away while we were loading
     Runtime(channel, engine).serve()
     channel.close()
-    return 0
+    _leave(0)
 
 
-def run() -> None:
-    """Exit without interpreter finalization: engine threads may sit in native
-    code, and llama.cpp's destructor waits on its own HTTP thread forever."""
-    code = main()
+def _leave(code: int) -> NoReturn:
+    """Exit with a loaded engine: never let it be garbage-collected, since
+    llama.cpp's destructor can wait forever on its own HTTP thread, and engine
+    threads may sit in native code."""
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
 
 
 if __name__ == "__main__":
-    run()
+    sys.exit(main())
