@@ -159,7 +159,7 @@ async def chat_completions() -> Response:
         return events
 
     async def events() -> AsyncGenerator[bytes, None]:
-        yield chunk(ChoiceDelta(role="assistant", content=""))
+        role = chunk(ChoiceDelta(role="assistant", content=""))
         rest = stream_events(
             first,
             frames,
@@ -168,7 +168,9 @@ async def chat_completions() -> Response:
         )
         async with aclosing(rest):
             async for event in rest:
-                yield event
+                # The first content arrives with the role chunk: one write, not two.
+                yield role + event if role else event
+                role = b""
 
     return sse_response(events())
 
