@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bodega.registry.handler import openblas_library
 from bodega.settings import embedded_lm_path
 from tests.helpers import SYSTEM, Server, long_completion, queue_stats, sse_events, wait_until
 
@@ -257,3 +259,31 @@ def test_lora_adapter_changes_output_and_scale_zero_does_not(
             assert (out["choices"][0]["message"]["content"] == base_text) is same
         finally:
             server.unload(model_id)
+
+
+def test_draft_with_another_tokenizer_is_400(server: Server, tmp_path: Any) -> None:
+    import json
+
+    from handlers.convert_gguf import convert_gguf
+
+    draft = convert_gguf(embedded_lm_path(), tmp_path / "draft")
+    tokenizer = json.loads((draft / "tokenizer.json").read_text())
+    extra = {"content": "<|extra|>", "single_word": False, "lstrip": False, "rstrip": False}
+    tokenizer["added_tokens"].append(
+        {"id": len(tokenizer["model"]["vocab"]), **extra, "normalized": False, "special": True}
+    )
+    (draft / "tokenizer.json").write_text(json.dumps(tokenizer))
+    r = server.load("bad-draft", engine="mlx", draft_model_path=str(draft))
+    assert r.status_code == 400, r.text
+    assert "tokenizer" in r.json()["error"]["message"]
+
+
+@pytest.mark.skipif(
+    not Path("/proc/self/maps").exists() or openblas_library() is None,
+    reason="needs Linux with Debian's libopenblas0-pthread",
+)
+def test_mlx_handler_runs_with_openblas(server: Server, mlx_model: str) -> None:
+    pid = server.model_info(mlx_model)["pid"]
+    assert "openblas" in Path(f"/proc/{pid}/maps").read_text()
+    llama_pid = server.model_info(LLAMA)["pid"]
+    assert "openblas" not in Path(f"/proc/{llama_pid}/maps").read_text()

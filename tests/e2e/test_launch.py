@@ -182,3 +182,27 @@ def test_running_server_maps_no_engine_library(server: Server) -> None:
     assert "xllamacpp" not in maps and "libllama" not in maps
     handler_pid = server.model_info("smollm2-135m")["pid"]
     assert "xllamacpp" in Path(f"/proc/{handler_pid}/maps").read_text()
+
+
+def test_convert_command(tmp_path: Path) -> None:
+    out = tmp_path / "smol-mlx"
+    done = subprocess.run(
+        [sys.executable, "-m", "bodega", "convert", str(embedded_lm_path()), str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"} <= {
+        p.name for p in out.iterdir()
+    }
+    bad = subprocess.run(
+        [sys.executable, "-m", "bodega", "convert", str(out / "config.json"), str(tmp_path / "x")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 1
+    assert "not a GGUF" in bad.stderr
