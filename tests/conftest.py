@@ -15,3 +15,20 @@ def server() -> Iterator[Server]:
     srv = start_server()
     yield srv
     stop_server(srv)
+
+
+@pytest.fixture(scope="session")
+def mlx_model(server: Server) -> Iterator[str]:
+    """The embedded GGUF on the mlx-lm engine (converted on load), 4 slots."""
+    r = server.load("smollm2-135m-mlx", engine="mlx", max_concurrency=4, prompt_cache_size=4)
+    assert r.status_code == 201, r.text
+    assert r.json()["model"]["engine"] == "mlx"
+    yield "smollm2-135m-mlx"
+
+
+@pytest.fixture(params=["smollm2-135m", "smollm2-135m-mlx"], ids=["llamacpp", "mlx"])
+def model(request: pytest.FixtureRequest, server: Server) -> str:
+    """Each language-model engine in turn, on the embedded model."""
+    if request.param.endswith("-mlx"):
+        request.getfixturevalue("mlx_model")
+    return str(request.param)

@@ -138,3 +138,8 @@ def queue_stats(server: Server, model_id: str) -> dict[str, Any]:
     """``/v1/queue/stats`` of one model."""
     stats: dict[str, Any] = server.client.get("/v1/queue/stats").json()
     return stats["queue_stats"]["models"][model_id]  # type: ignore[no-any-return]
+
+
+def chat_for(model: str, content: str, **extra: Any) -> dict[str, Any]:
+    """``chat_body`` for a given model id."""
+    return chat_body(content, model=model, **extra)

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from tests.helpers import Server, chat_body, sse_events
+from tests.helpers import Server, chat_for, sse_events
 
 
-def test_answers_the_capital_of_france(server: Server) -> None:
+def test_answers_the_capital_of_france(server: Server, model: str) -> None:
     r = server.client.post(
         "/v1/chat/completions",
-        json=chat_body("What is the capital of France?", temperature=0, max_tokens=30),
+        json=chat_for(model, "What is the capital of France?", temperature=0, max_tokens=30),
     )
     assert r.status_code == 200
     body = r.json()
     assert body["object"] == "chat.completion"
     assert body["id"].startswith("chatcmpl-")
-    assert body["model"] == "smollm2-135m"
+    assert body["model"] == model
     assert isinstance(body["created"], int)
     choice = body["choices"][0]
     assert choice["index"] == 0
@@ -28,26 +28,26 @@ def test_answers_the_capital_of_france(server: Server) -> None:
     assert "cached_tokens" in usage["prompt_tokens_details"]
 
 
-def test_max_tokens_ends_with_length(server: Server) -> None:
+def test_max_tokens_ends_with_length(server: Server, model: str) -> None:
     for field in ("max_tokens", "max_completion_tokens"):
         r = server.client.post(
             "/v1/chat/completions",
-            json=chat_body("Write a long story about a dragon.", **{field: 5}),
+            json=chat_for(model, "Write a long story about a dragon.", **{field: 5}),
         )
         body = r.json()
         assert body["choices"][0]["finish_reason"] == "length", field
         assert body["usage"]["completion_tokens"] == 5
 
 
-def test_repeated_prefix_reports_cached_tokens(server: Server) -> None:
-    body = chat_body("Name three colours of the rainbow.", temperature=0, max_tokens=4)
+def test_repeated_prefix_reports_cached_tokens(server: Server, model: str) -> None:
+    body = chat_for(model, "Name three colours of the rainbow.", temperature=0, max_tokens=4)
     server.client.post("/v1/chat/completions", json=body)
     again = server.client.post("/v1/chat/completions", json=body).json()
     assert again["usage"]["prompt_tokens_details"]["cached_tokens"] > 0
 
 
-def test_stop_sequence_ends_generation(server: Server) -> None:
-    base = chat_body("What is the capital of France?", temperature=0, max_tokens=30)
+def test_stop_sequence_ends_generation(server: Server, model: str) -> None:
+    base = chat_for(model, "What is the capital of France?", temperature=0, max_tokens=30)
     full = server.client.post("/v1/chat/completions", json=base).json()
     text = full["choices"][0]["message"]["content"]
     assert "Paris" in text
@@ -56,15 +56,16 @@ def test_stop_sequence_ends_generation(server: Server) -> None:
     assert stopped["choices"][0]["message"]["content"] == text[: text.index("Paris")]
 
 
-def test_seed_makes_sampling_reproducible(server: Server) -> None:
-    body = chat_body("Tell me a fun fact.", temperature=1.0, seed=1234, max_tokens=20)
+def test_seed_makes_sampling_reproducible(server: Server, model: str) -> None:
+    body = chat_for(model, "Tell me a fun fact.", temperature=1.0, seed=1234, max_tokens=20)
     first = server.client.post("/v1/chat/completions", json=body).json()
     second = server.client.post("/v1/chat/completions", json=body).json()
     assert first["choices"][0]["message"]["content"] == second["choices"][0]["message"]["content"]
 
 
-def test_sampling_parameters_are_accepted(server: Server) -> None:
-    body = chat_body(
+def test_sampling_parameters_are_accepted(server: Server, model: str) -> None:
+    body = chat_for(
+        model,
         "Hi",
         max_tokens=3,
         temperature=0.7,
@@ -83,9 +84,9 @@ def test_sampling_parameters_are_accepted(server: Server) -> None:
     assert r.json()["usage"]["completion_tokens"] <= 3
 
 
-def test_content_parts_of_text_are_joined(server: Server) -> None:
+def test_content_parts_of_text_are_joined(server: Server, model: str) -> None:
     body = {
-        "model": "current",
+        "model": model,
         "messages": [
             {
                 "role": "system",
@@ -103,8 +104,9 @@ def test_content_parts_of_text_are_joined(server: Server) -> None:
     assert "Paris" in r.json()["choices"][0]["message"]["content"]
 
 
-def test_stream_has_openai_chunks_and_usage(server: Server) -> None:
-    body = chat_body(
+def test_stream_has_openai_chunks_and_usage(server: Server, model: str) -> None:
+    body = chat_for(
+        model,
         "What is the capital of France?",
         temperature=0,
         max_tokens=30,
@@ -130,8 +132,8 @@ def test_stream_has_openai_chunks_and_usage(server: Server) -> None:
     assert all(c["usage"] is None for c in chunks[:-1])
 
 
-def test_stream_without_usage_has_no_usage_chunk(server: Server) -> None:
-    body = chat_body("Hi", max_tokens=3, stream=True)
+def test_stream_without_usage_has_no_usage_chunk(server: Server, model: str) -> None:
+    body = chat_for(model, "Hi", max_tokens=3, stream=True)
     with server.client.stream("POST", "/v1/chat/completions", json=body) as r:
         events = list(sse_events(r))
     assert events[-1] == "[DONE]"
@@ -139,8 +141,8 @@ def test_stream_without_usage_has_no_usage_chunk(server: Server) -> None:
     assert events[-2]["choices"][0]["finish_reason"] == "length"
 
 
-def test_prompt_longer_than_context_is_400(server: Server) -> None:
-    body = chat_body("hello " * 9000, max_tokens=5)
+def test_prompt_longer_than_context_is_400(server: Server, model: str) -> None:
+    body = chat_for(model, "hello " * 9000, max_tokens=5)
     r = server.client.post("/v1/chat/completions", json=body)
     assert r.status_code == 400
     error = r.json()["error"]

@@ -5,10 +5,10 @@ from __future__ import annotations
 from tests.helpers import Server, sse_events
 
 
-def test_completion_shape(server: Server) -> None:
+def test_completion_shape(server: Server, model: str) -> None:
     r = server.client.post(
         "/v1/completions",
-        json={"model": "current", "prompt": "Count: 1, 2, 3,", "max_tokens": 6, "temperature": 0},
+        json={"model": model, "prompt": "Count: 1, 2, 3,", "max_tokens": 6, "temperature": 0},
     )
     assert r.status_code == 200
     body = r.json()
@@ -19,18 +19,18 @@ def test_completion_shape(server: Server) -> None:
     assert body["usage"]["completion_tokens"] == 6
 
 
-def test_default_max_tokens_is_16(server: Server) -> None:
+def test_default_max_tokens_is_16(server: Server, model: str) -> None:
     r = server.client.post(
-        "/v1/completions", json={"model": "current", "prompt": "Once upon a time", "temperature": 0}
+        "/v1/completions", json={"model": model, "prompt": "Once upon a time", "temperature": 0}
     )
     assert r.json()["usage"]["completion_tokens"] <= 16
 
 
-def test_completion_stop_and_list_prompt(server: Server) -> None:
+def test_completion_stop_and_list_prompt(server: Server, model: str) -> None:
     r = server.client.post(
         "/v1/completions",
         json={
-            "model": "current",
+            "model": model,
             "prompt": ["Count: 1, 2, 3,"],
             "max_tokens": 30,
             "temperature": 0,
@@ -42,9 +42,9 @@ def test_completion_stop_and_list_prompt(server: Server) -> None:
     assert body["choices"][0]["text"] == " 4, 5,"
 
 
-def test_completion_stream(server: Server) -> None:
+def test_completion_stream(server: Server, model: str) -> None:
     body = {
-        "model": "current",
+        "model": model,
         "prompt": "Count: 1, 2, 3,",
         "max_tokens": 6,
         "temperature": 0,

@@ -6,7 +6,6 @@ The MLX model is the embedded GGUF, converted on load (and cached).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,21 +17,6 @@ from tests.helpers import SYSTEM, Server, long_completion, queue_stats, sse_even
 
 LLAMA = "smollm2-135m"
 MLX = "smollm2-135m-mlx"
-
-
-@pytest.fixture(scope="session")
-def mlx_model(server: Server) -> Iterator[str]:
-    r = server.load(MLX, engine="mlx", max_concurrency=4, prompt_cache_size=4)
-    assert r.status_code == 201, r.text
-    assert r.json()["model"]["engine"] == "mlx"
-    yield MLX
-
-
-@pytest.fixture(params=[LLAMA, MLX])
-def model(request: pytest.FixtureRequest, server: Server) -> str:
-    if request.param == MLX:
-        request.getfixturevalue("mlx_model")
-    return str(request.param)
 
 
 def chat(model: str, content: str, **extra: Any) -> dict[str, Any]:
