@@ -206,3 +206,29 @@ def test_convert_command(tmp_path: Path) -> None:
     )
     assert bad.returncode == 1
     assert "not a GGUF" in bad.stderr
+
+
+def test_server_with_no_models_is_unhealthy(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("models: []\n")
+    server = start_server("--config", str(config))
+    try:
+        health = server.client.get("/health")
+        assert health.status_code == 503
+        assert health.json() == {
+            "status": "unhealthy",
+            "model_id": None,
+            "model_status": "no_models",
+        }
+        r = server.client.post(
+            "/v1/chat/completions",
+            json={"model": "current", "messages": [{"role": "user", "content": "Hi"}]},
+        )
+        assert r.status_code == 503
+        assert r.json()["error"]["code"] == "no_model_loaded"
+        assert server.client.get("/v1/models").json() == {"object": "list", "data": []}
+        # a model loaded at runtime makes it healthy
+        assert server.load("late").status_code == 201
+        assert server.client.get("/health").json()["status"] == "ok"
+    finally:
+        assert stop_server(server) == 0
