@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .gguf import GGUF_MAGIC, GGUFError, _read, _read_string, _read_value
+from .gguf import GGUFError, _read, _read_string, read_head
 
 log = logging.getLogger(__name__)
 
@@ -160,16 +160,7 @@ class TensorInfo:
 def read_header(path: str | Path) -> tuple[dict[str, Any], list[TensorInfo]]:
     """The metadata (arrays included, as lists) and the tensor table of a GGUF file."""
     with open(path, "rb") as f:
-        if f.read(4) != GGUF_MAGIC:
-            raise GGUFError(f"{path} is not a GGUF file")
-        version = _read(f, "I")
-        if version < 2:
-            raise GGUFError(f"GGUF version {version} is not supported")
-        n_tensors, n_kv = _read(f, "Q"), _read(f, "Q")
-        meta: dict[str, Any] = {}
-        for _ in range(n_kv):
-            key = _read_string(f)
-            meta[key] = _read_value(f, _read(f, "I"), False)
+        n_tensors, meta = read_head(f, path, skip_arrays=False)
         tensors = []
         for _ in range(n_tensors):
             name = _read_string(f)

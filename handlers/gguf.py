@@ -63,20 +63,29 @@ def _read_value(f: BinaryIO, vtype: int, skip_arrays: bool) -> Any:
     raise GGUFError(f"unknown GGUF value type {vtype}")
 
 
+def read_head(f: BinaryIO, path: str | Path, *, skip_arrays: bool) -> tuple[int, dict[str, Any]]:
+    """Read the header of an open GGUF file up to the tensor table.
+
+    Returns the number of tensors and the metadata; ``f`` is left at the
+    start of the tensor table.
+    """
+    if f.read(4) != GGUF_MAGIC:
+        raise GGUFError(f"{path} is not a GGUF file")
+    version = _read(f, "I")
+    if version < 2:
+        raise GGUFError(f"GGUF version {version} is not supported")
+    n_tensors, n_kv = _read(f, "Q"), _read(f, "Q")
+    meta: dict[str, Any] = {}
+    for _ in range(n_kv):
+        key = _read_string(f)
+        meta[key] = _read_value(f, _read(f, "I"), skip_arrays)
+    return n_tensors, meta
+
+
 def read_metadata(path: str | Path, *, skip_arrays: bool = True) -> dict[str, Any]:
     """Return the metadata of a GGUF file; arrays are ``None`` unless asked for."""
     with open(path, "rb") as f:
-        if f.read(4) != GGUF_MAGIC:
-            raise GGUFError(f"{path} is not a GGUF file")
-        version = _read(f, "I")
-        if version < 2:
-            raise GGUFError(f"GGUF version {version} is not supported")
-        _n_tensors, n_kv = _read(f, "Q"), _read(f, "Q")
-        meta: dict[str, Any] = {}
-        for _ in range(n_kv):
-            key = _read_string(f)
-            meta[key] = _read_value(f, _read(f, "I"), skip_arrays)
-        return meta
+        return read_head(f, path, skip_arrays=skip_arrays)[1]
 
 
 def is_gguf(path: str | Path) -> bool:
