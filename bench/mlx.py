@@ -39,13 +39,14 @@ from bodega.settings import EMBEDDED_LM_ID, ModelSpec, embedded_lm_path
 
 from .client import HttpChat
 from .cpu import CpuMeter, CpuUsage
-from .lm import Pair, PairRunner, Sample, prompt, sample_timeout, usable
+from .lm import TOPICS, Pair, PairRunner, Sample, sample_timeout, usable
 from .registry import Options, register
 from .report import Table, fmt, median, spread, verdict
 from .server import PROJECT_ROOT, BodegaServer
 from .timing import Batch, Stream, run_together
 
-MAX_TOKENS = 48
+MAX_TOKENS = 32
+WARMUP_TOKENS = 4
 CONCURRENT_MAX_TOKENS = 16
 CONCURRENCY = (1, 4, 8)
 SINGLE_ID = f"{EMBEDDED_LM_ID}-mlx"
@@ -54,7 +55,8 @@ BATCH_SLOTS = 8
 CONTEXT = 2048
 DECODE_RATIO_TARGET = 0.95
 WARM_CACHE_TARGET = 0.25
-PREFIX_WORDS = 900
+PREFIX_WORDS = 850  # about 1,000 tokens; prefill runs ~10 tok/s here
+QUICK_PREFIX_WORDS = 250
 CACHE_MAX_TOKENS = 2
 WORKER_START_TIMEOUT = 120.0
 WORDS = (
@@ -76,6 +78,11 @@ QUESTIONS = (
     "Pick one word and rhyme it.",
     "Which word is the shortest?",
 )
+
+
+def short_prompt(i: int) -> str:
+    """A short prompt (prefill is slow here) that still asks for long text."""
+    return f"{i}. Write a long story about {TOPICS[i % len(TOPICS)]}."
 
 
 def mlx_folder() -> Path:
@@ -239,15 +246,15 @@ def single_stream(
     """TTFT and decode tok/s of one stream: server (mlx, 1 slot) versus stream_generate."""
     meter = CpuMeter(server)
     http = HttpChat(server.base_url, SINGLE_ID)
-    runner = PairRunner(meter, 20.0 if options.quick else 45.0)
+    runner = PairRunner(meter, 15.0 if options.quick else 35.0)
     want = options.reps(full=3, quick=2)
     pairs: list[Pair] = []
     try:
         http.warm()
-        _server_sample(meter, http, [prompt(0)], MAX_TOKENS, 60.0)
-        _local_sample(meter, worker, prompt(0), MAX_TOKENS)
+        _server_sample(meter, http, [short_prompt(0)], WARMUP_TOKENS, 60.0)
+        _local_sample(meter, worker, short_prompt(0), WARMUP_TOKENS)
         while runner.want_more(pairs, want, MAX_TOKENS):
-            text = prompt(1 + len(pairs))
+            text = short_prompt(1 + len(pairs))
             timeout = sample_timeout(pairs, MAX_TOKENS, default=60.0)
             pairs.append(
                 runner.take(
@@ -361,8 +368,8 @@ def single_stream(
 # --- 2. prompt cache -------------------------------------------------------------
 
 
-def _prefix(rng: random.Random) -> str:
-    words = " ".join(rng.choice(WORDS) for _ in range(PREFIX_WORDS))
+def _prefix(rng: random.Random, n_words: int) -> str:
+    words = " ".join(rng.choice(WORDS) for _ in range(n_words))
     return f"You are a careful assistant. Reference list {rng.randrange(10**9)}: {words}."
 
 
@@ -410,12 +417,13 @@ def _chat(
 def prompt_cache(options: Options, server: BodegaServer) -> Table:
     """TTFT on a ~1,000-token prefix seen the first time (cold) and again (warm)."""
     rng = random.Random(time.time_ns())
-    reps = options.reps(full=3, quick=2)
+    reps = 1
+    n_words = QUICK_PREFIX_WORDS if options.quick else PREFIX_WORDS
     rows: list[tuple[Stream, int, Stream, int]] = []
     with httpx.Client(base_url=server.base_url, timeout=300.0) as client:
         client.get("/health").raise_for_status()
         for i in range(reps):
-            system = _prefix(rng)
+            system = _prefix(rng, n_words)
             cold = _chat(
                 client, SINGLE_ID, system, QUESTIONS[(2 * i) % len(QUESTIONS)], CACHE_MAX_TOKENS
             )
@@ -425,7 +433,7 @@ def prompt_cache(options: Options, server: BodegaServer) -> Table:
             rows.append((*cold, *warm))
     table = Table(
         title=(
-            f"MLX prompt cache: {SINGLE_ID}, TTFT on a ~{PREFIX_WORDS}-word system prefix, "
+            f"MLX prompt cache: {SINGLE_ID}, TTFT on a {n_words}-word system prefix, "
             f"cold (new prefix) vs warm (same prefix, another question), {reps} reps"
         ),
         columns=[
@@ -483,7 +491,7 @@ def prompt_cache(options: Options, server: BodegaServer) -> Table:
 def concurrency(options: Options, server: BodegaServer) -> Table:
     """Aggregate tok/s at 1, 4 and 8 streams, batching on (8 slots) versus off (1 slot)."""
     meter = CpuMeter(server)
-    reps = options.reps(full=2, quick=1)
+    reps = 1
     on = HttpChat(server.base_url, BATCHED_ID, workers=BATCH_SLOTS)
     off = HttpChat(server.base_url, SINGLE_ID, workers=BATCH_SLOTS)
     samples: dict[tuple[int, str], list[Sample]] = {}
@@ -491,12 +499,12 @@ def concurrency(options: Options, server: BodegaServer) -> Table:
     try:
         on.warm()
         off.warm()
-        warm_prompts = [prompt(1900 + i) for i in range(BATCH_SLOTS)]
-        _server_sample(meter, on, warm_prompts, 4, 120.0)
+        warm_prompts = [short_prompt(1900 + i) for i in range(BATCH_SLOTS)]
+        _server_sample(meter, on, warm_prompts, WARMUP_TOKENS, 120.0)
         flip = False
         for _ in range(reps):
             for n in CONCURRENCY:
-                prompts = [prompt(counter + i) for i in range(n)]
+                prompts = [short_prompt(counter + i) for i in range(n)]
                 counter += n
                 order = [("off", off), ("on", on)] if flip else [("on", on), ("off", off)]
                 flip = not flip
