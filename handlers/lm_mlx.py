@@ -204,11 +204,14 @@ class MlxEngine:
     def _serve_batched(self) -> None:
         from mlx_lm.generate import BatchGenerator
 
-        batch = BatchGenerator(
-            self._model,
-            completion_batch_size=self.parallel,
-            prefill_batch_size=self.parallel,
-        )
+        def new_batch() -> Any:
+            return BatchGenerator(
+                self._model,
+                completion_batch_size=self.parallel,
+                prefill_batch_size=self.parallel,
+            )
+
+        batch = new_batch()
         running: dict[int, tuple[_Job, Any]] = {}
         while not self._closed:
             job = self._next_job(block=not running)
@@ -228,7 +231,7 @@ class MlxEngine:
                 for job, _ in running.values():
                     job.events.put(("error", repr(exc)))
                 running.clear()
-                batch = BatchGenerator(self._model, completion_batch_size=self.parallel)
+                batch = new_batch()
                 continue
             for r in responses:
                 entry = running.get(r.uid)
