@@ -232,3 +232,46 @@ def test_server_with_no_models_is_unhealthy(tmp_path: Path) -> None:
         assert server.client.get("/health").json()["status"] == "ok"
     finally:
         assert stop_server(server) == 0
+
+
+def test_mlx_model_from_the_local_hf_cache(tmp_path: Path) -> None:
+    """A repo id resolves from the local Hugging Face cache (never downloaded)."""
+    from handlers.convert_gguf import convert_gguf
+
+    folder = convert_gguf(embedded_lm_path(), tmp_path / "converted")
+    repo = tmp_path / "hf" / "hub" / "models--bodega-test--smol-mlx"
+    snapshot = repo / "snapshots" / "0123456789abcdef"
+    snapshot.mkdir(parents=True)
+    for file in folder.iterdir():
+        (snapshot / file.name).symlink_to(file)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123456789abcdef")
+    server = start_server(
+        "--model",
+        str(embedded_lm_path()),
+        env={"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"},
+    )
+    try:
+        r = server.client.post(
+            "/v1/admin/load-model",
+            json={"model_path": "bodega-test/smol-mlx", "model_id": "from-cache"},
+            timeout=120,
+        )
+        assert r.status_code == 201, r.text
+        assert r.json()["model"]["engine"] == "mlx"
+        out = server.client.post(
+            "/v1/chat/completions",
+            json={
+                "model": "from-cache",
+                "messages": [
+                    {"role": "system", "content": "You are a helpful assistant."},
+                    {"role": "user", "content": "What is the capital of France?"},
+                ],
+                "temperature": 0,
+                "max_tokens": 12,
+            },
+            timeout=120,
+        ).json()
+        assert "Paris" in out["choices"][0]["message"]["content"]
+    finally:
+        stop_server(server)
