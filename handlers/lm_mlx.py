@@ -5,7 +5,8 @@ it admits new requests into an mlx-lm ``BatchGenerator`` between decode steps,
 removes cancelled ones at the next step, and hands each request's tokens to
 the runtime thread that waits in ``generate``. Prompt KV caches are kept in an
 LRU keyed by token prefix and reused by longest common prefix. With a draft
-model, requests are decoded one at a time by speculative decoding.
+model (speculative decoding) or a single slot, requests are decoded one at a
+time by ``stream_generate``.
 """
 
 from __future__ import annotations
@@ -196,8 +197,8 @@ class MlxEngine:
             loaded.put(exc)
             return
         loaded.put(None)
-        if self._draft is not None:
-            self._serve_speculative()
+        if self._draft is not None or self.parallel == 1:
+            self._serve_sequential()
         else:
             self._serve_batched()
 
@@ -261,12 +262,7 @@ class MlxEngine:
             return
         if job.seed is not None:
             self._mx.random.seed(job.seed)
-        cache, rest = None, job.tokens
-        if self._prompt_cache is not None:
-            cache, rest = self._prompt_cache.fetch_nearest_cache(self._model_key, job.tokens)
-        if not rest:  # an exact hit still needs one token to start decoding
-            cache, rest = None, job.tokens
-        job.cached_tokens = len(job.tokens) - len(rest)
+        cache, rest = self._cached_prefix(job)
         from mlx_lm.generate import StopSequences
 
         (uid,) = batch.insert(
@@ -280,8 +276,14 @@ class MlxEngine:
         )
         running[uid] = (job, self._decoder())
 
-    def _serve_speculative(self) -> None:
+    def _serve_sequential(self) -> None:
+        """One request at a time: a single slot, or speculative decoding.
+
+        mlx-lm's ``stream_generate`` is faster than a batch of one; with a
+        draft model it is the only way to decode.
+        """
         from mlx_lm.generate import stream_generate
+        from mlx_lm.models.cache import make_prompt_cache
 
         while not self._closed:
             job = self._next_job(block=True)
@@ -292,27 +294,47 @@ class MlxEngine:
                 continue
             if job.seed is not None:
                 self._mx.random.seed(job.seed)
-            decoder = self._decoder()
+            cache, rest = self._cached_prefix(job)
+            if cache is None:
+                cache = make_prompt_cache(self._model)
+                if self._draft is not None:
+                    cache += make_prompt_cache(self._draft)
+            decoder, seen = self._decoder(), list(job.tokens)
             try:
                 for response in stream_generate(
                     self._model,
                     self._tokenizer,
-                    job.tokens,
+                    rest,
                     max_tokens=job.max_tokens,
                     draft_model=self._draft,
                     num_draft_tokens=self._num_draft_tokens,
                     sampler=job.sampler,
                     logits_processors=job.logits_processors,
+                    prompt_cache=cache,
                 ):
                     if job.cancelled.is_set():
                         job.events.put(("cancelled", None))
                         break
+                    seen.append(response.token)
                     text = _piece(decoder, response.token, response.finish_reason)
                     job.events.put(("token", (text, response.finish_reason)))
                     if response.finish_reason is not None:
                         break
             except Exception as exc:
                 job.events.put(("error", repr(exc)))
+                continue
+            if self._prompt_cache is not None and self._draft is None:
+                self._prompt_cache.insert_cache(self._model_key, seen, cache)
+
+    def _cached_prefix(self, job: _Job) -> tuple[Any, list[int]]:
+        """The KV cache of the longest cached prefix of the job, and the rest."""
+        cache, rest = None, job.tokens
+        if self._prompt_cache is not None and self._draft is None:
+            cache, rest = self._prompt_cache.fetch_nearest_cache(self._model_key, job.tokens)
+        if not rest:  # an exact hit still needs one token to start decoding
+            cache, rest = None, job.tokens
+        job.cached_tokens = len(job.tokens) - len(rest)
+        return cache, rest
 
     def _decoder(self) -> IncrementalDecoder:
         hf_tokenizer = self._tokenizer._tokenizer

@@ -271,3 +271,23 @@ def test_mlx_handler_runs_with_openblas(server: Server, mlx_model: str) -> None:
     assert "openblas" in Path(f"/proc/{pid}/maps").read_text()
     llama_pid = server.model_info(LLAMA)["pid"]
     assert "openblas" not in Path(f"/proc/{llama_pid}/maps").read_text()
+
+
+def test_mlx_single_slot_answers_and_reuses_its_prompt_cache(server: Server) -> None:
+    assert server.load("mlx-one", engine="mlx", max_concurrency=1).status_code == 201
+    try:
+        body = chat("mlx-one", "What is the capital of France?", temperature=0, max_tokens=12)
+        first = server.client.post("/v1/chat/completions", json=body).json()
+        assert "Paris" in first["choices"][0]["message"]["content"]
+        again = server.client.post("/v1/chat/completions", json=body).json()
+        assert (
+            again["choices"][0]["message"]["content"] == first["choices"][0]["message"]["content"]
+        )
+        assert again["usage"]["prompt_tokens_details"]["cached_tokens"] > 10
+        stopped = server.client.post(
+            "/v1/completions",
+            json={"model": "mlx-one", "prompt": "Count: 1, 2, 3,", "max_tokens": 30, "stop": " 6"},
+        ).json()
+        assert stopped["choices"][0]["text"] == " 4, 5,"
+    finally:
+        server.unload("mlx-one")
