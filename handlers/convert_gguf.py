@@ -37,7 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .gguf import GGUFError, _read, _read_string, read_head
+from .gguf import GGUFError, TensorInfo, read_header
+from .gguf_tokenizer import TokenizerError, check_tokenizer, tokenizer_files
 
 log = logging.getLogger(__name__)
 
@@ -49,36 +50,6 @@ DTYPES = ("float32", "float16", "bfloat16")
 # GGML tensor types: the ones MLX reads, and names for the error message.
 SUPPORTED_TYPES = {0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 8: "Q8_0"}
 QUANTIZED_BITS = {2: 4, 3: 4, 8: 8}
-GGML_TYPE_NAMES = {
-    **SUPPORTED_TYPES,
-    6: "Q5_0",
-    7: "Q5_1",
-    9: "Q8_1",
-    10: "Q2_K",
-    11: "Q3_K",
-    12: "Q4_K",
-    13: "Q5_K",
-    14: "Q6_K",
-    15: "Q8_K",
-    16: "IQ2_XXS",
-    17: "IQ2_XS",
-    18: "IQ3_XXS",
-    19: "IQ1_S",
-    20: "IQ4_NL",
-    21: "IQ3_S",
-    22: "IQ2_S",
-    23: "IQ4_XS",
-    24: "I8",
-    25: "I16",
-    26: "I32",
-    27: "I64",
-    28: "F64",
-    29: "IQ1_M",
-    30: "BF16",
-    34: "TQ1_0",
-    35: "TQ2_0",
-    39: "MXFP4",
-}
 
 # GGUF tensor names -> Hugging Face / mlx-lm llama names.
 _GLOBAL_NAMES = {
@@ -99,79 +70,11 @@ _BLOCK_NAMES = {
 }
 _BLOCK_RE = re.compile(r"blk\.(\d+)\.(\w+)\.(weight|bias)")
 
-# GGUF token types (llama.cpp's llama_token_type).
-_TOKEN_NORMAL, _TOKEN_CONTROL, _TOKEN_USER_DEFINED = 1, 3, 4
-
-# Pre-tokenizers (``tokenizer.ggml.pre``) whose Hugging Face equivalent we know.
-_BYTE_LEVEL = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True}
-_LLAMA3_REGEX = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
-    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-)
-_PRE_TOKENIZERS: dict[str, dict[str, Any]] = {
-    # GPT-2's regex, with every digit its own piece first.
-    **{
-        name: {
-            "type": "Sequence",
-            "pretokenizers": [
-                {"type": "Digits", "individual_digits": True},
-                {**_BYTE_LEVEL, "use_regex": True},
-            ],
-        }
-        for name in ("smollm", "starcoder", "refact")
-    },
-    "gpt-2": {**_BYTE_LEVEL, "use_regex": True},
-    "llama-bpe": {
-        "type": "Sequence",
-        "pretokenizers": [
-            {
-                "type": "Split",
-                "pattern": {"Regex": _LLAMA3_REGEX},
-                "behavior": "Isolated",
-                "invert": False,
-            },
-            {**_BYTE_LEVEL, "use_regex": False},
-        ],
-    },
-}
-# llama.cpp ignores merges for whole words in the vocabulary with these.
-_IGNORE_MERGES = {"llama-bpe"}
-
 _SHARD_BYTES = 5 << 30
 
 
 class ConversionError(ValueError):
     """The GGUF file cannot be converted; the message says why."""
-
-
-@dataclass(frozen=True)
-class TensorInfo:
-    """One entry of a GGUF tensor table (``shape`` in numpy order)."""
-
-    name: str
-    shape: tuple[int, ...]
-    ggml_type: int
-
-    @property
-    def type_name(self) -> str:
-        return GGML_TYPE_NAMES.get(self.ggml_type, f"type {self.ggml_type}")
-
-
-def read_header(path: str | Path) -> tuple[dict[str, Any], list[TensorInfo]]:
-    """The metadata (arrays included, as lists) and the tensor table of a GGUF file."""
-    with open(path, "rb") as f:
-        n_tensors, meta = read_head(f, path, skip_arrays=False)
-        tensors = []
-        for _ in range(n_tensors):
-            name = _read_string(f)
-            n_dims = _read(f, "I")
-            if n_dims > 8:
-                raise GGUFError(f"tensor {name!r} has {n_dims} dimensions: corrupt header")
-            dims = [_read(f, "Q") for _ in range(n_dims)]
-            ggml_type = _read(f, "I")
-            _read(f, "Q")  # offset
-            tensors.append(TensorInfo(name, tuple(reversed(dims)), ggml_type))
-    return meta, tensors
 
 
 # ---------------------------------------------------------------------------
@@ -315,30 +218,11 @@ def _plan(path: Path) -> _Plan:
         value = meta.get(f"tokenizer.ggml.{key}_token_id")
         if value is not None:
             config["pad_token_id" if key == "padding" else f"{key}_token_id"] = int(value)
-    _check_tokenizer(path, meta, vocab_size)
+    try:
+        check_tokenizer(path, meta, vocab_size)
+    except TokenizerError as exc:
+        raise ConversionError(str(exc)) from exc
     return _Plan(meta, tensors, names, config, n_heads, n_kv_heads)
-
-
-def _check_tokenizer(path: Path, meta: dict[str, Any], vocab_size: int) -> None:
-    model = meta.get("tokenizer.ggml.model")
-    if model != "gpt2":
-        raise ConversionError(
-            f"{path.name}: tokenizer model {model!r} is not supported; only byte-level "
-            "BPE ('gpt2') tokenizers convert"
-        )
-    pre = meta.get("tokenizer.ggml.pre", "gpt-2")
-    if pre not in _PRE_TOKENIZERS:
-        raise ConversionError(
-            f"{path.name}: pre-tokenizer {pre!r} is not supported; supported: "
-            f"{', '.join(sorted(_PRE_TOKENIZERS))}"
-        )
-    tokens = meta.get("tokenizer.ggml.tokens")
-    if not isinstance(tokens, list) or not isinstance(meta.get("tokenizer.ggml.merges"), list):
-        raise ConversionError(f"{path.name}: the GGUF holds no tokenizer vocabulary or merges")
-    if len(tokens) > vocab_size:
-        raise ConversionError(
-            f"{path.name}: {len(tokens)} tokens but an embedding of {vocab_size} rows"
-        )
 
 
 # ---------------------------------------------------------------------------
@@ -455,129 +339,6 @@ def _save_weights(folder: Path, weights: dict[str, Any]) -> None:
         "weight_map": weight_map,
     }
     (folder / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
-
-
-# ---------------------------------------------------------------------------
-# Tokenizer.
-
-
-def _token(content: str, special: bool) -> dict[str, Any]:
-    return {
-        "content": content,
-        "single_word": False,
-        "lstrip": False,
-        "rstrip": False,
-        "normalized": False,
-        "special": special,
-    }
-
-
-def tokenizer_files(meta: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """``tokenizer.json``, ``tokenizer_config.json`` and ``special_tokens_map.json``."""
-    tokens: list[str] = meta["tokenizer.ggml.tokens"]
-    types: list[int] = meta.get("tokenizer.ggml.token_type") or [_TOKEN_NORMAL] * len(tokens)
-    merges: list[str] = meta["tokenizer.ggml.merges"]
-    pre = meta.get("tokenizer.ggml.pre", "gpt-2")
-
-    vocab: dict[str, int] = {}
-    for i, token in enumerate(tokens):
-        vocab.setdefault(token, i)  # a duplicate string keeps its first id
-    added = [
-        {"id": i, **_token(tokens[i], special=types[i] == _TOKEN_CONTROL)}
-        for i in range(len(tokens))
-        if types[i] in (_TOKEN_CONTROL, _TOKEN_USER_DEFINED)
-    ]
-
-    def special_token(key: str) -> str | None:
-        value = meta.get(f"tokenizer.ggml.{key}_token_id")
-        if value is None or not 0 <= int(value) < len(tokens):
-            return None
-        return tokens[int(value)]
-
-    bos, eos = special_token("bos"), special_token("eos")
-    unk, pad = special_token("unknown"), special_token("padding")
-    add_bos = bool(meta.get("tokenizer.ggml.add_bos_token", False)) and bos is not None
-    add_eos = bool(meta.get("tokenizer.ggml.add_eos_token", False)) and eos is not None
-
-    post_processor: dict[str, Any] = {
-        "type": "ByteLevel",
-        "add_prefix_space": False,
-        "trim_offsets": False,
-        "use_regex": True,
-    }
-    if add_bos or add_eos:
-
-        def template(type_id: int, seq: str) -> list[dict[str, Any]]:
-            parts: list[dict[str, Any]] = []
-            if add_bos:
-                parts.append({"SpecialToken": {"id": bos, "type_id": type_id}})
-            parts.append({"Sequence": {"id": seq, "type_id": type_id}})
-            if add_eos:
-                parts.append({"SpecialToken": {"id": eos, "type_id": type_id}})
-            return parts
-
-        used = [t for t, on in ((bos, add_bos), (eos, add_eos)) if on and t is not None]
-        post_processor = {
-            "type": "TemplateProcessing",
-            "single": template(0, "A"),
-            "pair": template(0, "A") + template(1, "B"),
-            "special_tokens": {t: {"id": t, "ids": [vocab[t]], "tokens": [t]} for t in used},
-        }
-
-    tokenizer_json = {
-        "version": "1.0",
-        "truncation": None,
-        "padding": None,
-        "added_tokens": added,
-        "normalizer": None,
-        "pre_tokenizer": _PRE_TOKENIZERS[pre],
-        "post_processor": post_processor,
-        "decoder": {
-            "type": "ByteLevel",
-            "add_prefix_space": True,
-            "trim_offsets": True,
-            "use_regex": True,
-        },
-        "model": {
-            "type": "BPE",
-            "dropout": None,
-            "unk_token": None,
-            "continuing_subword_prefix": None,
-            "end_of_word_suffix": None,
-            "fuse_unk": False,
-            "byte_fallback": False,
-            "ignore_merges": pre in _IGNORE_MERGES,
-            "vocab": vocab,
-            "merges": [m.split(" ", 1) for m in merges],
-        },
-    }
-
-    specials = {
-        f"{key}_token": value
-        for key, value in (("bos", bos), ("eos", eos), ("unk", unk), ("pad", pad))
-        if value is not None
-    }
-    tokenizer_config: dict[str, Any] = {
-        "tokenizer_class": "PreTrainedTokenizerFast",
-        "add_bos_token": add_bos,
-        "add_eos_token": add_eos,
-        "add_prefix_space": False,
-        "clean_up_tokenization_spaces": False,
-        "model_max_length": int(meta.get("llama.context_length") or 4096),
-        "added_tokens_decoder": {
-            str(t["id"]): {k: v for k, v in t.items() if k != "id"} for t in added
-        },
-        **specials,
-    }
-    chat_template = meta.get("tokenizer.chat_template")
-    if isinstance(chat_template, str) and chat_template:
-        tokenizer_config["chat_template"] = chat_template
-    special_map = {key: _token(value, True) for key, value in specials.items()}
-    return {
-        "tokenizer.json": tokenizer_json,
-        "tokenizer_config.json": tokenizer_config,
-        "special_tokens_map.json": special_map,
-    }
 
 
 # ---------------------------------------------------------------------------
