@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
 import pytest
 
@@ -12,11 +14,16 @@ def tokens_generated(server: Server, model_id: str) -> int:
     return int(server.model_info(model_id)["tokens_generated"])
 
 
-@pytest.fixture
-def one_slot(server: Server) -> str:
-    assert server.load("cxl", max_concurrency=1, queue_size=4).status_code == 201
-    yield "cxl"  # type: ignore[misc]
-    server.unload("cxl")
+@pytest.fixture(params=["llamacpp", "mlx"])
+def one_slot(server: Server, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A one-slot copy of the embedded model on each engine."""
+    model_id = f"cxl-{request.param}"
+    assert (
+        server.load(model_id, engine=request.param, max_concurrency=1, queue_size=4).status_code
+        == 201
+    )
+    yield model_id
+    server.unload(model_id)
 
 
 def test_disconnect_mid_stream_stops_generation(server: Server, one_slot: str) -> None:

@@ -7,12 +7,14 @@ import signal
 import threading
 
 import httpx
+import pytest
 
 from tests.helpers import Server, long_completion, sse_events, wait_until
 
 
-def test_killed_handler_mid_stream(server: Server) -> None:
-    assert server.load("crashy").status_code == 201
+@pytest.mark.parametrize("engine", ["llamacpp", "mlx"])
+def test_killed_handler_mid_stream(server: Server, engine: str) -> None:
+    assert server.load("crashy", engine=engine).status_code == 201
     try:
         pid = server.model_info("crashy")["pid"]
         events = []

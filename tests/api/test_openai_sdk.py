@@ -16,9 +16,9 @@ def sdk(server: Server) -> Iterator[openai.OpenAI]:
         yield client
 
 
-def test_chat(sdk: openai.OpenAI) -> None:
+def test_chat(sdk: openai.OpenAI, model: str) -> None:
     completion = sdk.chat.completions.create(
-        model="smollm2-135m",
+        model=model,
         messages=[SYSTEM, {"role": "user", "content": "What is the capital of France?"}],
         temperature=0,
         max_tokens=30,
@@ -28,9 +28,9 @@ def test_chat(sdk: openai.OpenAI) -> None:
     assert completion.usage is not None and completion.usage.completion_tokens > 0
 
 
-def test_chat_stream(sdk: openai.OpenAI) -> None:
+def test_chat_stream(sdk: openai.OpenAI, model: str) -> None:
     stream = sdk.chat.completions.create(
-        model="current",
+        model=model,
         messages=[SYSTEM, {"role": "user", "content": "What is the capital of France?"}],
         temperature=0,
         max_tokens=30,
@@ -43,9 +43,9 @@ def test_chat_stream(sdk: openai.OpenAI) -> None:
     assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens > 0
 
 
-def test_completions(sdk: openai.OpenAI) -> None:
+def test_completions(sdk: openai.OpenAI, model: str) -> None:
     completion = sdk.completions.create(
-        model="current", prompt="The capital of France is", max_tokens=5, temperature=0
+        model=model, prompt="The capital of France is", max_tokens=5, temperature=0
     )
     assert completion.object == "text_completion"
     assert completion.choices[0].text
@@ -53,9 +53,9 @@ def test_completions(sdk: openai.OpenAI) -> None:
     assert completion.usage is not None and completion.usage.completion_tokens <= 5
 
 
-def test_completions_stream(sdk: openai.OpenAI) -> None:
+def test_completions_stream(sdk: openai.OpenAI, model: str) -> None:
     stream = sdk.completions.create(
-        model="current", prompt="One, two, three,", max_tokens=8, temperature=0, stream=True
+        model=model, prompt="One, two, three,", max_tokens=8, temperature=0, stream=True
     )
     chunks = list(stream)
     assert "".join(c.choices[0].text for c in chunks if c.choices).strip()
