@@ -65,6 +65,8 @@ class LlamaCppEngine:
         params.use_jinja = True
         params.cache_prompt = True
         params.warmup = False
+        if not os.environ.get("BODEGA_ENGINE_LOGS"):
+            params.verbosity = 1  # llama.cpp's per-request timing lines are noise in our log
         # llama.cpp also opens its own HTTP port on localhost; lock it with a
         # key nobody knows, so no local process can bypass our admission.
         params.api_keys = [secrets.token_hex(32)]
