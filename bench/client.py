@@ -74,21 +74,7 @@ class HttpChat:
                 data = line[6:]
                 if data == "[DONE]":
                     break
-                chunk = _decode.decode(data)
-                if chunk.get("error"):
-                    result.error = str(chunk["error"])
-                    continue
-                usage = chunk.get("usage")
-                if usage:
-                    result.completion_tokens = int(usage.get("completion_tokens", 0))
-                    details = usage.get("prompt_tokens_details") or {}
-                    result.cached_tokens = int(details.get("cached_tokens", 0))
-                for choice in chunk.get("choices") or ():
-                    if choice.get("finish_reason"):
-                        result.finish_reason = str(choice["finish_reason"])
-                    content = (choice.get("delta") or {}).get("content")
-                    if content:
-                        result.content_event(now)
+                result.chat_chunk(_decode.decode(data), now)
         result.t_done = time.perf_counter()
         return result
 

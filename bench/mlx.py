@@ -108,7 +108,7 @@ def mlx_spec(model_id: str, slots: int) -> dict[str, Any]:
         max_concurrency=slots,
         context_length=CONTEXT,
     )
-    return msgspec.to_builtins(spec)  # type: ignore[no-any-return]
+    return msgspec.to_builtins(spec)
 
 
 # --- the in-process side: a worker subprocess --------------------------------
@@ -374,10 +374,8 @@ def _prefix(rng: random.Random, n_words: int) -> str:
     return f"You are a careful assistant. Reference list {rng.randrange(10**9)}: {words}."
 
 
-def _chat(
-    client: httpx.Client, model: str, system: str, question: str, max_tokens: int
-) -> tuple[Stream, int]:
-    """One streamed chat with a system message; (timings, prompt_tokens)."""
+def _chat(client: httpx.Client, model: str, system: str, question: str, max_tokens: int) -> Stream:
+    """One streamed chat with a system message, timed."""
     body = {
         "model": model,
         "messages": [
@@ -389,7 +387,7 @@ def _chat(
         "temperature": 0,
         "max_tokens": max_tokens,
     }
-    result, prompt_tokens = Stream(), 0
+    result = Stream()
     result.t_send = time.perf_counter()
     with client.stream("POST", "/v1/chat/completions", json=body) as reply:
         if reply.status_code != 200:
@@ -398,21 +396,9 @@ def _chat(
         for line in reply.iter_lines() if reply.status_code == 200 else ():
             if not line.startswith("data: ") or line == "data: [DONE]":
                 continue
-            now = time.perf_counter()
-            chunk = json.loads(line[6:])
-            usage = chunk.get("usage")
-            if usage:
-                prompt_tokens = int(usage.get("prompt_tokens", 0))
-                result.completion_tokens = int(usage.get("completion_tokens", 0))
-                details = usage.get("prompt_tokens_details") or {}
-                result.cached_tokens = int(details.get("cached_tokens", 0))
-            for choice in chunk.get("choices") or ():
-                if choice.get("finish_reason"):
-                    result.finish_reason = str(choice["finish_reason"])
-                if (choice.get("delta") or {}).get("content"):
-                    result.content_event(now)
+            result.chat_chunk(json.loads(line[6:]), time.perf_counter())
     result.t_done = time.perf_counter()
-    return result, prompt_tokens
+    return result
 
 
 def prompt_cache(options: Options, server: BodegaServer) -> Table:
@@ -420,7 +406,7 @@ def prompt_cache(options: Options, server: BodegaServer) -> Table:
     rng = random.Random(time.time_ns())
     reps = 1
     n_words = QUICK_PREFIX_WORDS if options.quick else PREFIX_WORDS
-    rows: list[tuple[Stream, int, Stream, int]] = []
+    rows: list[tuple[Stream, Stream]] = []
     with httpx.Client(base_url=server.base_url, timeout=300.0) as client:
         client.get("/health").raise_for_status()
         for i in range(reps):
@@ -431,7 +417,7 @@ def prompt_cache(options: Options, server: BodegaServer) -> Table:
             warm = _chat(
                 client, SINGLE_ID, system, QUESTIONS[(2 * i + 1) % len(QUESTIONS)], CACHE_MAX_TOKENS
             )
-            rows.append((*cold, *warm))
+            rows.append((cold, warm))
     table = Table(
         title=(
             f"MLX prompt cache: {SINGLE_ID}, TTFT on a {n_words}-word system prefix, "
@@ -450,12 +436,12 @@ def prompt_cache(options: Options, server: BodegaServer) -> Table:
         ],
     )
     ratios = []
-    for i, (cold, cold_tokens, warm, warm_tokens) in enumerate(rows, 1):
+    for i, (cold, warm) in enumerate(rows, 1):
         ratio = warm.ttft_ms / cold.ttft_ms
         ratios.append(ratio)
         table.add(
             i,
-            f"{cold_tokens}/{warm_tokens}",
+            f"{cold.prompt_tokens}/{warm.prompt_tokens}",
             fmt(cold.ttft_ms, ".0f"),
             cold.cached_tokens,
             fmt(warm.ttft_ms, ".0f"),
@@ -468,15 +454,15 @@ def prompt_cache(options: Options, server: BodegaServer) -> Table:
     table.add(
         "median",
         "",
-        fmt(median([r[0].ttft_ms for r in rows]), ".0f"),
+        fmt(median([cold.ttft_ms for cold, _ in rows]), ".0f"),
         "",
-        fmt(median([r[2].ttft_ms for r in rows]), ".0f"),
+        fmt(median([warm.ttft_ms for _, warm in rows]), ".0f"),
         "",
         fmt(med, ".3f"),
         f"<= {WARM_CACHE_TARGET:g}",
         verdict(med <= WARM_CACHE_TARGET, med),
     )
-    errors = [s.error for r in rows for s in (r[0], r[2]) if s.error]
+    errors = [s.error for pair in rows for s in pair if s.error]
     table.notes += [
         f"max_tokens={CACHE_MAX_TOKENS}; cached = usage.prompt_tokens_details.cached_tokens.",
         "Each rep uses a fresh random prefix, so its cold request cannot hit the cache.",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -21,11 +22,29 @@ class Stream:
     t_done: float = 0.0
     content_events: int = 0
     completion_tokens: int = 0
+    prompt_tokens: int = 0
     cached_tokens: int = 0
     finish_reason: str | None = None
     engine_tps: float | None = None
     engine_prompt_ms: float | None = None
     error: str | None = None
+
+    def chat_chunk(self, chunk: dict[str, Any], now: float) -> None:
+        """Fold one decoded ``chat.completion.chunk`` (or error event) in."""
+        if chunk.get("error"):
+            self.error = str(chunk["error"])
+            return
+        usage = chunk.get("usage")
+        if usage:
+            self.prompt_tokens = int(usage.get("prompt_tokens", 0))
+            self.completion_tokens = int(usage.get("completion_tokens", 0))
+            details = usage.get("prompt_tokens_details") or {}
+            self.cached_tokens = int(details.get("cached_tokens", 0))
+        for choice in chunk.get("choices") or ():
+            if choice.get("finish_reason"):
+                self.finish_reason = str(choice["finish_reason"])
+            if (choice.get("delta") or {}).get("content"):
+                self.content_event(now)
 
     def content_event(self, now: float) -> None:
         """Record one chunk that carried non-empty text."""
