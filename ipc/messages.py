@@ -89,6 +89,10 @@ class Shutdown(msgspec.Struct, tag="shutdown"):
 
 ServerMessage = Hello | Generate | Cancel | GetStats | Shutdown
 
+# Requests the handler queues and runs on an engine thread, each answered by
+# frames carrying its ``req_id`` and ending with one of ``TERMINAL_TYPES``.
+WORK_TYPES: tuple[type, ...] = (Generate,)
+
 
 # --- handler -> server ----------------------------------------------------
 
@@ -151,6 +155,9 @@ class Stats(msgspec.Struct, tag="stats"):
 
 
 HandlerMessage = Ready | Delta | Finished | Failed | Stats
+
+# The last frame of a request; nothing with its ``req_id`` follows.
+TERMINAL_TYPES: tuple[type, ...] = (Finished, Failed)
 
 
 # --- the handler's command line -----------------------------------------

@@ -13,8 +13,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,9 +27,9 @@ from ipc.channel import TrioChannel
 from ipc.framing import ProtocolError
 from ipc.messages import (
     PROTOCOL_VERSION,
+    TERMINAL_TYPES,
     Cancel,
     Failed,
-    Finished,
     Generate,
     GetStats,
     HandlerMessage,
@@ -262,7 +262,7 @@ class HandlerProcess:
         stream = self._streams.get(req_id)
         if stream is None:
             return  # a late frame of a request we gave up on
-        terminal = isinstance(message, (Finished, Failed))
+        terminal = isinstance(message, TERMINAL_TYPES)
         if terminal:
             del self._streams[req_id]
         try:
@@ -310,20 +310,27 @@ class HandlerProcess:
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise HandlerFailed(f"model {self.spec.id!r} is not answering") from exc
 
-    @asynccontextmanager
-    async def generate(
+    def generate(
         self, **fields: Any
-    ) -> AsyncIterator[trio.MemoryReceiveChannel[HandlerMessage]]:
-        """Start a ``Generate`` and yield the stream of its frames.
+    ) -> AbstractAsyncContextManager[trio.MemoryReceiveChannel[HandlerMessage]]:
+        """Start a ``Generate`` and yield the stream of its frames."""
+        return self.request(lambda req_id: Generate(req_id=req_id, **fields))
 
-        The stream ends with ``Finished`` or ``Failed``. Leaving the block
-        before that (client gone, error) cancels the work in the handler.
+    @asynccontextmanager
+    async def request(
+        self, make: Callable[[int], ServerMessage]
+    ) -> AsyncIterator[trio.MemoryReceiveChannel[HandlerMessage]]:
+        """Send the request ``make(req_id)`` and yield the stream of its frames.
+
+        The stream ends with one of ``TERMINAL_TYPES`` (``Finished``, ``Failed``,
+        ...). Leaving the block before that (client gone, error) cancels the
+        work in the handler.
         """
         req_id = next(self._ids)
         send, receive = trio.open_memory_channel[HandlerMessage](STREAM_BUFFER)
         self._streams[req_id] = send
         try:
-            await self._send(Generate(req_id=req_id, **fields))
+            await self._send(make(req_id))
             yield receive
         finally:
             if self._streams.pop(req_id, None) is not None:
