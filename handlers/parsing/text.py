@@ -32,13 +32,16 @@ class ContentSink:
     """Plain text between tool calls, with the whitespace that frames calls removed.
 
     Trailing whitespace is held until more text shows it is not the gap before a
-    call; whitespace right after a call is dropped. Text with no call keeps its
-    whitespace.
+    call. Whitespace that only frames calls is dropped: before a call, after the
+    last one, and after a call when no text came before it (text that resumes
+    after a call keeps the whitespace that separates it from earlier text).
+    Text with no call keeps all its whitespace.
     """
 
     def __init__(self) -> None:
         self._ws = ""
         self._after_call = False
+        self._emitted = False
 
     def text(self, text: str, out: list[Event]) -> None:
         """Take plain text; append what may be shown now to ``out``."""
@@ -48,9 +51,10 @@ class ContentSink:
             self._ws = s
             return
         self._ws = s[len(core) :]
-        if self._after_call:
+        if self._after_call and not self._emitted:
             core = core.lstrip()
-            self._after_call = False
+        self._after_call = False
+        self._emitted = True
         out.append(Content(core))
 
     def call_done(self) -> None:

@@ -17,7 +17,7 @@ from .events import Event
 from .jsontext import dumps, schema_types
 from .pattern import FreeText, Json, Lit, Pattern, Repeat, alt, optional, seq
 from .prompts import example_prompt
-from .text import find_first
+from .text import find_first, partial_suffix
 
 _NAME_CHARS = re.compile(r"[\w.\-:/]*")
 
@@ -218,7 +218,8 @@ class _GlmBody:
         if self._call is None:
             s = self._buffer.lstrip()
             end, _ = find_first(s, ("\n", "<arg_key>", "</tool_call>"))
-            name = (s if end < 0 else s[:end]).strip()
+            cut = len(s) - partial_suffix(s, ("<arg_key>", "</tool_call>"))
+            name = (s[:cut] if end < 0 else s[:end]).strip()
             ok = _NAME_CHARS.fullmatch(name) is not None and len(name) < 200
             if not ok or (end >= 0 and not name):
                 return BodyResult([], self._buffer, aborted=True)
