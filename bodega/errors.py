@@ -152,6 +152,22 @@ class ModelUnavailable(BodegaError):
     code = "model_unavailable"
 
 
+class ToolNotFound(BodegaError):
+    """``/v1/tools/execute`` names no built-in tool."""
+
+    status = 404
+    type = "invalid_request_error"
+    code = "tool_not_found"
+
+
+class ToolProviderFailed(BodegaError):
+    """A tool's upstream provider failed: unreachable, slow, non-2xx, oversize, unparsable."""
+
+    status = 502
+    type = "server_error"
+    code = "tool_provider_failed"
+
+
 class QueueTimeout(BodegaError):
     """The request waited longer than the model's ``queue_timeout``."""
 

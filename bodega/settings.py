@@ -16,6 +16,8 @@ import msgspec
 import yaml
 from msgspec import Meta
 
+from bodega.tools.config import ToolsSection, tools_with_env
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 44468
 CONFIG_ENV = "BODEGA_INFERENCE_CONFIG"
@@ -80,6 +82,7 @@ class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     server: ServerSection = msgspec.field(default_factory=ServerSection)
     models: list[ModelSpec] = []
+    tools: ToolsSection = msgspec.field(default_factory=ToolsSection)
 
 
 class Settings(msgspec.Struct, kw_only=True):
@@ -87,6 +90,7 @@ class Settings(msgspec.Struct, kw_only=True):
 
     server: ServerSection
     models: list[ModelSpec]
+    tools: ToolsSection = msgspec.field(default_factory=ToolsSection)
 
 
 def embedded_lm_path() -> str | None:
@@ -155,4 +159,8 @@ def build_settings(
         server = msgspec.structs.replace(server, host=host)
     if port is not None:
         server = msgspec.structs.replace(server, port=port)
-    return Settings(server=server, models=models)
+    try:
+        tools = tools_with_env(config.tools, os.environ)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return Settings(server=server, models=models, tools=tools)
