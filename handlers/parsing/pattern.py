@@ -63,9 +63,12 @@ def optional(item: Pattern) -> Pattern:
 
 
 def seq(*parts: Pattern) -> Pattern:
-    """A Seq with neighbouring literals joined and a single part unwrapped."""
+    """A flat Seq with neighbouring literals joined and a single part unwrapped."""
     out: list[Pattern] = []
+    flat: list[Pattern] = []
     for part in parts:
+        flat.extend(part.parts if isinstance(part, Seq) else (part,))
+    for part in flat:
         if isinstance(part, Lit) and out and isinstance(out[-1], Lit):
             out[-1] = Lit(out[-1].text + part.text)
         elif not (isinstance(part, Lit) and not part.text):
