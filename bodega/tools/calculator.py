@@ -27,7 +27,7 @@ MAX_LENGTH = 1000
 MAX_NODES = 500
 MAX_DEPTH = 100
 MAX_BITS = 13_000  # about 3900 decimal digits, below Python's int-to-str limit
-MAX_DECIMAL_DIGITS = 1000  # longer terminating decimals are shown as p/q
+MAX_DECIMAL_DIGITS = 4000  # longer terminating decimals are shown as p/q
 APPROX_DIGITS = 30
 TIME_BUDGET = 1.0
 

@@ -135,15 +135,22 @@ class Toolbox:
 
 
 async def _calculate(args: CalculatorArgs) -> calculator.Calculation:
+    """Evaluate off the event loop. The calculator stops itself after its time budget;
+    should a step ever overrun it, the request still ends (the thread is abandoned)."""
     try:
-        # bounded by the calculator's own time budget; off the event loop meanwhile
-        return await trio.to_thread.run_sync(calculator.calculate, args.expression)
+        with trio.fail_after(calculator.TIME_BUDGET + 1):
+            return await trio.to_thread.run_sync(
+                calculator.calculate, args.expression, abandon_on_cancel=True
+            )
+    except trio.TooSlowError:
+        error: Exception = calculator.CalculatorError("the calculation took too long")
     except calculator.CalculatorError as exc:
-        raise InvalidRequest(
-            f"Cannot evaluate `arguments.expression`: {exc}",
-            param="arguments.expression",
-            code="invalid_expression",
-        ) from None
+        error = exc
+    raise InvalidRequest(
+        f"Cannot evaluate `arguments.expression`: {error}",
+        param="arguments.expression",
+        code="invalid_expression",
+    )
 
 
 def build_toolbox(config: ToolsSection) -> Toolbox:
