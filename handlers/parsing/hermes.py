@@ -95,6 +95,7 @@ class _HermesBody:
         self._mode = "head"
         self._scanner = ObjectScanner()
         self._index = -1
+        self._closed = False
 
     def feed(self, text: str) -> BodyResult:
         if self._mode == "args":
@@ -131,13 +132,20 @@ class _HermesBody:
         return result
 
     def _tail(self) -> BodyResult:
-        end = self._buffer.find(_END)
-        again = self._buffer.find("<tool_call>")
-        if again >= 0 and (end < 0 or again < end):
-            return BodyResult([], self._buffer[again:])
-        if end >= 0:
-            return BodyResult([], self._buffer[end + len(_END) :])
-        return BodyResult()
+        """After the arguments: the object's own ``}``, then ``</tool_call>``.
+
+        Anything else ends the call there and is scanned again as text.
+        """
+        s = self._buffer.lstrip()
+        if not self._closed and s.startswith("}"):
+            self._closed = True
+            s = s[1:].lstrip()
+        self._buffer = s
+        if s.startswith(_END):
+            return BodyResult([], s[len(_END) :])
+        if _END.startswith(s):
+            return BodyResult()
+        return BodyResult([], s)
 
     def _whole(self) -> BodyResult:
         end = self._buffer.find(_END)

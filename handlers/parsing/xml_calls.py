@@ -81,6 +81,26 @@ def _coder_value(raw: str) -> str:
     return raw
 
 
+class _OpenValue:
+    """A parameter whose opening tag was read; its value runs to one of ``ends``.
+
+    The search for the end resumes where it stopped, so long values stay linear.
+    """
+
+    def __init__(self, key: str, ends: tuple[str, ...]) -> None:
+        self.key = key
+        self._ends = ends
+        self._longest = max(len(e) for e in ends)
+        self._searched = 0
+
+    def find(self, buffer: str) -> tuple[int, str]:
+        """(position, marker) of the value's end in ``buffer``, or (-1, "")."""
+        i, marker = find_first(buffer, self._ends, max(0, self._searched - self._longest))
+        if i < 0:
+            self._searched = len(buffer)
+        return i, marker
+
+
 class _CoderBody:
     """``<function=NAME>`` then ``<parameter=KEY>`` ``VALUE`` ``</parameter>`` ... ."""
 
@@ -89,11 +109,23 @@ class _CoderBody:
         self._buffer = ""
         self._state = "head"
         self._call: ParamCall | None = None
+        self._value: _OpenValue | None = None
 
     def feed(self, text: str) -> BodyResult:
         self._buffer += text
         events: list[Event] = []
         while True:
+            if self._value is not None:
+                assert self._call is not None
+                end, marker = self._value.find(self._buffer)
+                if end < 0:
+                    return BodyResult(events)
+                value = _coder_value(self._buffer[:end])
+                events.append(self._call.param(self._value.key, value))
+                skip = len(marker) if marker == "</parameter>" else 0
+                self._buffer = self._buffer[end + skip :]
+                self._value = None
+                continue
             s = self._buffer.lstrip()
             if self._state == "head":
                 m = re.match(r"<function=([^>\n<]*)>", s)
@@ -122,12 +154,8 @@ class _CoderBody:
                 gt = s.find(">")
                 if gt < 0:
                     return BodyResult(events)
-                body = s[gt + 1 :]
-                end, marker = find_first(body, _CODER_PARAM_ENDS)
-                if end < 0:
-                    return BodyResult(events)
-                events.append(self._call.param(s[11:gt].strip(), _coder_value(body[:end])))
-                self._buffer = body[end + (len(marker) if marker == "</parameter>" else 0) :]
+                self._value = _OpenValue(s[11:gt].strip(), _CODER_PARAM_ENDS)
+                self._buffer = s[gt + 1 :]
                 continue
             if s.startswith("</function>"):
                 events.append(self._call.close())
@@ -146,9 +174,8 @@ class _CoderBody:
         if self._state == "head" or self._call is None:
             return BodyResult([], self._buffer, aborted=self._call is None)
         events: list[Event] = []
-        m = re.match(r"<parameter=([^>]*)>(.*)", self._buffer.lstrip(), re.S)
-        if m:
-            events.append(self._call.param(m.group(1).strip(), _coder_value(m.group(2))))
+        if self._value is not None:
+            events.append(self._call.param(self._value.key, _coder_value(self._buffer)))
         events.append(self._call.close())
         return BodyResult(events, "")
 
@@ -200,8 +227,7 @@ class Qwen3CoderToolParser(BlockToolParser):
 
 # --- GLM-4.5 / 4.6 -----------------------------------------------------------------
 
-_GLM_PAIR = re.compile(r"<arg_key>(.*?)</arg_key>\s*<arg_value>(.*?)</arg_value>", re.S)
-_GLM_OPEN = re.compile(r"<arg_key>(.*?)</arg_key>\s*<arg_value>(.*)", re.S)
+_GLM_OPEN = re.compile(r"<arg_key>(.*?)</arg_key>\s*<arg_value>", re.S)
 
 
 class _GlmBody:
@@ -211,6 +237,7 @@ class _GlmBody:
         self._calls = calls
         self._buffer = ""
         self._call: ParamCall | None = None
+        self._value: _OpenValue | None = None
 
     def feed(self, text: str) -> BodyResult:
         self._buffer += text
@@ -229,10 +256,17 @@ class _GlmBody:
             events.append(self._call.start)
             self._buffer = s[end:]
         while True:
+            if self._value is not None:
+                end, marker = self._value.find(self._buffer)
+                if end < 0:
+                    return BodyResult(events)
+                events.append(self._call.param(self._value.key, self._buffer[:end]))
+                self._buffer, self._value = self._buffer[end + len(marker) :], None
+                continue
             s = self._buffer.lstrip()
-            m = _GLM_PAIR.match(s)
+            m = _GLM_OPEN.match(s)
             if m:
-                events.append(self._call.param(m.group(1).strip(), m.group(2)))
+                self._value = _OpenValue(m.group(1).strip(), ("</arg_value>",))
                 self._buffer = s[m.end() :]
                 continue
             if s.startswith("</tool_call>"):
@@ -246,9 +280,8 @@ class _GlmBody:
         if self._call is None:
             return BodyResult([], self._buffer, aborted=True)
         events: list[Event] = []
-        m = _GLM_OPEN.match(self._buffer.lstrip())
-        if m:
-            events.append(self._call.param(m.group(1).strip(), m.group(2)))
+        if self._value is not None:
+            events.append(self._call.param(self._value.key, self._buffer))
         events.append(self._call.close())
         return BodyResult(events, "")
 
@@ -298,8 +331,7 @@ class Glm4MoeToolParser(BlockToolParser):
 
 _MM_END = "</minimax:tool_call>"
 _INVOKE = re.compile(r"""<invoke\s+name\s*=\s*["']?([^"'>]+?)["']?\s*>""")
-_PARAM = re.compile(r"""<parameter\s+name\s*=\s*["']?([^"'>]+?)["']?\s*>(.*?)</parameter>""", re.S)
-_PARAM_OPEN = re.compile(r"""<parameter\s+name\s*=\s*["']?([^"'>]+?)["']?\s*>(.*)""", re.S)
+_PARAM = re.compile(r"""<parameter\s+name\s*=\s*["']?([^"'>]+?)["']?\s*>""")
 
 
 class _MiniMaxBody:
@@ -309,12 +341,21 @@ class _MiniMaxBody:
         self._calls = calls
         self._buffer = ""
         self._call: ParamCall | None = None
+        self._value: _OpenValue | None = None
         self._made = 0
 
     def feed(self, text: str) -> BodyResult:
         self._buffer += text
         events: list[Event] = []
         while True:
+            if self._value is not None:
+                assert self._call is not None
+                end, marker = self._value.find(self._buffer)
+                if end < 0:
+                    return BodyResult(events)
+                events.append(self._call.param(self._value.key, self._buffer[:end]))
+                self._buffer, self._value = self._buffer[end + len(marker) :], None
+                continue
             s = self._buffer.lstrip()
             if self._call is None:
                 m = _INVOKE.match(s)
@@ -335,7 +376,7 @@ class _MiniMaxBody:
                 continue
             m = _PARAM.match(s)
             if m:
-                events.append(self._call.param(m.group(1).strip(), m.group(2)))
+                self._value = _OpenValue(m.group(1).strip(), ("</parameter>",))
                 self._buffer = s[m.end() :]
                 continue
             if s.startswith("</invoke>"):
@@ -345,7 +386,8 @@ class _MiniMaxBody:
             if s.startswith(_MM_END):
                 events.append(self._call.close())
                 return BodyResult(events, s[len(_MM_END) :])
-            if s.startswith("<parameter") or _could_start(s, "<parameter", "</invoke>", _MM_END):
+            opening = s.startswith("<parameter") and ">" not in s and len(s) < 300
+            if opening or _could_start(s, "<parameter", "</invoke>", _MM_END):
                 return BodyResult(events)
             self._buffer = _skip_junk(s)
 
@@ -355,9 +397,8 @@ class _MiniMaxBody:
                 return BodyResult([], "")
             return BodyResult([], self._buffer, aborted=True)
         events: list[Event] = []
-        m = _PARAM_OPEN.match(self._buffer.lstrip())
-        if m:
-            events.append(self._call.param(m.group(1).strip(), m.group(2)))
+        if self._value is not None:
+            events.append(self._call.param(self._value.key, self._buffer))
         events.append(self._call.close())
         return BodyResult(events, "")
 

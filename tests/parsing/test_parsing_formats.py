@@ -172,3 +172,12 @@ def test_reasoning_patterns() -> None:
     assert harmony is not None
     assert matches(harmony, "<|channel|>analysis<|message|>hm<|end|><|start|>assistant")
     assert matches(harmony, "")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_long_value_in_small_pieces(family: str) -> None:
+    content = "if a < b:\n    print('</p>')\n" * 400
+    text = tool_parser(family, TOOLS).format_call("write_file", {"path": "x", "content": content})
+    pieces = [text[i : i + 3] for i in range(0, len(text), 3)]
+    _, _, calls = collect(run(tool_parser(family, TOOLS), pieces))
+    assert json.loads(calls[0].arguments) == {"path": "x", "content": content}
