@@ -63,16 +63,17 @@ def evaluate(expression: str, *, budget: float = TIME_BUDGET) -> Number:
     """The value of ``expression``: a ``Fraction`` when exact, else a float."""
     if len(expression) > MAX_LENGTH:
         raise CalculatorError(f"expression is longer than {MAX_LENGTH} characters")
-    if not expression.strip():
+    source = " ".join(expression.split())  # line breaks and tabs are plain spaces
+    if not source:
         raise CalculatorError("expression is empty")
     try:
-        tree = ast.parse(expression.strip(), mode="eval")
+        tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
         raise CalculatorError(f"not a valid expression: {exc.msg}") from None
     except (ValueError, MemoryError, RecursionError):
         raise CalculatorError("not a valid expression") from None
     _check_shape(tree)
-    return _Evaluator(expression.strip(), time.monotonic() + budget).eval(tree.body)
+    return _Evaluator(source, time.monotonic() + budget).eval(tree.body)
 
 
 def _check_shape(tree: ast.AST) -> None:

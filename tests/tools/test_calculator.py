@@ -61,6 +61,7 @@ def value(expression: str) -> str:
         ("perm(5)", "120"),
         ("pow(2, 10)", "1024"),
         ("2.0 ** 64", str(2**64)),
+        ("\t0.1 +\n  0.2", "0.3"),
     ],
 )
 def test_exact(expression: str, expected: str) -> None:
