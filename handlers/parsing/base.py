@@ -160,32 +160,32 @@ class BlockToolParser:
         out: list[Event] = []
         while self._body is not None:
             body, self._body = self._body, None
-            self._ended(body.finish(), out)
+            result = body.finish()
+            out.extend(result.events)
+            self._run(self._after(result, out), out)
         self._text.text(self._held, out)
         self._held = ""
         self._text.finish(out)
         return merge(out)
 
-    def _ended(self, result: BodyResult, out: list[Event]) -> None:
-        out.extend(result.events)
-        if result.rest is None:
-            return
+    def _after(self, result: BodyResult, out: list[Event]) -> str:
+        """A block ended: settle the text around it; return the text after it."""
         if result.aborted:
             self._text.text(self.start_marker, out)
         else:
             self._text.call_done()
-        self._run(result.rest, out)
+        return result.rest or ""
 
     def _run(self, text: str, out: list[Event]) -> None:
         while True:
             if self._body is not None:
                 result = self._body.feed(text)
+                out.extend(result.events)
                 if result.rest is None:
-                    out.extend(result.events)
                     return
                 self._body = None
-                self._ended(result, out)
-                return
+                text = self._after(result, out)
+                continue
             buffer = self._held + text
             self._held = ""
             i = buffer.find(self.start_marker)

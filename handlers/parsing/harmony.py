@@ -15,7 +15,8 @@ from typing import Any
 
 from .base import CallSink, function_specs, parameters_of
 from .events import Event, Reasoning, ToolCallArgs, merge
-from .jsontext import completion, dumps
+from .jsonstream import ArgsStream, lenient_object
+from .jsontext import dumps
 from .pattern import Json, Lit, Pattern, alt, seq
 from .text import ContentSink, find_first, partial_suffix
 
@@ -44,7 +45,7 @@ class HarmonyParser:
         self._state = "text"
         self._kind = ""
         self._index = -1
-        self._args = ""
+        self._args = ArgsStream()
 
     def feed(self, text: str) -> list[Event]:
         """Take the next piece of output."""
@@ -111,7 +112,7 @@ class HarmonyParser:
         if recipient.startswith("functions.") and self._tool_calls:
             start = self.calls.start(recipient[len("functions.") :])
             out.append(start)
-            self._kind, self._index, self._args = "call", start.index, ""
+            self._kind, self._index, self._args = "call", start.index, ArgsStream()
         elif recipient.startswith("functions."):
             self._kind = "content"
         elif recipient or (channel is not None and channel.group(1) == "analysis"):
@@ -123,8 +124,9 @@ class HarmonyParser:
         if not text:
             return
         if self._kind == "call":
-            self._args += text
-            out.append(ToolCallArgs(self._index, text))
+            piece, _ = self._args.feed(text)
+            if piece:
+                out.append(ToolCallArgs(self._index, piece))
         elif self._kind == "reasoning":
             out.append(Reasoning(text))
         else:
@@ -132,9 +134,11 @@ class HarmonyParser:
 
     def _close(self, out: list[Event]) -> None:
         if self._kind == "call":
-            tail = "{}" if not self._args.strip() else completion(self._args)
-            if tail:
-                out.append(ToolCallArgs(self._index, tail))
+            args = self._args
+            out.append(ToolCallArgs(self._index, args.close()))
+            lost = args.broken and not args.sent and lenient_object(args.raw) is None
+            if lost and args.raw.strip():
+                self._text.text(args.raw, out)
             self._text.call_done()
         self._kind = ""
 

@@ -7,7 +7,8 @@ from typing import Any
 
 from .base import BlockToolParser, Body, BodyResult, CallSink, function_specs, parameters_of
 from .events import Event, ToolCallArgs
-from .jsontext import ObjectScanner, completion, dumps, loads
+from .jsonstream import ArgsStream
+from .jsontext import dumps, loads
 from .pattern import Json, Lit, Pattern, Repeat, alt, seq
 from .prompts import hermes_system_prompt
 
@@ -93,7 +94,7 @@ class _HermesBody:
         self._calls = calls
         self._buffer = ""
         self._mode = "head"
-        self._scanner = ObjectScanner()
+        self._stream = ArgsStream()
         self._index = -1
         self._closed = False
 
@@ -120,10 +121,19 @@ class _HermesBody:
         return self._tail()
 
     def _args(self, text: str, events: list[Event]) -> BodyResult:
-        used = self._scanner.feed(text)
-        if used:
-            events.append(ToolCallArgs(self._index, text[:used]))
-        if not self._scanner.done:
+        piece, used = self._stream.feed(text)
+        if piece:
+            events.append(ToolCallArgs(self._index, piece))
+        if self._stream.broken:
+            raw = self._stream.raw
+            end = raw.find(_END)
+            if end < 0:
+                return BodyResult(events)
+            tail = self._stream.close(raw[:end])
+            if tail:
+                events.append(ToolCallArgs(self._index, tail))
+            return BodyResult(events, raw[end + len(_END) :])
+        if not self._stream.done:
             return BodyResult(events)
         self._mode = "tail"
         self._buffer = text[used:]
@@ -160,7 +170,7 @@ class _HermesBody:
 
     def finish(self) -> BodyResult:
         if self._mode == "args":
-            tail = completion(self._scanner.text)
+            tail = self._stream.close()
             return BodyResult([ToolCallArgs(self._index, tail)] if tail else [], "")
         if self._mode == "tail":
             return BodyResult([], "")

@@ -1,4 +1,4 @@
-"""JSON helpers: a streaming object scanner, closing a cut-off object, typed values."""
+"""JSON helpers: call ids, strict loads, closing a cut-off object, typed values."""
 
 from __future__ import annotations
 
@@ -26,45 +26,6 @@ def _no_constant(name: str) -> Any:
 def loads(text: str) -> Any:
     """Strict JSON (no NaN or Infinity); raises ValueError."""
     return json.loads(text, parse_constant=_no_constant)
-
-
-class ObjectScanner:
-    """Follows one JSON object's text piece by piece and says where it ends."""
-
-    def __init__(self) -> None:
-        self.text = ""
-        self._depth = 0
-        self._in_string = False
-        self._escape = False
-        self.done = False
-
-    def feed(self, text: str) -> int:
-        """Consume ``text``; return how many characters belong to the object.
-
-        ``done`` tells whether the object closed.
-        """
-        if self.done:
-            return 0
-        for i, ch in enumerate(text):
-            if self._in_string:
-                if self._escape:
-                    self._escape = False
-                elif ch == "\\":
-                    self._escape = True
-                elif ch == '"':
-                    self._in_string = False
-            elif ch == '"':
-                self._in_string = True
-            elif ch in "{[":
-                self._depth += 1
-            elif ch in "}]":
-                self._depth -= 1
-                if self._depth == 0:
-                    self.done = True
-                    self.text += text[: i + 1]
-                    return i + 1
-        self.text += text
-        return len(text)
 
 
 _MIDDLES = (

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from handlers.parsing import Content, Reasoning, ToolCallArgs, ToolCallStart, collect, merge
-from handlers.parsing.jsontext import ObjectScanner, completion, new_call_id, typed_value
+from handlers.parsing.jsonstream import ArgsStream, lenient_object
+from handlers.parsing.jsontext import completion, new_call_id, typed_value
 
 
 @pytest.mark.parametrize(
@@ -36,13 +37,6 @@ def test_completion_closes_a_cut_off_object(prefix: str) -> None:
 
 def test_completion_of_a_whole_object_is_empty() -> None:
     assert completion('{"a": [1, 2]}') == ""
-
-
-def test_object_scanner_stops_at_the_closing_brace() -> None:
-    scanner = ObjectScanner()
-    assert scanner.feed('{"a": "}{\\"",') == 13 and not scanner.done
-    assert scanner.feed(' "b": [1]}} tail') == 10 and scanner.done
-    assert scanner.text == '{"a": "}{\\"", "b": [1]}'
 
 
 @pytest.mark.parametrize(
@@ -99,3 +93,55 @@ def test_merge_and_collect() -> None:
         ("call_x", "f", "{}"),
         ("call_y", "g", "{}"),
     ]
+
+
+def _stream(text: str, step: int = 1) -> tuple[str, ArgsStream]:
+    stream = ArgsStream()
+    sent = ""
+    for i in range(0, len(text), step):
+        piece, _ = stream.feed(text[i : i + step])
+        sent += piece
+    return sent + stream.close(), stream
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ('{"a": 1, "b": [true, null, -2.5e3], "c": {"d": "x\\"y"}}', None),
+        ('{"a": 1,}', {"a": 1}),
+        ('{"a": [1, 2, ], "b": 2 , }', {"a": [1, 2], "b": 2}),
+        ('{"a": True, "b": None}', {"a": True, "b": None}),
+        ("{'a': 'x'}", {"a": "x"}),
+        ('{"a": 01}', None),
+        ('{"a": "cut', {"a": "cut"}),
+        ('{"a": tru', {"a": True}),
+    ],
+)
+def test_args_stream_releases_only_valid_json(raw: str, expected: object) -> None:
+    for step in (1, 2, 7):
+        text, _ = _stream(raw, step)
+        value = json.loads(text)
+        assert isinstance(value, dict)
+        if expected is not None:
+            assert value == expected
+
+
+def test_args_stream_stops_at_the_closing_brace() -> None:
+    stream = ArgsStream()
+    assert stream.feed('{"a": "}{\\"",') == ('{"a": "}{\\""', 13)
+    assert stream.feed(' "b": [1]}} tail') == (', "b": [1]}', 10)
+    assert stream.done and stream.close() == ""
+
+
+def test_args_stream_repairs_from_the_whole_raw_text() -> None:
+    stream = ArgsStream()
+    sent, _ = stream.feed('{"a": True}')
+    assert sent == '{"a": ' and stream.broken
+    assert sent + stream.close('{"a": True}') == '{"a": true}'
+
+
+def test_lenient_object() -> None:
+    assert lenient_object('{"a": 1}}') == {"a": 1}
+    assert lenient_object("{'a': true}") == {"a": True}
+    assert lenient_object("[1]") is None
+    assert lenient_object("nonsense") is None
