@@ -3,6 +3,17 @@
 ``OutputParser(reasoning_parser(...), tool_parser(...))`` turns generated text,
 fed in arbitrary pieces, into Content / Reasoning / ToolCallStart / ToolCallArgs
 events; ``collect`` folds events into a message.
+
+Wiring notes for an engine:
+- Feed the detokenized text with the family's markup tokens kept
+  (``<tool_call>``, ``<think>``, harmony's ``<|channel|>``... are often special
+  tokens: do not skip special tokens for these models).
+- ``starts_in_reasoning=prompt_opens_reasoning(rendered_prompt)``.
+- ``tool_parser(name, request.tools)`` per request: values in XML-parameter
+  formats are typed from those schemas (unknown tools/parameters stay strings).
+- A call is committed (ToolCallStart) once its name is known; if the output
+  ends inside it, ``finish`` closes its arguments into a valid JSON object. A
+  block that never got as far as a name is released as Content.
 """
 
 from __future__ import annotations
@@ -19,7 +30,12 @@ from .events import (
     merge,
 )
 from .pattern import Alt, FreeText, Json, Lit, Pattern, Repeat, Seq
-from .reasoning import REASONING_PARSERS, reasoning_parser, reasoning_pattern
+from .reasoning import (
+    REASONING_PARSERS,
+    prompt_opens_reasoning,
+    reasoning_parser,
+    reasoning_pattern,
+)
 from .tool_calls import TOOL_PARSERS, tool_parser
 
 
@@ -85,6 +101,7 @@ __all__ = [
     "ToolCallStart",
     "collect",
     "merge",
+    "prompt_opens_reasoning",
     "reasoning_parser",
     "reasoning_pattern",
     "tool_parser",

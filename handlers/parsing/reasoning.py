@@ -94,6 +94,17 @@ class ThinkParser:
                 return
 
 
+def prompt_opens_reasoning(prompt: str) -> bool:
+    """Whether a rendered prompt ends inside an open ``<think>``.
+
+    Pass the answer as ``starts_in_reasoning``: true for templates that open the
+    reasoning in the generation prompt (Qwen3 thinking-2507, DeepSeek-R1), false
+    where the prompt closed it (``enable_thinking=False``) or never opened it.
+    """
+    i = prompt.rfind(THINK_OPEN)
+    return i >= 0 and not prompt[i + len(THINK_OPEN) :].strip()
+
+
 def _harmony_reasoning(starts_in_reasoning: bool = False) -> StreamParser:
     return HarmonyParser(None, tool_calls=False)
 

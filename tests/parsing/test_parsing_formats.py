@@ -18,7 +18,11 @@ from handlers.parsing import (
     reasoning_pattern,
     tool_parser,
 )
-from handlers.parsing.reasoning import REASONING_PARSERS, reasoning_parser
+from handlers.parsing.reasoning import (
+    REASONING_PARSERS,
+    prompt_opens_reasoning,
+    reasoning_parser,
+)
 from tests.parsing.parsing_harness import TOOLS, matches, run
 
 FAMILIES = ["qwen3", "qwen3_coder", "glm4_moe", "minimax_m2", "harmony"]
@@ -181,3 +185,10 @@ def test_long_value_in_small_pieces(family: str) -> None:
     pieces = [text[i : i + 3] for i in range(0, len(text), 3)]
     _, _, calls = collect(run(tool_parser(family, TOOLS), pieces))
     assert json.loads(calls[0].arguments) == {"path": "x", "content": content}
+
+
+def test_prompt_opens_reasoning() -> None:
+    assert prompt_opens_reasoning("<|im_start|>assistant\n<think>\n")
+    assert not prompt_opens_reasoning("<|im_start|>assistant\n<think>\n\n</think>\n\n")
+    assert not prompt_opens_reasoning("<|im_start|>assistant\n")
+    assert not prompt_opens_reasoning("<think>old</think>\nhi<|im_start|>assistant\n")

@@ -120,7 +120,7 @@ def test_random_outputs_split_anywhere(family: str) -> None:
 def test_text_without_markup_is_untouched(family: str) -> None:
     rng = random.Random(1)
     for _ in range(30):
-        text = "".join(rng.choices(COMMON + ["<tool", "<|chan", "<min", " \n "], k=12))
+        text = "".join(rng.choices([*COMMON, "<tool", "<|chan", "<min", " \n "], k=12))
         events = run(FACTORIES[family](), random_pieces(text, 3))
         assert all(isinstance(e, Content) for e in events)
         assert "".join(e.text for e in events if isinstance(e, Content)) == text
