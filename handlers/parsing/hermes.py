@@ -7,8 +7,8 @@ from typing import Any
 
 from .base import BlockToolParser, Body, BodyResult, CallSink, function_specs, parameters_of
 from .events import Event, ToolCallArgs
-from .jsonstream import ArgsStream
-from .jsontext import dumps, loads
+from .jsonstream import ArgsStream, lenient_object
+from .jsontext import dumps
 from .pattern import Json, Lit, Pattern, Repeat, alt, seq
 from .prompts import hermes_system_prompt
 
@@ -65,29 +65,34 @@ def _head(buffer: str) -> tuple[str, str, int]:
 
 
 def parse_call_json(text: str) -> tuple[str, str] | None:
-    """(name, arguments JSON) from a whole call object in any key order, or None."""
-    try:
-        obj = loads(text.strip())
-    except ValueError:
+    """(name, arguments JSON) from a whole call object in any key order, or None.
+
+    Lenient: Python-literal objects pass, ``parameters`` stands for
+    ``arguments``, and arguments may be a JSON string or null.
+    """
+    obj = lenient_object(text)
+    if obj is None or not isinstance(obj.get("name"), str):
         return None
-    if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
-        return None
-    args = obj.get("arguments", obj.get("parameters", {}))
+    args = obj.get("arguments", obj.get("parameters"))
     if isinstance(args, str):
-        try:
-            args = loads(args) if args.strip() else {}
-        except ValueError:
-            return None
+        args = lenient_object(args) if args.strip() else {}
+    if args is None:
+        args = {}
     if not isinstance(args, dict):
         return None
-    return obj["name"], dumps(args)
+    try:
+        return obj["name"], dumps(args)
+    except (TypeError, ValueError):
+        return None
 
 
 class _HermesBody:
-    """One ``<tool_call>`` block: arguments stream while the usual key order holds.
+    """One ``<tool_call>`` block.
 
-    Any other shape (keys in another order, arguments as a string) is parsed
-    whole at ``</tool_call>``; what does not parse is released as plain text.
+    In the usual key order (name, then arguments) the call starts once the name
+    is read and the arguments stream, checked (see jsonstream). Any other shape
+    (keys in another order, arguments as a string) is parsed whole at
+    ``</tool_call>``; a block that does not parse is released as plain text.
     """
 
     def __init__(self, calls: CallSink) -> None:
