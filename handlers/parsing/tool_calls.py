@@ -6,9 +6,11 @@ from collections.abc import Callable
 from typing import Any
 
 from .base import ToolCallParser
+from .glm4_moe import Glm4MoeToolParser
 from .harmony import HarmonyParser
 from .hermes import HermesToolParser
-from .xml_calls import Glm4MoeToolParser, MiniMaxM2ToolParser, Qwen3CoderToolParser
+from .minimax_m2 import MiniMaxM2ToolParser
+from .qwen3_coder import Qwen3CoderToolParser
 
 TOOL_PARSERS: dict[str, Callable[[list[dict[str, Any]]], ToolCallParser]] = {
     "hermes": HermesToolParser,
