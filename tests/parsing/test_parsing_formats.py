@@ -192,3 +192,16 @@ def test_prompt_opens_reasoning() -> None:
     assert not prompt_opens_reasoning("<|im_start|>assistant\n<think>\n\n</think>\n\n")
     assert not prompt_opens_reasoning("<|im_start|>assistant\n")
     assert not prompt_opens_reasoning("<think>old</think>\nhi<|im_start|>assistant\n")
+
+
+def test_package_imports_only_the_standard_library() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, handlers.parsing\n"
+        "bad = {'mlx', 'torch', 'bodega', 'ipc', 'msgspec', 'trio', 'numpy', 'outlines_core'}\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
