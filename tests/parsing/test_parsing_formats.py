@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -203,5 +204,8 @@ def test_package_imports_only_the_standard_library() -> None:
         "bad = {'mlx', 'torch', 'bodega', 'ipc', 'msgspec', 'trio', 'numpy', 'outlines_core'}\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in bad))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
+    )
     assert out.stdout.strip() == "[]"
