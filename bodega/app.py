@@ -19,7 +19,9 @@ from bodega.errors import (
 from bodega.registry.registry import Registry
 from bodega.settings import Settings
 
-from .api import admin, status, text, tools
+from .api import admin, audio, status, text, tools
+from .api import embeddings as embeddings_api
+from .api import rag as rag_api
 from .api.common import json_response
 
 log = logging.getLogger("bodega")
@@ -46,7 +48,7 @@ def create_app(settings: Settings, registry: Registry) -> QuartTrio:
     app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body_bytes
     app.extensions["bodega.registry"] = registry
     app.extensions["bodega.settings"] = settings
-    for module in (text, admin, status, tools):
+    for module in (text, admin, status, tools, embeddings_api, audio, rag_api):
         app.register_blueprint(module.blueprint)
 
     @app.errorhandler(BodegaError)

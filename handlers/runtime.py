@@ -27,11 +27,15 @@ from ipc.messages import (
     Generate,
     GetStats,
     HandlerMessage,
+    ReleaseShm,
     ServerMessage,
     Shutdown,
     Stats,
+    TokenLogprob,
+    ToolCallDelta,
 )
 
+from . import shm_out
 from .engine import Engine, EngineError, RequestEngine, TextEngine
 
 STOP_GRACE_SECONDS = 5.0
@@ -69,6 +73,7 @@ class Runtime:
                 self._cond.notify_all()
             for worker in workers:
                 worker.join(STOP_GRACE_SECONDS / len(workers))
+            shm_out.release_all()
 
     def _read_loop(self) -> None:
         while True:
@@ -84,6 +89,8 @@ class Runtime:
                 self._cancel(message.req_id)
             elif isinstance(message, GetStats):
                 self._send(self._stats(message.req_id))
+            elif isinstance(message, ReleaseShm):
+                shm_out.release(message.name)
             elif isinstance(message, Shutdown):
                 return
 
@@ -134,8 +141,24 @@ class Runtime:
     def _generate(self, request: Generate, should_stop: Callable[[], bool]) -> Finished:
         req_id = request.req_id
 
-        def emit(text: str, n_tokens: int) -> None:
-            self._send(Delta(req_id=req_id, text=text, n_tokens=n_tokens))
+        def emit(
+            text: str,
+            n_tokens: int,
+            *,
+            reasoning: str = "",
+            tool_calls: list[ToolCallDelta] | None = None,
+            logprobs: list[TokenLogprob] | None = None,
+        ) -> None:
+            self._send(
+                Delta(
+                    req_id=req_id,
+                    text=text,
+                    n_tokens=n_tokens,
+                    reasoning=reasoning,
+                    tool_calls=tool_calls or [],
+                    logprobs=logprobs or [],
+                )
+            )
 
         finished = cast(TextEngine, self._engine).generate(request, emit, should_stop)
         with self._cond:

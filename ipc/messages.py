@@ -6,11 +6,11 @@ fields get defaults; any other change bumps ``PROTOCOL_VERSION``.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 
 
 class ShmRef(msgspec.Struct, frozen=True, tag="shm"):
@@ -20,12 +20,44 @@ class ShmRef(msgspec.Struct, frozen=True, tag="shm"):
     size: int
 
 
+class ToolCall(msgspec.Struct, omit_defaults=True):
+    """A complete function call: ``arguments`` is a JSON object as text."""
+
+    id: str
+    name: str
+    arguments: str
+
+
 class ChatMessage(msgspec.Struct, omit_defaults=True):
     """One chat message as the handler's chat template sees it."""
 
     role: str
     content: str | None = None
     name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+    reasoning_content: str | None = None
+
+
+class ToolSpec(msgspec.Struct, omit_defaults=True):
+    """A function the model may call; ``parameters`` is a JSON schema."""
+
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] = {}
+    strict: bool = False
+
+
+class JsonSchemaFormat(msgspec.Struct, omit_defaults=True):
+    """``response_format``: the answer is a JSON value valid against ``schema``
+    (``{"type": "object"}`` for plain JSON mode)."""
+
+    schema: dict[str, Any]
+    name: str = "response"
+    strict: bool = False
+
+
+ToolChoice = Literal["auto", "none", "required"]
 
 
 class Sampling(msgspec.Struct, omit_defaults=True):
@@ -69,6 +101,17 @@ class Generate(msgspec.Struct, tag="generate"):
     max_tokens: int | None = None
     stop: list[str] = []
     sampling: Sampling = msgspec.field(default_factory=Sampling)
+    tools: list[ToolSpec] = []
+    # "auto" | "none" | "required", or the name of the one function to call.
+    tool_choice: str = "auto"
+    parallel_tool_calls: bool = True
+    response_format: JsonSchemaFormat | None = None
+    chat_template_kwargs: dict[str, Any] = {}
+    # ``logprobs``: each generated token's log-probability, with the
+    # ``top_logprobs`` most likely alternatives.
+    logprobs: bool = False
+    top_logprobs: int = 0
+    logit_bias: dict[int, float] = {}
 
 
 class Cancel(msgspec.Struct, tag="cancel"):
@@ -87,11 +130,57 @@ class Shutdown(msgspec.Struct, tag="shutdown"):
     """Start nothing more and exit (the process exit frees the engine)."""
 
 
-ServerMessage = Hello | Generate | Cancel | GetStats | Shutdown
+class Transcribe(msgspec.Struct, tag="transcribe"):
+    """Speech to text: ``audio`` is the uploaded file's bytes (any container
+    the handler decodes), inline or in shared memory. ``task`` "translate"
+    turns speech in any language into English text."""
+
+    req_id: int
+    audio: bytes | ShmRef
+    filename: str = ""
+    task: Literal["transcribe", "translate"] = "transcribe"
+    language: str | None = None
+    prompt: str | None = None
+    # None: the engine's fallback schedule (0.0, 0.2, ... 1.0).
+    temperature: float | None = None
+    word_timestamps: bool = False
+
+
+class Embed(msgspec.Struct, tag="embed"):
+    """Embed inputs: ``texts``, or ``token_ids`` (the inputs' tokens without
+    the model's special tokens). Inputs longer than the model's maximum fail
+    unless ``truncate``; ``dimensions`` truncates and re-normalises."""
+
+    req_id: int
+    texts: list[str] = []
+    token_ids: list[list[int]] = []
+    truncate: bool = False
+    dimensions: int | None = None
+    embedding_type: Literal["dense", "sparse", "colbert"] = "dense"
+    return_sparse: bool = False
+
+
+class Rerank(msgspec.Struct, tag="rerank"):
+    """Score each document's relevance to ``query`` (higher is better)."""
+
+    req_id: int
+    query: str
+    documents: list[str]
+
+
+class ReleaseShm(msgspec.Struct, tag="release_shm"):
+    """The server has read a shared-memory payload: its creator may unlink it."""
+
+    name: str
+
+
+ServerMessage = (
+    Hello | Generate | Cancel | GetStats | Shutdown | Transcribe | Embed | Rerank | ReleaseShm
+)
 
 # Requests the handler queues and runs on an engine thread, each answered by
 # frames carrying its ``req_id`` and ending with one of ``TERMINAL_TYPES``.
-WORK_TYPES: tuple[type, ...] = (Generate,)
+WORK_TYPES: tuple[type, ...] = (Generate, Transcribe, Embed, Rerank)
 
 
 # --- handler -> server ----------------------------------------------------
@@ -106,15 +195,46 @@ class Ready(msgspec.Struct, tag="ready"):
     engine: str
 
 
-class Delta(msgspec.Struct, tag="delta"):
-    """A piece of generated text of a running request."""
+class TopLogprob(msgspec.Struct, array_like=True):
+    """One alternative token: its text, UTF-8 bytes and log-probability."""
+
+    token: str
+    bytes: list[int]
+    logprob: float
+
+
+class TokenLogprob(msgspec.Struct, array_like=True):
+    """A generated token with its log-probability and the top alternatives."""
+
+    token: str
+    bytes: list[int]
+    logprob: float
+    top: list[TopLogprob] = []
+
+
+class ToolCallDelta(msgspec.Struct, omit_defaults=True):
+    """Part of a streamed tool call: the first part of call ``index`` carries
+    its ``id`` and ``name``, later parts fragments of its ``arguments``."""
+
+    index: int
+    id: str = ""
+    name: str = ""
+    arguments: str = ""
+
+
+class Delta(msgspec.Struct, tag="delta", omit_defaults=True):
+    """A piece of a running request's output: answer text, reasoning text,
+    tool-call parts, and the log-probabilities of the tokens it covers."""
 
     req_id: int
-    text: str
+    text: str = ""
     n_tokens: int = 1
+    reasoning: str = ""
+    tool_calls: list[ToolCallDelta] = []
+    logprobs: list[TokenLogprob] = []
 
 
-FinishReason = Literal["stop", "length", "cancelled"]
+FinishReason = Literal["stop", "length", "tool_calls", "cancelled"]
 
 
 class Finished(msgspec.Struct, tag="finished"):
@@ -154,10 +274,72 @@ class Stats(msgspec.Struct, tag="stats"):
     engine_memory: dict[str, float] = {}
 
 
-HandlerMessage = Ready | Delta | Finished | Failed | Stats
+class Word(msgspec.Struct, array_like=True):
+    """A transcribed word with its start and end, in seconds."""
+
+    word: str
+    start: float
+    end: float
+    probability: float = 0.0
+
+
+class Segment(msgspec.Struct, tag="segment", omit_defaults=True):
+    """One transcribed segment of a running ``Transcribe``, sent as soon as
+    it is decoded; times are seconds from the start of the audio."""
+
+    req_id: int
+    id: int
+    start: float
+    end: float
+    text: str
+    seek: int = 0
+    tokens: list[int] = []
+    temperature: float = 0.0
+    avg_logprob: float = 0.0
+    compression_ratio: float = 0.0
+    no_speech_prob: float = 0.0
+    words: list[Word] = []
+
+
+class Transcript(msgspec.Struct, tag="transcript"):
+    """The last frame of a ``Transcribe``: its ``Segment`` frames came before."""
+
+    req_id: int
+    language: str  # ISO 639-1 code
+    duration: float  # seconds of audio
+    n_segments: int = 0
+    language_name: str = ""  # Whisper's English name: "english"
+
+
+class Embeddings(msgspec.Struct, tag="embeddings", omit_defaults=True):
+    """The last frame of an ``Embed``: ``rows`` x ``dim`` little-endian
+    float32 values, row-major, inline or in shared memory (answer a ``ShmRef``
+    with ``ReleaseShm`` once read). ``counts``: for multi-vector (colbert)
+    output, the rows of each input; ``sparse``: token id -> weight per input."""
+
+    req_id: int
+    rows: int
+    dim: int
+    vectors: bytes | ShmRef = b""
+    counts: list[int] = []
+    sparse: list[dict[int, float]] | None = None
+    prompt_tokens: int = 0
+
+
+class RerankResult(msgspec.Struct, tag="rerank_result"):
+    """The last frame of a ``Rerank``: one score per document, in order."""
+
+    req_id: int
+    scores: list[float]
+    prompt_tokens: int = 0
+
+
+HandlerMessage = (
+    Ready | Delta | Finished | Failed | Stats | Segment | Transcript | Embeddings | RerankResult
+)
 
 # The last frame of a request; nothing with its ``req_id`` follows.
-TERMINAL_TYPES: tuple[type, ...] = (Finished, Failed)
+TERMINAL_TYPES: tuple[type, ...] = (Finished, Failed, Transcript, Embeddings, RerankResult)
 
 
 # --- the handler's command line -----------------------------------------
@@ -180,3 +362,11 @@ class LoadSpec(msgspec.Struct, omit_defaults=True):
     trust_remote_code: bool = False
     draft_model_path: str | None = None
     num_draft_tokens: int | None = None
+    tool_call_parser: str | None = None
+    reasoning_parser: str | None = None
+    enable_auto_tool_choice: bool = False
+    # Embeddings: coalesce requests for ``batch_window_ms`` into one forward
+    # pass of at most ``max_batch_size`` inputs; an LRU of recent inputs.
+    batch_window_ms: float = 2.0
+    max_batch_size: int = 64
+    embedding_cache_size: int = 1024

@@ -36,7 +36,9 @@ from ipc.messages import (
     Hello,
     LoadSpec,
     Ready,
+    ReleaseShm,
     ServerMessage,
+    ShmRef,
     Shutdown,
     Stats,
 )
@@ -66,6 +68,12 @@ def load_spec(spec: ModelSpec, engine: str) -> LoadSpec:
         trust_remote_code=spec.trust_remote_code,
         draft_model_path=spec.draft_model_path,
         num_draft_tokens=spec.num_draft_tokens,
+        tool_call_parser=spec.tool_call_parser,
+        reasoning_parser=spec.reasoning_parser,
+        enable_auto_tool_choice=spec.enable_auto_tool_choice,
+        batch_window_ms=spec.batch_window_ms,
+        max_batch_size=spec.max_batch_size,
+        embedding_cache_size=spec.embedding_cache_size,
     )
 
 
@@ -97,6 +105,9 @@ def handler_env(engine: str) -> dict[str, str]:
     blas = openblas_library() if engine == "mlx" else None
     if blas and "LD_PRELOAD" not in env:
         env["LD_PRELOAD"] = blas
+    if engine in ("sentence-transformers", "cross-encoder", "bi-encoder"):
+        env["HF_HUB_OFFLINE"] = "1"  # local files only, never the Hugging Face hub
+        env.setdefault("TOKENIZERS_PARALLELISM", "false")
     return env
 
 
@@ -335,6 +346,14 @@ class HandlerProcess:
         finally:
             if self._streams.pop(req_id, None) is not None:
                 await self._send_cancel(req_id)
+
+    async def release_shm(self, ref: ShmRef) -> None:
+        """Tell the handler its shared-memory payload ``ref`` was read."""
+        with trio.CancelScope(shield=True), trio.move_on_after(CANCEL_DEADLINE):
+            try:
+                await self._send(ReleaseShm(name=ref.name))
+            except (HandlerFailed, ModelUnavailable):
+                pass  # the handler is gone; its segments die with the server's sweep
 
     async def fetch_stats(self) -> Stats | None:
         """Fresh process and engine figures, or the last known ones."""

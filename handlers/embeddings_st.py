@@ -1,0 +1,264 @@
+"""Text embeddings on sentence-transformers, micro-batched, with an LRU cache.
+
+Inputs are tokenized here (texts) or taken as token ids, checked against the
+model's maximum, wrapped in the model's special tokens, and run through the
+SentenceTransformer's modules (transformer, pooling, normalize) exactly as
+``SentenceTransformer.encode`` runs them. Concurrent requests are coalesced by
+a ``MicroBatcher`` into shared forward passes; recent inputs are answered from
+an LRU cache. Results leave as little-endian float32 rows, in shared memory
+when large.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ipc.messages import Embed, Embeddings, Finished, HandlerMessage, LoadSpec
+
+from . import shm_out
+from .batcher import Cancelled, MicroBatcher
+from .engine import ContextLengthExceeded, EngineError, LoadError, ModelFilesMissing, Send
+from .engine import ShouldStop as ShouldStopFn
+
+# Rows per forward pass inside one batch (sentence-transformers' default).
+FORWARD_ROWS = 32
+
+Vector = npt.NDArray[np.float32]
+TokenRow = tuple[int, ...]
+
+
+def special_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:
+    """The ids the tokenizer puts before and after a single sequence."""
+    marker = "hello"
+    bare = list(tokenizer(marker, add_special_tokens=False)["input_ids"])
+    full = list(tokenizer(marker, add_special_tokens=True)["input_ids"])
+    for start in range(len(full) - len(bare) + 1):
+        if full[start : start + len(bare)] == bare:
+            return full[:start], full[start + len(bare) :]
+    raise LoadError("cannot tell the tokenizer's special tokens apart from the text")
+
+
+class LruCache:
+    """Thread-safe LRU of token rows -> (vector); size 0 disables it."""
+
+    def __init__(self, size: int) -> None:
+        self.size = max(0, size)
+        self._data: OrderedDict[TokenRow, Vector] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: TokenRow) -> Vector | None:
+        """The cached vector of ``key``, or None."""
+        if not self.size:
+            return None
+        with self._lock:
+            value = self._data.get(key)
+            if value is None:
+                self.misses += 1
+                return None
+            self._data.move_to_end(key)
+            self.hits += 1
+            return value
+
+    def put(self, key: TokenRow, value: Vector) -> None:
+        """Remember ``value`` for ``key``, evicting the least recently used."""
+        if not self.size:
+            return
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+def load_sentence_transformer(spec: LoadSpec) -> Any:
+    """The SentenceTransformer in ``spec.model_path`` (local files only)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if not Path(spec.model_path).exists():
+        raise ModelFilesMissing(f"model_path {spec.model_path!r} does not exist")
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        model = SentenceTransformer(
+            spec.model_path, trust_remote_code=spec.trust_remote_code, local_files_only=True
+        )
+    except Exception as exc:
+        raise LoadError(f"sentence-transformers cannot load {spec.model_path!r}: {exc}") from exc
+    model.eval()
+    return model
+
+
+class SentenceTransformerEngine:
+    """Dense embeddings of one SentenceTransformer model."""
+
+    name = "sentence-transformers"
+
+    def __init__(self, spec: LoadSpec, model: Any = None) -> None:
+        import torch
+
+        self._torch = torch
+        self.model = model if model is not None else load_sentence_transformer(spec)
+        self.tokenizer = self.model.tokenizer
+        if self.tokenizer is None:
+            raise LoadError(f"the model in {spec.model_path!r} has no tokenizer")
+        self.model_id = spec.model_id
+        max_seq = int(self.model.max_seq_length or 512)
+        self.context_length = min(max_seq, spec.context_length or max_seq)
+        self.dim = int(self.model.get_embedding_dimension())
+        self.prefix, self.suffix = special_tokens(self.tokenizer)
+        self.max_content = self.context_length - len(self.prefix) - len(self.suffix)
+        self.vocab_size = len(self.tokenizer)
+        self.pad_id = self.tokenizer.pad_token_id or 0
+        self.use_token_types = "token_type_ids" in getattr(self.tokenizer, "model_input_names", ())
+        self.parallel = max(1, spec.max_concurrency)
+        self.cache = LruCache(spec.embedding_cache_size)
+        self.batcher: MicroBatcher[TokenRow, Vector] = MicroBatcher(
+            self._forward,
+            window=spec.batch_window_ms / 1000.0,
+            max_rows=spec.max_batch_size,
+            name="embed-batcher",
+        )
+
+    # --- requests --------------------------------------------------------
+
+    def handle(self, request: object, send: Send, should_stop: ShouldStopFn) -> HandlerMessage:
+        """Answer an ``Embed`` with ``Embeddings``."""
+        if not isinstance(request, Embed):
+            raise EngineError(f"an embeddings model cannot answer {type(request).__name__}")
+        if request.embedding_type != "dense":
+            raise EngineError(
+                f"model {self.model_id!r} does not support {request.embedding_type} "
+                "embeddings (only dense)",
+                param="embedding_type",
+            )
+        if request.return_sparse:
+            raise EngineError(
+                f"model {self.model_id!r} does not support sparse embeddings "
+                "(return_sparse needs a BGE-M3 style model)",
+                param="return_sparse",
+            )
+        if request.dimensions is not None and not 1 <= request.dimensions <= self.dim:
+            raise EngineError(
+                f"dimensions must be between 1 and the model's {self.dim}, "
+                f"got {request.dimensions}",
+                param="dimensions",
+            )
+        rows = self.token_rows(request)
+        try:
+            matrix = self.embed_rows(rows, should_stop)
+        except Cancelled:
+            return Finished(req_id=request.req_id, reason="cancelled")
+        if request.dimensions is not None and request.dimensions < self.dim:
+            matrix = truncate_dimensions(matrix, request.dimensions)
+        data = np.ascontiguousarray(matrix, dtype="<f4").tobytes()
+        return Embeddings(
+            req_id=request.req_id,
+            rows=matrix.shape[0],
+            dim=matrix.shape[1],
+            vectors=shm_out.offload(data),
+            prompt_tokens=sum(len(row) for row in rows),
+        )
+
+    def token_rows(self, request: Embed) -> list[TokenRow]:
+        """Each input's token ids with the model's special tokens, checked
+        against (or, with ``truncate``, cut to) the model's maximum."""
+        if request.texts:
+            contents: Sequence[Sequence[int]] = self.tokenizer(
+                list(request.texts), add_special_tokens=False
+            )["input_ids"]
+        else:
+            contents = request.token_ids
+            for i, ids in enumerate(contents):
+                bad = next((t for t in ids if not 0 <= t < self.vocab_size), None)
+                if bad is not None:
+                    raise EngineError(
+                        f"input[{i}] holds token id {bad}, outside the model's "
+                        f"vocabulary of {self.vocab_size}",
+                        param="input",
+                    )
+        rows = []
+        for i, content in enumerate(contents):
+            ids = list(content)
+            if len(ids) > self.max_content:
+                if not request.truncate:
+                    raise ContextLengthExceeded(
+                        f"input[{i}] is {len(ids) + len(self.prefix) + len(self.suffix)} "
+                        f"tokens, more than the model's maximum of {self.context_length}; "
+                        "shorten it or pass truncate: true",
+                        param="input",
+                    )
+                ids = ids[: self.max_content]
+            rows.append((*self.prefix, *ids, *self.suffix))
+        return rows
+
+    def embed_rows(self, rows: list[TokenRow], should_stop: ShouldStopFn) -> Vector:
+        """The model's vectors for ``rows``: from the cache, or batched."""
+        vectors: list[Vector | None] = [self.cache.get(row) for row in rows]
+        missing = [i for i, v in enumerate(vectors) if v is None]
+        if missing:
+            computed = self.batcher.submit([rows[i] for i in missing], should_stop)
+            for i, vector in zip(missing, computed, strict=True):
+                vectors[i] = vector
+                self.cache.put(rows[i], vector)
+        if not rows:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([v for v in vectors if v is not None])
+
+    # --- compute (the batcher's thread) ---------------------------------
+
+    def _forward(self, rows: list[TokenRow]) -> list[Vector]:
+        torch = self._torch
+        order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))
+        out: list[Vector | None] = [None] * len(rows)
+        device = self.model.device
+        for start in range(0, len(order), FORWARD_ROWS):
+            chunk = order[start : start + FORWARD_ROWS]
+            width = max(len(rows[i]) for i in chunk)
+            ids = torch.full((len(chunk), width), self.pad_id, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for j, i in enumerate(chunk):
+                ids[j, : len(rows[i])] = torch.tensor(rows[i], dtype=torch.long)
+                mask[j, : len(rows[i])] = 1
+            features = {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
+            if self.use_token_types:
+                features["token_type_ids"] = torch.zeros_like(features["input_ids"])
+            with torch.inference_mode():
+                embedded = self.model(features)["sentence_embedding"]
+            matrix = embedded.float().cpu().numpy()
+            for j, i in enumerate(chunk):
+                out[i] = matrix[j]
+        return [v for v in out if v is not None]
+
+    # --- engine ----------------------------------------------------------
+
+    def memory(self) -> dict[str, float]:
+        """Cache and batching figures (counts, not bytes, where named so)."""
+        return {
+            "cache_entries": float(len(self.cache)),
+            "cache_hits": float(self.cache.hits),
+            "batches": float(self.batcher.batches),
+            "rows_embedded": float(self.batcher.rows_run),
+        }
+
+    def close(self) -> None:
+        """Stop the batcher."""
+        self.batcher.close()
+
+
+def truncate_dimensions(matrix: Vector, dimensions: int) -> Vector:
+    """Keep the first ``dimensions`` columns and scale rows back to unit length."""
+    cut = matrix[:, :dimensions]
+    norms = np.linalg.norm(cut, axis=1, keepdims=True)
+    return (cut / np.maximum(norms, 1e-12)).astype(np.float32)

