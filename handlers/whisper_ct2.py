@@ -1,0 +1,98 @@
+"""Whisper on faster-whisper (CTranslate2): the portable engine.
+
+faster-whisper decodes lazily, one 30-second window at a time, so segments
+go to the client as they are decoded and a cancelled request stops at the
+next segment. ``max_concurrency`` becomes CTranslate2's worker count, so
+that many requests decode in parallel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ipc.messages import LoadSpec, Segment, Word
+
+from .audio_decode import Samples
+from .convert_whisper import is_ct2_whisper
+from .engine import LoadError
+from .whisper_common import Options, WhisperEngine
+
+BEAM_SIZE = 5  # faster-whisper's default: better words than greedy for tiny models
+
+
+def _device() -> tuple[str, str]:
+    """(device, compute type): float16 on a GPU, float32 on CPUs (which have
+    no fast float16; CTranslate2 would convert with a warning)."""
+    import ctranslate2
+
+    if ctranslate2.get_cuda_device_count() > 0:
+        return "cuda", "float16"
+    return "cpu", "float32"
+
+
+class FasterWhisperEngine(WhisperEngine):
+    """A CTranslate2 Whisper model folder served by faster-whisper."""
+
+    name = "faster-whisper"
+
+    def __init__(self, spec: LoadSpec) -> None:
+        from faster_whisper import WhisperModel
+
+        folder = Path(spec.model_path)
+        if not is_ct2_whisper(folder):
+            raise LoadError(
+                f"{spec.model_path!r} is not a faster-whisper (CTranslate2) model folder "
+                "with model.bin and config.json"
+            )
+        self.model_id = spec.model_id
+        self.parallel = max(1, spec.max_concurrency)
+        device, compute_type = _device()
+        try:
+            self._model = WhisperModel(
+                str(folder),
+                device=device,
+                compute_type=compute_type,
+                cpu_threads=spec.n_threads or 0,
+                num_workers=self.parallel,
+            )
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise LoadError(f"faster-whisper could not load {folder}: {exc}") from exc
+        self.multilingual = bool(self._model.model.is_multilingual)
+
+    def segments(self, audio: Samples, options: Options) -> tuple[str, Iterator[Segment]]:
+        """Start decoding; segments come lazily, window by window."""
+        pieces, info = self._model.transcribe(
+            audio,
+            language=options.language,
+            task=options.task,
+            beam_size=BEAM_SIZE,
+            temperature=list(options.temperatures),
+            initial_prompt=options.prompt,
+            word_timestamps=options.word_timestamps,
+            condition_on_previous_text=True,
+            vad_filter=False,
+        )
+        return info.language, (_segment(piece) for piece in pieces if piece.text.strip())
+
+
+def _segment(piece: Any) -> Segment:
+    words = [
+        Word(word=w.word, start=float(w.start), end=float(w.end), probability=float(w.probability))
+        for w in piece.words or []
+    ]
+    return Segment(
+        req_id=0,
+        id=0,
+        start=float(piece.start),
+        end=float(piece.end),
+        text=piece.text,
+        seek=int(piece.seek),
+        tokens=list(piece.tokens),
+        temperature=float(piece.temperature or 0.0),
+        avg_logprob=float(piece.avg_logprob),
+        compression_ratio=float(piece.compression_ratio),
+        no_speech_prob=float(piece.no_speech_prob),
+        words=words,
+    )
