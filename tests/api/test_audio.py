@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import psutil
 import pytest
 
@@ -472,3 +473,51 @@ def test_the_size_limit_is_configurable(
         assert transcribe(small, short, "w").status_code == 200
     finally:
         stop_server(small)
+
+
+# --- the official SDK ---------------------------------------------------------
+
+
+@pytest.fixture
+def sdk(server: Server) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0) as client:
+        yield client
+
+
+def test_openai_sdk_transcribes(
+    sdk: openai.OpenAI, whisper: str, sentence_wavs: list[tuple[str, Path]]
+) -> None:
+    sentence, wav = sentence_wavs[1]
+    with wav.open("rb") as f:
+        plain = sdk.audio.transcriptions.create(model=whisper, file=f)
+    assert wer(sentence, plain.text) < MAX_WER
+
+    with wav.open("rb") as f:
+        verbose = sdk.audio.transcriptions.create(
+            model=whisper,
+            file=f,
+            response_format="verbose_json",
+            timestamp_granularities=["word", "segment"],
+        )
+    assert verbose.language == "english" and verbose.duration > 1
+    assert verbose.segments and verbose.words
+    assert wer(sentence, " ".join(w.word for w in verbose.words)) < MAX_WER
+
+    with wav.open("rb") as f:
+        subtitles = sdk.audio.transcriptions.create(model=whisper, file=f, response_format="srt")
+    assert subtitles.startswith("1\n00:00:0")
+
+    with wav.open("rb") as f:
+        events = list(sdk.audio.transcriptions.create(model=whisper, file=f, stream=True))
+    assert events[-1].type == "transcript.text.done"
+    deltas = "".join(e.delta for e in events if e.type == "transcript.text.delta")
+    assert deltas == events[-1].text and wer(sentence, deltas) < MAX_WER
+
+
+def test_openai_sdk_errors(sdk: openai.OpenAI, sentence_wavs: list[tuple[str, Path]]) -> None:
+    wav = sentence_wavs[0][1]
+    with wav.open("rb") as f, pytest.raises(openai.BadRequestError) as info:
+        sdk.audio.translations.create(model=EMBEDDED_WHISPER_ID, file=f)
+    assert "English-only" in str(info.value)
+    with wav.open("rb") as f, pytest.raises(openai.NotFoundError):
+        sdk.audio.transcriptions.create(model="whisper-1", file=f)
