@@ -1,8 +1,10 @@
 """Micro-batching: coalesce concurrent requests into one forward pass.
 
 Request threads ``submit`` jobs (each a list of rows) and block; one worker
-thread owns the model's compute. It waits until the oldest pending job is
-``window`` seconds old (or ``max_rows`` rows are pending), takes jobs up to
+thread owns the model's compute. When jobs come in a burst (one arrived less
+than ``window`` seconds before the next), it waits until the oldest pending
+job is ``window`` seconds old (or ``max_rows`` rows are pending) so that the
+burst shares one forward pass; a lone job runs at once. It takes jobs up to
 ``max_rows`` rows, runs them in one call and hands each job its rows back.
 Jobs that arrive while a batch runs have waited long enough by the time it
 ends, so under load the next batch starts at once (continuous batching).
@@ -25,12 +27,13 @@ class Cancelled(Exception):
 
 
 class _Job(Generic[Row, Out]):
-    __slots__ = ("arrived", "done", "error", "result", "rows", "should_stop")
+    __slots__ = ("arrived", "burst", "done", "error", "result", "rows", "should_stop")
 
     def __init__(self, rows: Sequence[Row], should_stop: Callable[[], bool]) -> None:
         self.rows = rows
         self.should_stop = should_stop
         self.arrived = time.monotonic()
+        self.burst = False  # another job arrived shortly before this one
         self.done = threading.Event()
         self.result: list[Out] = []
         self.error: BaseException | None = None
@@ -54,6 +57,7 @@ class MicroBatcher(Generic[Row, Out]):
         self._pending: deque[_Job[Row, Out]] = deque()
         self._pending_rows = 0
         self._closed = False
+        self._last_arrival = float("-inf")
         self.batches = 0
         self.rows_run = 0
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
@@ -68,6 +72,8 @@ class MicroBatcher(Generic[Row, Out]):
         with self._cond:
             if self._closed:
                 raise Cancelled("the batcher is closed")
+            job.burst = job.arrived - self._last_arrival < self._window
+            self._last_arrival = job.arrived
             self._pending.append(job)
             self._pending_rows += len(rows)
             self._cond.notify_all()
@@ -93,7 +99,8 @@ class MicroBatcher(Generic[Row, Out]):
                         job.done.set()
                     self._pending.clear()
                     return None
-                deadline = self._pending[0].arrived + self._window
+                lone = len(self._pending) == 1 and not self._pending[0].burst
+                deadline = self._pending[0].arrived + (0.0 if lone else self._window)
                 while self._pending_rows < self._max_rows and not self._closed:
                     left = deadline - time.monotonic()
                     if left <= 0:

@@ -20,6 +20,7 @@ from handlers.embeddings_st import SentenceTransformerEngine
 from handlers.engine import ContextLengthExceeded, EngineError
 from ipc import shm
 from ipc.messages import Embed, Embeddings, Finished, LoadSpec, ShmRef
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -210,29 +211,65 @@ def test_cancelled_request_is_answered_cancelled(engine: SentenceTransformerEngi
 # --- the batcher alone ----------------------------------------------------
 
 
-def test_batcher_coalesces_within_the_window_and_bounds_rows() -> None:
+def test_batcher_coalesces_queued_jobs_and_bounds_rows() -> None:
+    seen: list[list[int]] = []
+    gate = threading.Event()
+
+    def run_batch(rows: list[int]) -> list[int]:
+        seen.append(list(rows))
+        if rows == [-1]:
+            gate.wait(10)  # the model is busy while the others queue up
+        return [r * 10 for r in rows]
+
+    batcher: MicroBatcher[int, int] = MicroBatcher(run_batch, window=0.05, max_rows=4)
+    try:
+        out: dict[int, list[int]] = {}
+
+        def submit(i: int) -> None:
+            out[i] = batcher.submit([i], never)
+
+        threads = [threading.Thread(target=submit, args=(-1,))]
+        threads[0].start()
+        wait_until(lambda: seen == [[-1]])
+        threads += [threading.Thread(target=submit, args=(i,)) for i in range(6)]
+        for t in threads[1:]:
+            t.start()
+        wait_until(lambda: batcher._pending_rows == 6)
+        gate.set()
+        for t in threads:
+            t.join(10)
+        assert out == {i: [i * 10] for i in range(-1, 6)}
+        assert [len(b) for b in seen] == [1, 4, 2]  # 4 = max_rows, then the rest
+        # a job larger than max_rows runs whole, alone
+        assert batcher.submit(list(range(9)), never) == [r * 10 for r in range(9)]
+        assert len(seen[-1]) == 9
+    finally:
+        batcher.close()
+
+
+def test_batcher_waits_the_window_for_bursts_only() -> None:
     seen: list[list[int]] = []
 
     def run_batch(rows: list[int]) -> list[int]:
         seen.append(list(rows))
-        return [r * 10 for r in rows]
+        return rows
 
-    batcher: MicroBatcher[int, int] = MicroBatcher(run_batch, window=0.2, max_rows=4)
+    batcher: MicroBatcher[int, int] = MicroBatcher(run_batch, window=0.5, max_rows=64)
     try:
-        out: dict[int, list[int]] = {}
-        threads = [
-            threading.Thread(target=lambda i=i: out.__setitem__(i, batcher.submit([i], never)))
-            for i in range(6)
-        ]
+        t0 = time.monotonic()
+        assert batcher.submit([1], never) == [1]  # a lone job does not wait
+        assert time.monotonic() - t0 < 0.4
+        time.sleep(0.6)
+        threads = [threading.Thread(target=batcher.submit, args=([i], never)) for i in (2, 3, 4)]
         for t in threads:
             t.start()
+            time.sleep(0.05)  # a burst: each within the window of the one before
         for t in threads:
             t.join(10)
-        assert out == {i: [i * 10] for i in range(6)}
-        assert [len(b) for b in seen] == [4, 2]  # 4 = max_rows, then the rest
-        # a job larger than max_rows runs whole, alone
-        assert batcher.submit(list(range(9)), never) == [r * 10 for r in range(9)]
-        assert len(seen[-1]) == 9
+        # the first of the burst may run alone; the rest wait for each other
+        assert sorted(r for batch in seen[1:] for r in batch) == [2, 3, 4]
+        assert len(seen) <= 3
+        assert seen[-1] == [3, 4] or seen[-1] == [2, 3, 4]
     finally:
         batcher.close()
 
