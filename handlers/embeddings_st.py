@@ -15,6 +15,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from ipc.messages import Embed, Embeddings, Finished, HandlerMessage, LoadSpec
 
 from . import shm_out
 from .batcher import Cancelled, MicroBatcher
+from .bge_m3 import M3Heads
 from .engine import ContextLengthExceeded, EngineError, LoadError, ModelFilesMissing, Send
 from .engine import ShouldStop as ShouldStopFn
 
@@ -33,6 +35,16 @@ FORWARD_ROWS = 32
 
 Vector = npt.NDArray[np.float32]
 TokenRow = tuple[int, ...]
+
+
+@dataclass
+class RowOut:
+    """One input's outputs: the dense vector, and BGE-M3 extras when the
+    model has their heads."""
+
+    dense: Vector
+    sparse: dict[int, float] | None = None
+    colbert: Vector | None = None
 
 
 def special_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:
@@ -124,7 +136,10 @@ class SentenceTransformerEngine:
         self.use_token_types = "token_type_ids" in getattr(self.tokenizer, "model_input_names", ())
         self.parallel = max(1, spec.max_concurrency)
         self.cache = LruCache(spec.embedding_cache_size)
-        self.batcher: MicroBatcher[TokenRow, Vector] = MicroBatcher(
+        auto_model = getattr(self.model[0], "auto_model", None)
+        hidden = getattr(getattr(auto_model, "config", None), "hidden_size", None) or self.dim
+        self.heads = M3Heads.find(spec.model_path, int(hidden), self.tokenizer)
+        self.batcher: MicroBatcher[TokenRow, RowOut] = MicroBatcher(
             self._forward,
             window=spec.batch_window_ms / 1000.0,
             max_rows=spec.max_batch_size,
@@ -137,30 +152,28 @@ class SentenceTransformerEngine:
         """Answer an ``Embed`` with ``Embeddings``."""
         if not isinstance(request, Embed):
             raise EngineError(f"an embeddings model cannot answer {type(request).__name__}")
-        if request.embedding_type != "dense":
-            raise EngineError(
-                f"model {self.model_id!r} does not support {request.embedding_type} "
-                "embeddings (only dense)",
-                param="embedding_type",
-            )
-        if request.return_sparse:
-            raise EngineError(
-                f"model {self.model_id!r} does not support sparse embeddings "
-                "(return_sparse needs a BGE-M3 style model)",
-                param="return_sparse",
-            )
-        if request.dimensions is not None and not 1 <= request.dimensions <= self.dim:
-            raise EngineError(
-                f"dimensions must be between 1 and the model's {self.dim}, "
-                f"got {request.dimensions}",
-                param="dimensions",
-            )
+        self._check_supported(request)
         rows = self.token_rows(request)
         try:
-            matrix = self.embed_rows(rows, should_stop)
+            if request.embedding_type == "dense" and not request.return_sparse:
+                outs = None
+                matrix = self.dense_matrix(rows, should_stop)
+            else:
+                outs = self.batcher.submit(rows, should_stop)
+                matrix = np.stack([o.dense for o in outs])
         except Cancelled:
             return Finished(req_id=request.req_id, reason="cancelled")
-        if request.dimensions is not None and request.dimensions < self.dim:
+        counts: list[int] = []
+        sparse = [o.sparse or {} for o in outs] if outs is not None else None
+        if request.embedding_type == "sparse":
+            matrix = np.zeros((0, 0), dtype=np.float32)
+        elif request.embedding_type == "colbert":
+            assert outs is not None
+            colbert = [o.colbert for o in outs if o.colbert is not None]
+            counts = [len(c) for c in colbert]
+            matrix = np.concatenate(colbert)
+            sparse = sparse if request.return_sparse else None
+        elif request.dimensions is not None and request.dimensions < self.dim:
             matrix = truncate_dimensions(matrix, request.dimensions)
         data = np.ascontiguousarray(matrix, dtype="<f4").tobytes()
         return Embeddings(
@@ -168,8 +181,35 @@ class SentenceTransformerEngine:
             rows=matrix.shape[0],
             dim=matrix.shape[1],
             vectors=shm_out.offload(data),
+            counts=counts,
+            sparse=sparse,
             prompt_tokens=sum(len(row) for row in rows),
         )
+
+    def _check_supported(self, request: Embed) -> None:
+        heads = self.heads
+        if request.embedding_type == "colbert" and not (heads and heads.supports_colbert):
+            raise EngineError(
+                f"model {self.model_id!r} does not support colbert embeddings "
+                "(it has no colbert_linear.pt head; dense only)",
+                param="embedding_type",
+            )
+        wants_sparse = request.embedding_type == "sparse" or request.return_sparse
+        if wants_sparse and not (heads and heads.supports_sparse):
+            raise EngineError(
+                f"model {self.model_id!r} does not support sparse embeddings "
+                "(it has no sparse_linear.pt head; dense only)",
+                param="embedding_type" if request.embedding_type == "sparse" else "return_sparse",
+            )
+        if request.dimensions is not None:
+            if request.embedding_type != "dense":
+                raise EngineError("dimensions applies to dense embeddings only", param="dimensions")
+            if not 1 <= request.dimensions <= self.dim:
+                raise EngineError(
+                    f"dimensions must be between 1 and the model's {self.dim}, "
+                    f"got {request.dimensions}",
+                    param="dimensions",
+                )
 
     def token_rows(self, request: Embed) -> list[TokenRow]:
         """Each input's token ids with the model's special tokens, checked
@@ -203,25 +243,25 @@ class SentenceTransformerEngine:
             rows.append((*self.prefix, *ids, *self.suffix))
         return rows
 
-    def embed_rows(self, rows: list[TokenRow], should_stop: ShouldStopFn) -> Vector:
-        """The model's vectors for ``rows``: from the cache, or batched."""
+    def dense_matrix(self, rows: list[TokenRow], should_stop: ShouldStopFn) -> Vector:
+        """The model's dense vectors for ``rows``: from the cache, or batched."""
         vectors: list[Vector | None] = [self.cache.get(row) for row in rows]
         missing = [i for i, v in enumerate(vectors) if v is None]
         if missing:
             computed = self.batcher.submit([rows[i] for i in missing], should_stop)
-            for i, vector in zip(missing, computed, strict=True):
-                vectors[i] = vector
-                self.cache.put(rows[i], vector)
+            for i, out in zip(missing, computed, strict=True):
+                vectors[i] = out.dense
+                self.cache.put(rows[i], out.dense)
         if not rows:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.stack([v for v in vectors if v is not None])
 
     # --- compute (the batcher's thread) ---------------------------------
 
-    def _forward(self, rows: list[TokenRow]) -> list[Vector]:
+    def _forward(self, rows: list[TokenRow]) -> list[RowOut]:
         torch = self._torch
         order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))
-        out: list[Vector | None] = [None] * len(rows)
+        out: list[RowOut | None] = [None] * len(rows)
         device = self.model.device
         for start in range(0, len(order), FORWARD_ROWS):
             chunk = order[start : start + FORWARD_ROWS]
@@ -235,11 +275,22 @@ class SentenceTransformerEngine:
             if self.use_token_types:
                 features["token_type_ids"] = torch.zeros_like(features["input_ids"])
             with torch.inference_mode():
-                embedded = self.model(features)["sentence_embedding"]
-            matrix = embedded.float().cpu().numpy()
-            for j, i in enumerate(chunk):
-                out[i] = matrix[j]
+                result = self.model(features)
+                matrix = result["sentence_embedding"].float().cpu().numpy()
+                for j, i in enumerate(chunk):
+                    out[i] = self._row_out(matrix[j], result, j, rows[i])
         return [v for v in out if v is not None]
+
+    def _row_out(self, dense: Vector, result: Any, j: int, row: TokenRow) -> RowOut:
+        heads = self.heads
+        if heads is None:
+            return RowOut(dense)
+        hidden = result["token_embeddings"][j, : len(row)]
+        return RowOut(
+            dense,
+            sparse=heads.sparse(hidden, row) if heads.supports_sparse else None,
+            colbert=heads.colbert(hidden) if heads.supports_colbert else None,
+        )
 
     # --- engine ----------------------------------------------------------
 

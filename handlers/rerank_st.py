@@ -105,7 +105,7 @@ class BiEncoderRerankEngine:
         )
         rows = self.embedder.token_rows(embed)
         try:
-            matrix = self.embedder.embed_rows(rows, should_stop)
+            matrix = self.embedder.dense_matrix(rows, should_stop)
         except Cancelled:
             return Finished(req_id=request.req_id, reason="cancelled")
         norms = np.maximum(np.linalg.norm(matrix, axis=1), 1e-12)

@@ -45,6 +45,10 @@ def embedding_items(result: EmbeddingResult, encoding: str) -> list[EmbeddingIte
                 EmbeddingItem(index=i, object="embedding", embedding=rows[start : start + count])
             )
             start += count
+    elif result.rows == 0 and sparse:  # sparse only: no dense vectors
+        items = [
+            EmbeddingItem(index=i, object="embedding", embedding=[]) for i in range(len(sparse))
+        ]
     elif encoding == "base64":
         items = [
             EmbeddingItem(

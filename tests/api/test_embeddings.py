@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from openai import BadRequestError, OpenAI
 
 from bodega.settings import EMBEDDED_EMBEDDINGS_ID, embedded_embeddings_path
 from tests.helpers import Server, wait_until
+from tests.tiny_m3 import build_tiny_m3, reference_m3
 
 MODEL = EMBEDDED_EMBEDDINGS_ID
 TEXTS = [
@@ -173,3 +175,36 @@ def test_large_answers_come_through_shared_memory(server: Server, reference: Any
         # the server acknowledged the segment, and the handler unlinked it
         prefix = f"bd{server.process.pid}-"
         wait_until(lambda: not [n for n in os.listdir("/dev/shm") if n.startswith(prefix)])
+
+
+@pytest.fixture(scope="module")
+def m3_model(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A tiny random BGE-M3-style model loaded through the admin API."""
+    path = build_tiny_m3(tmp_path_factory.mktemp("m3"))
+    body = {"model_path": str(path), "model_id": "tiny-m3", "model_type": "embeddings"}
+    r = server.client.post("/v1/admin/load-model", json=body, timeout=180)
+    assert r.status_code == 201, r.text
+    yield path
+    server.unload("tiny-m3")
+
+
+def test_bge_m3_extras_through_the_api(server: Server, m3_model: Path) -> None:
+    text = "hybrid retrieval with sparse weights"
+    sparse, colbert = reference_m3(m3_model, text)
+    body = {"model": "tiny-m3", "input": [text], "encoding_format": "float"}
+    hybrid = server.client.post("/v1/embeddings", json={**body, "return_sparse": True}).json()
+    item = hybrid["data"][0]
+    assert len(item["embedding"]) == 32
+    assert {int(k) for k in item["sparse_embedding"]} == set(sparse)
+    for token, weight in sparse.items():
+        assert item["sparse_embedding"][str(token)] == pytest.approx(weight, abs=1e-5)
+    only = server.client.post("/v1/embeddings", json={**body, "embedding_type": "sparse"}).json()
+    assert only["data"][0]["embedding"] == [] and only["data"][0]["sparse_embedding"]
+    multi = server.client.post("/v1/embeddings", json={**body, "embedding_type": "colbert"})
+    vectors = np.array(multi.json()["data"][0]["embedding"], dtype=np.float32)
+    np.testing.assert_allclose(vectors, colbert, atol=1e-5)
+    refused = server.client.post(
+        "/v1/embeddings",
+        json={**body, "embedding_type": "colbert", "encoding_format": "base64"},
+    )
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "encoding_format"
