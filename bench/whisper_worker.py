@@ -22,10 +22,12 @@ def faster_whisper_runner(folder: str) -> Callable[[str], str]:
     from faster_whisper import WhisperModel
 
     from handlers.whisper_common import FALLBACK_TEMPERATURES
-    from handlers.whisper_ct2 import BEAM_SIZE, _device
+    from handlers.whisper_ct2 import BEAM_SIZE, _device, cpu_threads
 
     device, compute_type = _device()
-    model = WhisperModel(folder, device=device, compute_type=compute_type)
+    model = WhisperModel(
+        folder, device=device, compute_type=compute_type, cpu_threads=cpu_threads(None)
+    )
 
     def run(path: str) -> str:
         segments, _ = model.transcribe(

@@ -8,6 +8,7 @@ that many requests decode in parallel.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,12 @@ from .engine import LoadError
 from .whisper_common import Options, WhisperEngine
 
 BEAM_SIZE = 5  # faster-whisper's default: better words than greedy for tiny models
+
+
+def cpu_threads(requested: int | None) -> int:
+    """``n_threads``, else CTranslate2's default of 4 capped at the core count
+    (4 threads on 2 cores oversubscribe the CPU)."""
+    return requested or min(4, os.cpu_count() or 1)
 
 
 def _device() -> tuple[str, str]:
@@ -54,7 +61,7 @@ class FasterWhisperEngine(WhisperEngine):
                 str(folder),
                 device=device,
                 compute_type=compute_type,
-                cpu_threads=spec.n_threads or 0,
+                cpu_threads=cpu_threads(spec.n_threads),
                 num_workers=self.parallel,
             )
         except (RuntimeError, ValueError, OSError) as exc:

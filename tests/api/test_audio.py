@@ -521,3 +521,13 @@ def test_openai_sdk_errors(sdk: openai.OpenAI, sentence_wavs: list[tuple[str, Pa
     assert "English-only" in str(info.value)
     with wav.open("rb") as f, pytest.raises(openai.NotFoundError):
         sdk.audio.transcriptions.create(model="whisper-1", file=f)
+
+
+def test_chat_with_a_whisper_model_is_400(server: Server) -> None:
+    r = server.client.post(
+        "/v1/chat/completions",
+        json={"model": EMBEDDED_WHISPER_ID, "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert r.status_code == 400, r.text
+    assert error(r)["param"] == "model"
+    assert "/v1/audio/transcriptions" in error(r)["message"]
