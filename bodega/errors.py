@@ -201,6 +201,8 @@ def from_validation_error(exc: msgspec.ValidationError | msgspec.DecodeError) ->
     text = str(exc)
     match = _PATH.search(text)
     param = match.group(1) if match else None
+    if param is not None:
+        param = param.replace("[...]", "")  # a value of a mapping: name the mapping
     if isinstance(exc, msgspec.ValidationError):
         message = text.replace("`$.", "`") if param else text
         named = re.match(r"Object (missing required|contains unknown) field `(\w+)`", text)

@@ -5,12 +5,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from ipc.messages import Finished, Generate, HandlerMessage
+from ipc.messages import Finished, Generate, HandlerMessage, TokenLogprob, ToolCallDelta
 
 # send(message): send a frame to the server (any thread may call it).
 Send = Callable[[HandlerMessage], None]
-# emit(text, n_tokens): hand a piece of generated text to the client.
-Emit = Callable[[str, int], None]
+
+
+class Emit(Protocol):
+    """Hand a piece of output covering ``n_tokens`` new tokens to the client."""
+
+    def __call__(
+        self,
+        text: str,
+        n_tokens: int,
+        *,
+        reasoning: str = "",
+        tool_calls: list[ToolCallDelta] | None = None,
+        logprobs: list[TokenLogprob] | None = None,
+    ) -> None: ...
+
 # should_stop(): True once the request was cancelled; checked between steps.
 ShouldStop = Callable[[], bool]
 

@@ -14,12 +14,30 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from ipc.messages import Finished, FinishReason, Generate, LoadSpec, Usage
+from ipc.messages import (
+    Finished,
+    FinishReason,
+    Generate,
+    LoadSpec,
+    TokenLogprob,
+    TopLogprob,
+    Usage,
+)
 
+from .chat_output import OutputStream
+from .chat_request import prepare_chat
+from .chat_template import ChatTemplate
+from .constraints import to_lark
 from .engine import ContextLengthExceeded, Emit, EngineError, LoadError, ShouldStop
 from .gguf import GGUFError, read_metadata, trained_context_length
 
 DEFAULT_CONTEXT_LENGTH = 32768
+# For GGUF files that carry no chat template.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + "
+    "message['content'] + '<|im_end|>\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
 
 
 def _sampling_fields(request: Generate) -> dict[str, Any]:
@@ -47,7 +65,7 @@ class LlamaCppEngine:
 
         path = Path(spec.model_path)
         try:
-            meta = read_metadata(path)
+            meta = read_metadata(path, skip_arrays=False)
         except (OSError, GGUFError) as exc:
             raise LoadError(f"cannot read GGUF file {path}: {exc}") from exc
         trained = trained_context_length(meta)
@@ -72,11 +90,9 @@ class LlamaCppEngine:
         params.api_keys = [secrets.token_hex(32)]
         params.cpuparams.n_threads = spec.n_threads or max(1, os.cpu_count() or 1)
         params.cpuparams_batch.n_threads = params.cpuparams.n_threads
-        if spec.chat_template_file:
-            try:
-                params.chat_template = Path(spec.chat_template_file).read_text()
-            except OSError as exc:
-                raise LoadError(f"cannot read chat_template_file: {exc}") from exc
+        self._spec = spec
+        self._template = _chat_template(meta, spec)
+        self._vocab_size = len(meta.get("tokenizer.ggml.tokens") or [])
         try:
             self._server = xllamacpp.Server(params)
         except Exception as exc:  # the binding raises plain RuntimeError
@@ -84,7 +100,12 @@ class LlamaCppEngine:
         self._model_bytes = path.stat().st_size
 
     def generate(self, request: Generate, emit: Emit, should_stop: ShouldStop) -> Finished:
-        """Run one chat or prompt completion, streaming each token to ``emit``."""
+        """Run one chat or prompt completion, streaming each token to ``emit``.
+
+        Chat prompts are rendered by our template code (tools, past calls,
+        ``chat_template_kwargs``) and sent to llama.cpp as raw prompts, so
+        both engines parse tool calls and reasoning the same way.
+        """
         body: dict[str, Any] = {
             "stream": True,
             "stream_options": {"include_usage": True},
@@ -95,64 +116,77 @@ class LlamaCppEngine:
             body["max_tokens"] = request.max_tokens
         if request.stop:
             body["stop"] = request.stop
+        if request.logprobs:
+            body["logprobs"] = max(1, request.top_logprobs)
+        if request.logit_bias:
+            outside = [t for t in request.logit_bias if t >= self._vocab_size]
+            if outside:
+                raise EngineError(
+                    f"logit_bias token id {outside[0]} is outside the vocabulary "
+                    f"(0..{self._vocab_size - 1})",
+                    param="logit_bias",
+                )
+            body["logit_bias"] = [[token, bias] for token, bias in request.logit_bias.items()]
         chat = request.messages is not None
+        parses_tools = False
         if chat:
-            body["messages"] = [
-                {"role": m.role, "content": m.content or ""} for m in request.messages or []
-            ]
+            prepared = prepare_chat(request, self._template, self._spec)
+            body["prompt"] = prepared.prompt
+            if prepared.constraint is not None:
+                body["grammar"] = to_lark(prepared.constraint)
+            output = OutputStream(emit, prepared.parser)
+            parses_tools = prepared.parses_tools
         else:
             body["prompt"] = request.prompt or ""
+            output = OutputStream(emit, None)
 
-        # llama.cpp holds back text that may start a stop string and releases
-        # it later in one chunk: count the tokens of every chunk meanwhile.
-        state: dict[str, Any] = {
-            "reason": None,
-            "usage": None,
-            "error": None,
-            "tokens": 0,
-            "pending": 0,
-        }
+        state: dict[str, Any] = {"reason": None, "usage": None, "error": None, "chunks": 0}
 
         def on_chunk(chunk: dict[str, Any]) -> bool:
+            state["chunks"] += 1
             if "error" in chunk:
                 state["error"] = chunk["error"]
                 return True
             if chunk.get("usage"):
                 state["usage"] = chunk["usage"]
             for choice in chunk.get("choices") or ():
-                text = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
                 if choice.get("finish_reason"):
                     state["reason"] = choice["finish_reason"]
-                elif text is not None:
-                    state["tokens"] += 1
-                    state["pending"] += 1
-                    if text:
-                        emit(text, state["pending"])
-                        state["pending"] = 0
+                    continue
+                text = choice.get("text")
+                if text is not None:
+                    # llama.cpp holds back text that may start a stop string and
+                    # releases it later in one chunk: each chunk is one token.
+                    output.add(text, 1, _logprobs(choice.get("logprobs"), request.top_logprobs))
             return should_stop()
 
-        if chat:
-            result = self._server.handle_chat_completions(body, on_chunk)
-        else:
-            result = self._server.handle_completions(body, on_chunk)
+        result = self._server.handle_completions(body, on_chunk)
         if isinstance(result, dict) and "error" in result:
             state["error"] = result["error"]
         if state["error"] is not None:
             raise _request_error(state["error"], "messages" if chat else "prompt")
+        if state["chunks"] == 0 and "grammar" in body:
+            # llguidance logs a grammar it cannot compile and answers nothing.
+            raise EngineError(
+                "the response format or tool schema cannot be compiled into a grammar",
+                param="response_format" if request.response_format else "tools",
+            )
+        output.close()
 
         usage = state["usage"] or {}
-        completion_tokens = usage.get("completion_tokens", state["tokens"])
         reason: FinishReason
         if should_stop() and state["reason"] is None:
             reason = "cancelled"
+        elif state["reason"] == "length":
+            reason = "length"
         else:
-            reason = "length" if state["reason"] == "length" else "stop"
+            reason = "tool_calls" if parses_tools and output.tool_calls else "stop"
         return Finished(
             req_id=request.req_id,
             reason=reason,
             usage=Usage(
                 prompt_tokens=usage.get("prompt_tokens", 0),
-                completion_tokens=completion_tokens,
+                completion_tokens=usage.get("completion_tokens", output.tokens_seen),
                 cached_tokens=(usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0),
             ),
         )
@@ -166,6 +200,30 @@ class LlamaCppEngine:
         del self._server
 
 
+def _chat_template(meta: dict[str, Any], spec: LoadSpec) -> ChatTemplate:
+    """The model's chat template (or ``chat_template_file``), checked at load."""
+    source = meta.get("tokenizer.chat_template") or CHATML_TEMPLATE
+    if spec.chat_template_file:
+        try:
+            source = Path(spec.chat_template_file).read_text()
+        except OSError as exc:
+            raise LoadError(f"cannot read chat_template_file: {exc}") from exc
+    tokens = meta.get("tokenizer.ggml.tokens") or []
+
+    def token(key: str) -> str:
+        index = meta.get(key)
+        return str(tokens[index]) if isinstance(index, int) and index < len(tokens) else ""
+
+    try:
+        return ChatTemplate(
+            source,
+            bos_token=token("tokenizer.ggml.bos_token_id"),
+            eos_token=token("tokenizer.ggml.eos_token_id"),
+        )
+    except Exception as exc:  # jinja2's TemplateSyntaxError and friends
+        raise LoadError(f"the chat template is not valid Jinja: {exc}") from exc
+
+
 def _request_error(error: dict[str, Any], prompt_field: str) -> EngineError:
     message = str(error.get("message", "llama.cpp rejected the request"))
     if error.get("type") == "exceed_context_size_error":
@@ -176,3 +234,25 @@ def _request_error(error: dict[str, Any], prompt_field: str) -> EngineError:
             param=prompt_field,
         )
     return EngineError(message)
+
+
+def _logprobs(raw: dict[str, Any] | None, top: int) -> list[TokenLogprob] | None:
+    """llama.cpp's OpenAI-style ``logprobs.content`` as our typed entries."""
+    if not raw:
+        return None
+    return [
+        TokenLogprob(
+            token=entry.get("token", ""),
+            bytes=list(entry.get("bytes") or []),
+            logprob=float(entry.get("logprob", 0.0)),
+            top=[
+                TopLogprob(
+                    token=alt.get("token", ""),
+                    bytes=list(alt.get("bytes") or []),
+                    logprob=float(alt.get("logprob", 0.0)),
+                )
+                for alt in (entry.get("top_logprobs") or [])[:top]
+            ],
+        )
+        for entry in raw.get("content") or []
+    ]

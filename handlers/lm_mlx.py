@@ -16,11 +16,17 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from ipc.messages import Finished, FinishReason, Generate, LoadSpec, Usage
+from ipc.messages import Finished, FinishReason, Generate, LoadSpec, TokenLogprob, Usage
 
+from .chat_output import OutputStream
+from .chat_request import PreparedChat, prepare_chat
+from .chat_template import ChatTemplate
+from .constraints import to_regex
 from .detokenize import IncrementalDecoder
 from .engine import ContextLengthExceeded, Emit, EngineError, LoadError, ShouldStop
+from .mlx_guided import GuidedLogits, TokenTable, seeded, token_logprob
 from .mlx_loading import check_same_tokenizer, load_model, resolve_model_dir
+from .parsing.pattern import Lit, seq
 from .stop_text import StopTextFilter
 
 DEFAULT_CONTEXT_LENGTH = 32768
@@ -37,7 +43,8 @@ class _Job:
     max_tokens: int
     sampler: Any
     logits_processors: list[Any]
-    seed: int | None
+    # -1: no log-probabilities; n >= 0: the chosen token's and the top n.
+    top_logprobs: int = -1
     events: queue.SimpleQueue[tuple[str, Any]] = field(default_factory=queue.SimpleQueue)
     cancelled: threading.Event = field(default_factory=threading.Event)
     cached_tokens: int = 0
@@ -70,6 +77,14 @@ class MlxEngine:
     def _load(self, spec: LoadSpec) -> None:
         self._model, self._tokenizer, folder = load_model(spec)
         self._model_key = str(folder)
+        self._spec = spec
+        hf = self._tokenizer._tokenizer
+        self._template = ChatTemplate(
+            getattr(self._tokenizer, "chat_template", None) or hf.chat_template,
+            bos_token=hf.bos_token or "",
+            eos_token=hf.eos_token or "",
+        )
+        self._tokens = TokenTable(hf, list(self._tokenizer.eos_token_ids))
         config_ctx = _config_context_length(folder)
         self.context_length = spec.context_length or min(
             config_ctx or DEFAULT_CONTEXT_LENGTH, DEFAULT_CONTEXT_LENGTH
@@ -93,7 +108,23 @@ class MlxEngine:
 
     def generate(self, request: Generate, emit: Emit, should_stop: ShouldStop) -> Finished:
         """Queue the request for the scheduler and relay its tokens."""
-        tokens = self._prompt_tokens(request)
+        prepared = None
+        if request.messages is not None:
+            prepared = prepare_chat(request, self._template, self._spec)
+            tokens = list(
+                self._tokenizer._tokenizer.encode(prepared.prompt, add_special_tokens=False)
+            )
+        else:
+            tokens = list(self._tokenizer.encode(request.prompt or ""))
+        processors = self._logits_processors(request)
+        if prepared is not None and prepared.constraint is not None:
+            if self._draft is not None:
+                raise EngineError(
+                    "constrained output (response_format, tool_choice) is not available "
+                    "with a draft model",
+                    param="response_format" if request.response_format else "tool_choice",
+                )
+            processors.append(self._guided(prepared))
         max_tokens = request.max_tokens or min(
             DEFAULT_MAX_TOKENS, self.context_length - len(tokens)
         )
@@ -110,12 +141,13 @@ class MlxEngine:
             tokens=tokens,
             max_tokens=max_tokens,
             sampler=self._sampler(request),
-            logits_processors=self._logits_processors(request),
-            seed=request.sampling.seed,
+            logits_processors=processors,
+            top_logprobs=request.top_logprobs if request.logprobs else -1,
         )
         stop = StopTextFilter(request.stop)
+        output = OutputStream(emit, prepared.parser if prepared else None)
         self._inbox.put(job)
-        completion_tokens, pending = 0, 0
+        completion_tokens = 0
         reason: FinishReason = "stop"
         while True:
             if should_stop() and not job.cancelled.is_set():
@@ -126,15 +158,17 @@ class MlxEngine:
             if kind == "cancelled":
                 reason = "cancelled"
                 break
-            text, finish = value
-            completion_tokens += 1
-            pending += 1
+            text, finish, logprob = value
+            if finish == "stop":
+                logprob = None  # the end-of-sequence token is not part of the answer
+            else:
+                completion_tokens += 1
             out, hit = stop.feed(text)
             if finish is not None and not hit:
                 out += stop.flush()
-            if out and not job.cancelled.is_set():
-                emit(out, pending)
-                pending = 0
+            if not job.cancelled.is_set():
+                counted = 0 if finish == "stop" else 1
+                output.add(out, counted, [logprob] if logprob is not None else None)
             if hit:
                 job.cancelled.set()  # the scheduler drops it at the next step
                 reason = "stop"
@@ -142,6 +176,10 @@ class MlxEngine:
             if finish is not None:
                 reason = "length" if finish == "length" else "stop"
                 break
+        if reason != "cancelled":
+            output.close()
+            if reason == "stop" and prepared is not None and prepared.parses_tools:
+                reason = "tool_calls" if output.tool_calls else "stop"
         return Finished(
             req_id=request.req_id,
             reason=reason,
@@ -152,36 +190,32 @@ class MlxEngine:
             ),
         )
 
-    def _prompt_tokens(self, request: Generate) -> list[int]:
-        tokenizer = self._tokenizer
-        if request.messages is not None:
-            messages = [{"role": m.role, "content": m.content or ""} for m in request.messages]
-            try:
-                ids = tokenizer.apply_chat_template(
-                    messages, add_generation_prompt=True, tokenize=True
-                )
-            except Exception as exc:  # jinja errors surface as many types
-                raise EngineError(f"the chat template failed: {exc}", param="messages") from exc
-            return list(ids["input_ids"] if isinstance(ids, dict) else ids)
-        return list(tokenizer.encode(request.prompt or ""))
-
     def _sampler(self, request: Generate) -> Any:
         from mlx_lm.sample_utils import make_sampler
 
         s = request.sampling
-        return make_sampler(
+        sampler = make_sampler(
             temp=0.7 if s.temperature is None else s.temperature,
             top_p=1.0 if s.top_p is None else s.top_p,
             min_p=s.min_p or 0.0,
             top_k=s.top_k or 0,
         )
+        return seeded(sampler, s.seed) if s.seed is not None else sampler
 
     def _logits_processors(self, request: Generate) -> list[Any]:
         from mlx_lm.sample_utils import make_logits_processors
 
         s = request.sampling
+        vocab = len(self._tokens.pieces)
+        for token in request.logit_bias:
+            if token >= vocab:
+                raise EngineError(
+                    f"logit_bias token id {token} is outside the vocabulary (0..{vocab - 1})",
+                    param="logit_bias",
+                )
         return list(
             make_logits_processors(
+                logit_bias=request.logit_bias or None,
                 repetition_penalty=s.repetition_penalty,
                 presence_penalty=s.presence_penalty,
                 frequency_penalty=s.frequency_penalty,
@@ -240,7 +274,7 @@ class MlxEngine:
                     continue
                 job, decoder = entry
                 text = _piece(decoder, r.token, r.finish_reason)
-                job.events.put(("token", (text, r.finish_reason)))
+                job.events.put(("token", (text, r.finish_reason, self._logprob(job, r))))
                 if r.finish_reason is not None:
                     del running[r.uid]
                     if self._prompt_cache is not None and r.prompt_cache is not None:
@@ -260,8 +294,6 @@ class MlxEngine:
         if job.cancelled.is_set():
             job.events.put(("cancelled", None))
             return
-        if job.seed is not None:
-            self._mx.random.seed(job.seed)
         cache, rest = self._cached_prefix(job)
         from mlx_lm.generate import StopSequences
 
@@ -292,8 +324,6 @@ class MlxEngine:
             if job.cancelled.is_set():
                 job.events.put(("cancelled", None))
                 continue
-            if job.seed is not None:
-                self._mx.random.seed(job.seed)
             cache, rest = self._cached_prefix(job)
             if cache is None:
                 cache = make_prompt_cache(self._model)
@@ -317,7 +347,8 @@ class MlxEngine:
                         break
                     seen.append(response.token)
                     text = _piece(decoder, response.token, response.finish_reason)
-                    job.events.put(("token", (text, response.finish_reason)))
+                    logprob = self._logprob(job, response)
+                    job.events.put(("token", (text, response.finish_reason, logprob)))
                     if response.finish_reason is not None:
                         break
             except Exception as exc:
@@ -325,6 +356,25 @@ class MlxEngine:
                 continue
             if self._prompt_cache is not None and self._draft is None:
                 self._prompt_cache.insert_cache(self._model_key, seen, cache)
+
+    def _guided(self, prepared: PreparedChat) -> GuidedLogits:
+        """The constraint of ``prepared`` as a logits processor."""
+        table = self._tokens
+        if prepared.answer is None or prepared.reasoning_end is None:
+            assert prepared.constraint is not None
+            return GuidedLogits(table.index(to_regex(prepared.constraint)))
+        return GuidedLogits(
+            table.index(to_regex(prepared.answer)),
+            table=table,
+            free_until=prepared.reasoning_end,
+            budget=prepared.reasoning_budget,
+            forced=table.index(to_regex(seq(Lit(prepared.reasoning_end), prepared.answer))),
+        )
+
+    def _logprob(self, job: _Job, response: Any) -> TokenLogprob | None:
+        if job.top_logprobs < 0:
+            return None
+        return token_logprob(self._tokens, response.token, response.logprobs, job.top_logprobs)
 
     def _cached_prefix(self, job: _Job) -> tuple[Any, list[int]]:
         """The KV cache of the longest cached prefix of the job, and the rest."""

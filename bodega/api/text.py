@@ -12,14 +12,16 @@ import secrets
 import time
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
+from typing import Any
 
+import msgspec
+import trio
 from quart import Blueprint, Response
 
 from bodega.errors import BodegaError, HandlerFailed, error_body
 from bodega.openai import sse
 from bodega.openai.requests import ChatCompletionRequest, CompletionRequest
 from bodega.openai.responses import (
-    AssistantMessage,
     ChatChoice,
     ChatChunkChoice,
     ChatCompletion,
@@ -30,11 +32,19 @@ from bodega.openai.responses import (
     TextCompletion,
     UsageOut,
 )
-from bodega.services.chat import chat_messages, max_tokens_of
+from bodega.registry.registry import Model
+from bodega.services.chat import chat_fields, logit_bias_of
+from bodega.services.choices import (
+    Assembled,
+    chat_logprobs,
+    completion_logprobs,
+    delta_out,
+    finish_reason,
+)
 from bodega.services.completions import prompt_of
 from bodega.services.generation import generate
-from bodega.services.sampling import check_n, sampling_of, stop_of
-from ipc.messages import Delta, Finished, Usage
+from bodega.services.sampling import sampling_of, stop_of
+from ipc.messages import Delta, Finished, Sampling, Usage
 
 from .common import decode_json, json_response, registry, sse_response
 
@@ -43,19 +53,18 @@ blueprint = Blueprint("text", __name__)
 Frames = AsyncGenerator[Delta | Finished, None]
 
 
-def usage_out(usage: Usage) -> UsageOut:
-    """OpenAI ``usage`` from the handler's counts."""
+def usage_out(usages: list[Usage]) -> UsageOut:
+    """OpenAI ``usage`` from the handler's counts; the prompt counts once."""
+    prompt = max((u.prompt_tokens for u in usages), default=0)
+    completion = sum(u.completion_tokens for u in usages)
     return UsageOut(
-        prompt_tokens=usage.prompt_tokens,
-        completion_tokens=usage.completion_tokens,
-        total_tokens=usage.prompt_tokens + usage.completion_tokens,
-        prompt_tokens_details=PromptTokensDetails(cached_tokens=usage.cached_tokens),
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=prompt + completion,
+        prompt_tokens_details=PromptTokensDetails(
+            cached_tokens=max((u.cached_tokens for u in usages), default=0)
+        ),
     )
-
-
-def finish_reason(finished: Finished) -> str:
-    """``stop`` or ``length`` (a cancelled request never reaches a client)."""
-    return "length" if finished.reason == "length" else "stop"
 
 
 async def start(frames: Frames) -> Delta | Finished:
@@ -69,36 +78,85 @@ async def start(frames: Frames) -> Delta | Finished:
         raise
 
 
-async def collect(first: Delta | Finished, frames: Frames) -> tuple[str, Finished]:
-    """All text of a non-streaming request, and its ``Finished``."""
-    parts: list[str] = []
+async def collect(first: Delta | Finished, frames: Frames) -> tuple[Assembled, Finished]:
+    """All output of a non-streaming choice, and its ``Finished``."""
+    assembled = Assembled()
     frame = first
     async with aclosing(frames):
         while isinstance(frame, Delta):
-            parts.append(frame.text)
+            assembled.add(frame)
             frame = await frames.__anext__()
-    return "".join(parts), frame
+    return assembled, frame
 
 
-async def stream_events(
-    first: Delta | Finished,
-    frames: Frames,
+def _choice_sampling(sampling: Sampling, index: int) -> Sampling:
+    """Choice ``index`` of ``n``: a seeded request stays reproducible, choices differ."""
+    if index == 0 or sampling.seed is None:
+        return sampling
+    return msgspec.structs.replace(sampling, seed=sampling.seed + index)
+
+
+async def run_choices(
+    model: Model, fields: dict[str, Any], sampling: Sampling, n: int
+) -> list[tuple[Assembled, Finished]]:
+    """``n`` choices side by side (admission decides how many run at once)."""
+    results: list[tuple[Assembled, Finished] | None] = [None] * n
+
+    async def one(index: int) -> None:
+        frames = generate(model, **fields, sampling=_choice_sampling(sampling, index))
+        results[index] = await collect(await start(frames), frames)
+
+    async with trio.open_nursery() as nursery:
+        for index in range(n):
+            nursery.start_soon(one, index)
+    return [r for r in results if r is not None]
+
+
+async def stream_choices(
+    model: Model,
+    fields: dict[str, Any],
+    sampling: Sampling,
+    n: int,
     *,
-    on_delta: Callable[[str], bytes],
-    on_finish: Callable[[Finished], list[bytes]],
+    on_delta: Callable[[int, Delta], bytes | None],
+    on_finish: Callable[[int, Finished], bytes],
+    on_end: Callable[[list[Usage]], list[bytes]],
 ) -> AsyncGenerator[bytes, None]:
-    """SSE events for a stream, an error event if it breaks, then ``[DONE]``."""
-    async with aclosing(frames):
-        frame = first
+    """SSE events of ``n`` streamed choices, one after the other.
+
+    The first choice is started before this returns, so that early errors
+    are HTTP statuses; a choice that breaks later ends the stream with an
+    error event. The stream ends with ``[DONE]``.
+    """
+    first_frames = generate(model, **fields, sampling=sampling)
+
+    async def events(first: Delta | Finished) -> AsyncGenerator[bytes, None]:
+        usages: list[Usage] = []
         try:
-            while isinstance(frame, Delta):
-                yield on_delta(frame.text)
-                frame = await frames.__anext__()
-            for event in on_finish(frame):
+            for index in range(n):
+                frames = (
+                    first_frames
+                    if index == 0
+                    else generate(model, **fields, sampling=_choice_sampling(sampling, index))
+                )
+                async with aclosing(frames):
+                    frame = first if index == 0 else await start(frames)
+                    while isinstance(frame, Delta):
+                        event = on_delta(index, frame)
+                        if event:
+                            yield event
+                        frame = await frames.__anext__()
+                    usages.append(frame.usage)
+                    yield on_finish(index, frame)
+            for event in on_end(usages):
                 yield event
         except BodegaError as exc:
             yield sse.event(error_body(exc))
-    yield sse.DONE
+        finally:
+            await first_frames.aclose()
+        yield sse.DONE
+
+    return events(await start(first_frames))
 
 
 def _new_id(prefix: str) -> str:
@@ -109,115 +167,145 @@ def _new_id(prefix: str) -> str:
 async def chat_completions() -> Response:
     """OpenAI chat completions, JSON or SSE."""
     body = await decode_json(ChatCompletionRequest)
-    messages = chat_messages(body)
-    check_n(body)
-    stop, sampling = stop_of(body), sampling_of(body)
+    fields = chat_fields(body)
+    fields["stop"] = stop_of(body)
+    sampling = sampling_of(body)
     model = registry().resolve(body.model)
-    frames = generate(
-        model, messages=messages, max_tokens=max_tokens_of(body), stop=stop, sampling=sampling
-    )
-    first = await start(frames)
     completion_id, created, name = _new_id("chatcmpl"), int(time.time()), model.id
+    want_logprobs = bool(body.logprobs)
 
     if not body.stream:
-        text, finished = await collect(first, frames)
+        results = await run_choices(model, fields, sampling, body.n)
+        choices = [
+            ChatChoice(
+                index=i,
+                message=assembled.message(),
+                finish_reason=finish_reason(finished),
+                logprobs=chat_logprobs(assembled.logprobs) if want_logprobs else None,
+            )
+            for i, (assembled, finished) in enumerate(results)
+        ]
         return json_response(
             ChatCompletion(
                 id=completion_id,
                 created=created,
                 model=name,
-                choices=[
-                    ChatChoice(
-                        index=0,
-                        message=AssistantMessage(role="assistant", content=text),
-                        finish_reason=finish_reason(finished),
-                    )
-                ],
-                usage=usage_out(finished.usage),
+                choices=choices,
+                usage=usage_out([f.usage for _, f in results]),
             )
         )
 
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    started: set[int] = set()
 
-    def chunk(delta: ChoiceDelta, reason: str | None = None) -> bytes:
-        choice = ChatChunkChoice(index=0, delta=delta, finish_reason=reason)
+    def chunk(index: int, delta: ChoiceDelta, reason: str | None = None, **extra: Any) -> bytes:
+        choice = ChatChunkChoice(index=index, delta=delta, finish_reason=reason, **extra)
         return sse.event(
             ChatCompletionChunk(id=completion_id, created=created, model=name, choices=[choice])
         )
 
-    def on_finish(finished: Finished) -> list[bytes]:
-        events = [chunk(ChoiceDelta(), finish_reason(finished))]
-        if include_usage:
-            last = ChatCompletionChunk(
-                id=completion_id,
-                created=created,
-                model=name,
-                choices=[],
-                usage=usage_out(finished.usage),
-            )
-            events.append(sse.event(last))
-        return events
+    def on_delta(index: int, frame: Delta) -> bytes | None:
+        delta = delta_out(frame)
+        if delta is None and not (want_logprobs and frame.logprobs):
+            return None
+        delta = delta or ChoiceDelta()
+        role = b""
+        if index not in started:
+            # The first content arrives with the role chunk: one write, not two.
+            started.add(index)
+            role = chunk(index, ChoiceDelta(role="assistant", content=""))
+        logprobs = chat_logprobs(frame.logprobs) if want_logprobs and frame.logprobs else None
+        return role + chunk(index, delta, logprobs=logprobs)
 
-    async def events() -> AsyncGenerator[bytes, None]:
-        role = chunk(ChoiceDelta(role="assistant", content=""))
-        rest = stream_events(
-            first,
-            frames,
-            on_delta=lambda text: chunk(ChoiceDelta(content=text)),
-            on_finish=on_finish,
+    def on_finish(index: int, finished: Finished) -> bytes:
+        role = b"" if index in started else chunk(index, ChoiceDelta(role="assistant", content=""))
+        return role + chunk(index, ChoiceDelta(), finish_reason(finished))
+
+    def on_end(usages: list[Usage]) -> list[bytes]:
+        if not include_usage:
+            return []
+        last = ChatCompletionChunk(
+            id=completion_id, created=created, model=name, choices=[], usage=usage_out(usages)
         )
-        async with aclosing(rest):
-            async for event in rest:
-                # The first content arrives with the role chunk: one write, not two.
-                yield role + event if role else event
-                role = b""
+        return [sse.event(last)]
 
-    return sse_response(events())
+    events = await stream_choices(
+        model,
+        fields,
+        sampling,
+        body.n,
+        on_delta=on_delta,
+        on_finish=on_finish,
+        on_end=on_end,
+    )
+    return sse_response(events)
 
 
 @blueprint.post("/v1/completions")
 async def completions() -> Response:
     """OpenAI legacy prompt completions, JSON or SSE."""
     body = await decode_json(CompletionRequest)
-    prompt = prompt_of(body)
-    check_n(body)
-    stop, sampling = stop_of(body), sampling_of(body)
+    top = body.logprobs or 0
+    fields: dict[str, Any] = {
+        "prompt": prompt_of(body),
+        "max_tokens": body.max_tokens,
+        "stop": stop_of(body),
+        "logprobs": body.logprobs is not None,
+        "top_logprobs": top,
+        "logit_bias": logit_bias_of(body.logit_bias),
+    }
+    sampling = sampling_of(body)
     model = registry().resolve(body.model)
-    frames = generate(
-        model, prompt=prompt, max_tokens=body.max_tokens, stop=stop, sampling=sampling
-    )
-    first = await start(frames)
     completion_id, created, name = _new_id("cmpl"), int(time.time()), model.id
+    want_logprobs = body.logprobs is not None
 
     def completion(
-        text: str, reason: str | None = None, usage: UsageOut | None = None
+        choices: list[CompletionChoice], usage: UsageOut | None = None
     ) -> TextCompletion:
-        choices = [CompletionChoice(index=0, text=text, finish_reason=reason)]
         return TextCompletion(
             id=completion_id, created=created, model=name, choices=choices, usage=usage
         )
 
     if not body.stream:
-        text, finished = await collect(first, frames)
-        return json_response(completion(text, finish_reason(finished), usage_out(finished.usage)))
+        results = await run_choices(model, fields, sampling, body.n)
+        choices = [
+            CompletionChoice(
+                index=i,
+                text="".join(assembled.text),
+                finish_reason=finish_reason(finished),
+                logprobs=completion_logprobs(assembled.logprobs, top) if want_logprobs else None,
+            )
+            for i, (assembled, finished) in enumerate(results)
+        ]
+        return json_response(completion(choices, usage_out([f.usage for _, f in results])))
 
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    offsets: dict[int, int] = {}
 
-    def on_finish(finished: Finished) -> list[bytes]:
-        events = [sse.event(completion("", finish_reason(finished)))]
-        if include_usage:
-            last = TextCompletion(
-                id=completion_id,
-                created=created,
-                model=name,
-                choices=[],
-                usage=usage_out(finished.usage),
-            )
-            events.append(sse.event(last))
-        return events
+    def on_delta(index: int, frame: Delta) -> bytes | None:
+        if not frame.text and not (want_logprobs and frame.logprobs):
+            return None
+        logprobs = None
+        if want_logprobs:
+            logprobs = completion_logprobs(frame.logprobs, top, offsets.get(index, 0))
+            offsets[index] = offsets.get(index, 0) + sum(len(e.token) for e in frame.logprobs)
+        choice = CompletionChoice(index=index, text=frame.text, logprobs=logprobs)
+        return sse.event(completion([choice]))
 
-    return sse_response(
-        stream_events(
-            first, frames, on_delta=lambda text: sse.event(completion(text)), on_finish=on_finish
-        )
+    def on_finish(index: int, finished: Finished) -> bytes:
+        choice = CompletionChoice(index=index, text="", finish_reason=finish_reason(finished))
+        return sse.event(completion([choice]))
+
+    def on_end(usages: list[Usage]) -> list[bytes]:
+        return [sse.event(completion([], usage_out(usages)))] if include_usage else []
+
+    events = await stream_choices(
+        model,
+        fields,
+        sampling,
+        body.n,
+        on_delta=on_delta,
+        on_finish=on_finish,
+        on_end=on_end,
     )
+    return sse_response(events)

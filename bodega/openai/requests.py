@@ -3,7 +3,7 @@
 Unknown fields are accepted and ignored, as the OpenAI API does; known fields
 of the wrong type or out of range are a 400 naming the field. Fields that a
 later capability will honour are declared so that using them is refused with a
-clear message instead of being silently ignored (see ``unsupported_fields``).
+clear message instead of being silently ignored.
 """
 
 from __future__ import annotations
@@ -34,14 +34,78 @@ class ContentPart(msgspec.Struct):
     input_audio: Any = None
 
 
+class FunctionCallIn(msgspec.Struct):
+    """``function`` of a past tool call; ``arguments`` is JSON text."""
+
+    name: str
+    arguments: str = "{}"
+
+
+class ToolCallIn(msgspec.Struct):
+    """A tool call of a past assistant message."""
+
+    id: str
+    function: FunctionCallIn
+    type: Literal["function"] = "function"
+
+
 class ChatMessageIn(msgspec.Struct):
     """A chat message as clients send it."""
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[ContentPart] | None = None
     name: str | None = None
-    tool_calls: Any = None
+    tool_calls: list[ToolCallIn] | None = None
     tool_call_id: str | None = None
+    reasoning_content: str | None = None
+
+
+FunctionName = Annotated[str, Meta(pattern=r"^[a-zA-Z0-9_.-]{1,64}$")]
+
+
+class FunctionIn(msgspec.Struct):
+    """``tools[].function``: a function the model may call."""
+
+    name: FunctionName
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ToolIn(msgspec.Struct):
+    """One entry of ``tools``."""
+
+    function: FunctionIn
+    type: Literal["function"] = "function"
+
+
+class NamedFunction(msgspec.Struct):
+    """``tool_choice.function``."""
+
+    name: str
+
+
+class NamedToolChoice(msgspec.Struct):
+    """``tool_choice`` naming the one function to call."""
+
+    function: NamedFunction
+    type: Literal["function"] = "function"
+
+
+class JsonSchemaIn(msgspec.Struct):
+    """``response_format.json_schema``."""
+
+    name: Annotated[str, Meta(pattern=r"^[a-zA-Z0-9_-]{1,64}$")]
+    schema: dict[str, Any] | None = None
+    description: str | None = None
+    strict: bool | None = None
+
+
+class ResponseFormat(msgspec.Struct):
+    """``response_format``: free text, any JSON object, or JSON of a schema."""
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaIn | None = None
 
 
 class SamplingFields(msgspec.Struct, kw_only=True):
@@ -58,7 +122,7 @@ class SamplingFields(msgspec.Struct, kw_only=True):
     stop: str | list[str] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
-    n: PositiveInt = 1
+    n: Annotated[int, Meta(ge=1, le=16)] = 1
     user: str | None = None
 
 
@@ -69,15 +133,14 @@ class ChatCompletionRequest(SamplingFields, kw_only=True):
     messages: Annotated[list[ChatMessageIn], Meta(min_length=1)]
     max_tokens: PositiveInt | None = None
     max_completion_tokens: PositiveInt | None = None
-    # Refused until their capability lands (tool calling, structured outputs...).
-    tools: Any = None
-    tool_choice: Any = None
-    parallel_tool_calls: Any = None
-    response_format: Any = None
-    logprobs: Any = None
-    top_logprobs: Any = None
-    logit_bias: Any = None
-    chat_template_kwargs: Any = None
+    tools: list[ToolIn] | None = None
+    tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+    logprobs: bool | None = None
+    top_logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
+    logit_bias: dict[str, Annotated[float, Meta(ge=-100, le=100)]] | None = None
+    chat_template_kwargs: dict[str, Any] | None = None
 
 
 class CompletionRequest(SamplingFields, kw_only=True):
@@ -89,10 +152,5 @@ class CompletionRequest(SamplingFields, kw_only=True):
     echo: bool = False
     suffix: str | None = None
     best_of: PositiveInt | None = None
-    logprobs: Any = None
-    logit_bias: Any = None
-
-
-def unsupported_fields(request: msgspec.Struct, names: tuple[str, ...]) -> list[str]:
-    """The names among ``names`` that the request sets to something non-null."""
-    return [name for name in names if getattr(request, name) not in (None, False)]
+    logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
+    logit_bias: dict[str, Annotated[float, Meta(ge=-100, le=100)]] | None = None

@@ -22,11 +22,60 @@ class UsageOut(msgspec.Struct):
     prompt_tokens_details: PromptTokensDetails
 
 
-class AssistantMessage(msgspec.Struct):
+class FunctionCallOut(msgspec.Struct, omit_defaults=True):
+    """``tool_calls[].function``; in stream chunks each field is optional."""
+
+    name: str | None = None
+    arguments: str | None = None
+
+
+class ToolCallOut(msgspec.Struct):
+    """A complete tool call of an assistant message."""
+
+    id: str
+    function: FunctionCallOut
+    type: str = "function"
+
+
+class ToolCallChunk(msgspec.Struct, omit_defaults=True):
+    """A piece of a streamed tool call: ``id``/``type``/name come first."""
+
+    index: int
+    id: str | None = None
+    type: str | None = None
+    function: FunctionCallOut | None = None
+
+
+class TopLogprobOut(msgspec.Struct):
+    """``top_logprobs[]`` of a chat token."""
+
+    token: str
+    logprob: float
+    bytes: list[int] | None
+
+
+class TokenLogprobOut(msgspec.Struct):
+    """``logprobs.content[]``: one generated token."""
+
+    token: str
+    logprob: float
+    bytes: list[int] | None
+    top_logprobs: list[TopLogprobOut]
+
+
+class ChoiceLogprobs(msgspec.Struct):
+    """``choices[].logprobs`` of a chat completion or chunk."""
+
+    content: list[TokenLogprobOut]
+
+
+class AssistantMessage(msgspec.Struct, omit_defaults=True):
     """``choices[].message`` of a chat completion."""
 
     role: str
     content: str | None
+    reasoning_content: str | None = None
+    tool_calls: list[ToolCallOut] | None = None
 
 
 class ChatChoice(msgspec.Struct):
@@ -35,7 +84,7 @@ class ChatChoice(msgspec.Struct):
     index: int
     message: AssistantMessage
     finish_reason: str | None
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 class ChatCompletion(msgspec.Struct):
@@ -55,6 +104,8 @@ class ChoiceDelta(msgspec.Struct, omit_defaults=True):
 
     role: str | None = None
     content: str | None = None
+    reasoning_content: str | None = None
+    tool_calls: list[ToolCallChunk] | None = None
 
 
 class ChatChunkChoice(msgspec.Struct):
@@ -63,7 +114,7 @@ class ChatChunkChoice(msgspec.Struct):
     index: int
     delta: ChoiceDelta
     finish_reason: str | None = None
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 class ChatCompletionChunk(msgspec.Struct):
@@ -78,13 +129,22 @@ class ChatCompletionChunk(msgspec.Struct):
     usage: UsageOut | None = None
 
 
+class CompletionLogprobs(msgspec.Struct):
+    """``choices[].logprobs`` of a legacy text completion."""
+
+    tokens: list[str]
+    token_logprobs: list[float]
+    top_logprobs: list[dict[str, float]] | None
+    text_offset: list[int]
+
+
 class CompletionChoice(msgspec.Struct):
     """One choice of a text completion (or chunk)."""
 
     index: int
     text: str
     finish_reason: str | None = None
-    logprobs: None = None
+    logprobs: CompletionLogprobs | None = None
 
 
 class TextCompletion(msgspec.Struct):

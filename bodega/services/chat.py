@@ -2,49 +2,140 @@
 
 from __future__ import annotations
 
-from bodega.errors import InvalidRequest
-from bodega.openai.requests import ChatCompletionRequest, unsupported_fields
-from ipc.messages import ChatMessage
+from typing import Any
 
-# Fields whose capability has not landed: refused, never silently ignored.
-NOT_YET = (
-    "tools",
-    "tool_choice",
-    "parallel_tool_calls",
-    "response_format",
-    "logprobs",
-    "top_logprobs",
-    "logit_bias",
-    "chat_template_kwargs",
-)
+from bodega.errors import InvalidRequest
+from bodega.openai.requests import ChatCompletionRequest, ChatMessageIn, ResponseFormat
+from ipc.messages import ChatMessage, JsonSchemaFormat, ToolCall, ToolSpec
+
+# Bounds on what a request may ask the engine to compile or render.
+MAX_TOOLS = 128
+
+
+def chat_fields(request: ChatCompletionRequest) -> dict[str, Any]:
+    """The ``Generate`` fields of a chat request, checked."""
+    tools = [
+        ToolSpec(
+            name=t.function.name,
+            description=t.function.description,
+            parameters=t.function.parameters or {"type": "object", "properties": {}},
+            strict=bool(t.function.strict),
+        )
+        for t in request.tools or []
+    ]
+    if len(tools) > MAX_TOOLS:
+        raise InvalidRequest(f"tools takes at most {MAX_TOOLS} functions", param="tools")
+    return {
+        "messages": chat_messages(request),
+        "max_tokens": max_tokens_of(request),
+        "tools": tools,
+        "tool_choice": _tool_choice(request, tools),
+        "parallel_tool_calls": request.parallel_tool_calls is not False,
+        "response_format": _response_format(request.response_format),
+        "chat_template_kwargs": request.chat_template_kwargs or {},
+        "logprobs": bool(request.logprobs),
+        "top_logprobs": _top_logprobs(request),
+        "logit_bias": logit_bias_of(request.logit_bias),
+    }
 
 
 def chat_messages(request: ChatCompletionRequest) -> list[ChatMessage]:
     """Check the request's messages and flatten their text content."""
-    refused = unsupported_fields(request, NOT_YET)
-    if refused:
+    return [_message(i, m) for i, m in enumerate(request.messages)]
+
+
+def _message(i: int, message: ChatMessageIn) -> ChatMessage:
+    content = message.content
+    if isinstance(content, list):
+        texts = []
+        for j, part in enumerate(content):
+            if part.type != "text" or part.text is None:
+                raise InvalidRequest(
+                    f"content part of type {part.type!r} needs a multimodal model",
+                    param=f"messages[{i}].content[{j}].type",
+                )
+            texts.append(part.text)
+        content = "".join(texts)
+    if message.tool_calls and message.role != "assistant":
         raise InvalidRequest(
-            f"{', '.join(refused)} {'is' if len(refused) == 1 else 'are'} not supported yet",
-            param=refused[0],
+            "only assistant messages carry tool_calls", param=f"messages[{i}].tool_calls"
         )
-    messages = []
-    for i, message in enumerate(request.messages):
-        if message.tool_calls is not None or message.role == "tool":
-            raise InvalidRequest("tool messages are not supported yet", param=f"messages[{i}].role")
-        content = message.content
-        if isinstance(content, list):
-            texts = []
-            for j, part in enumerate(content):
-                if part.type != "text" or part.text is None:
-                    raise InvalidRequest(
-                        f"content part of type {part.type!r} needs a multimodal model",
-                        param=f"messages[{i}].content[{j}].type",
-                    )
-                texts.append(part.text)
-            content = "".join(texts)
-        role = "system" if message.role == "developer" else message.role
-        messages.append(ChatMessage(role=role, content=content, name=message.name))
-    return messages
+    if message.role == "tool" and not message.tool_call_id:
+        raise InvalidRequest(
+            "a tool message needs the tool_call_id it answers",
+            param=f"messages[{i}].tool_call_id",
+        )
+    calls = [
+        ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments)
+        for c in message.tool_calls or []
+    ]
+    role = "system" if message.role == "developer" else message.role
+    return ChatMessage(
+        role=role,
+        content=content,
+        name=message.name,
+        tool_calls=calls or None,
+        tool_call_id=message.tool_call_id,
+        reasoning_content=message.reasoning_content,
+    )
+
+
+def _tool_choice(request: ChatCompletionRequest, tools: list[ToolSpec]) -> str:
+    choice = request.tool_choice
+    if choice is None:
+        return "auto"
+    if not tools and choice != "none":
+        raise InvalidRequest("tool_choice needs tools", param="tool_choice")
+    if isinstance(choice, str):
+        return choice
+    name = choice.function.name
+    if name not in {t.name for t in tools}:
+        raise InvalidRequest(
+            f"tool_choice names {name!r}, which is not one of the tools",
+            param="tool_choice.function.name",
+        )
+    return name
+
+
+def _response_format(fmt: ResponseFormat | None) -> JsonSchemaFormat | None:
+    if fmt is None or fmt.type == "text":
+        return None
+    if fmt.type == "json_object":
+        return JsonSchemaFormat(schema={"type": "object"}, name="json_object")
+    spec = fmt.json_schema
+    if spec is None:
+        raise InvalidRequest(
+            "response_format of type json_schema needs json_schema",
+            param="response_format.json_schema",
+        )
+    if spec.schema is None:
+        raise InvalidRequest(
+            "response_format.json_schema needs a schema",
+            param="response_format.json_schema.schema",
+        )
+    return JsonSchemaFormat(schema=spec.schema, name=spec.name, strict=bool(spec.strict))
+
+
+def _top_logprobs(request: ChatCompletionRequest) -> int:
+    if request.top_logprobs and not request.logprobs:
+        raise InvalidRequest("top_logprobs needs logprobs: true", param="top_logprobs")
+    return request.top_logprobs or 0
+
+
+def logit_bias_of(bias: dict[str, float] | None) -> dict[int, float]:
+    """``logit_bias`` with its token-id keys as integers."""
+    out: dict[int, float] = {}
+    for key, value in (bias or {}).items():
+        try:
+            token = int(key)
+        except ValueError:
+            raise InvalidRequest(
+                f"logit_bias keys are token ids; {key!r} is not", param="logit_bias"
+            ) from None
+        if token < 0:
+            raise InvalidRequest(f"logit_bias token id {token} is negative", param="logit_bias")
+        out[token] = value
+    return out
 
 
 def max_tokens_of(request: ChatCompletionRequest) -> int | None:

@@ -14,10 +14,6 @@ def prompt_of(request: CompletionRequest) -> str:
         raise InvalidRequest("suffix is not supported yet", param="suffix")
     if request.best_of not in (None, 1):
         raise InvalidRequest("best_of must be 1", param="best_of")
-    if request.logprobs is not None:
-        raise InvalidRequest("logprobs is not supported yet", param="logprobs")
-    if request.logit_bias is not None:
-        raise InvalidRequest("logit_bias is not supported yet", param="logit_bias")
     prompt = request.prompt
     if isinstance(prompt, list):
         if len(prompt) != 1:

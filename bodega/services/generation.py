@@ -8,10 +8,11 @@ leaving it early (client gone) cancels the work in the handler.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from typing import Any
 
 from bodega.errors import BodegaError, ContextLengthExceeded, HandlerFailed, InvalidRequest
 from bodega.registry.registry import Model
-from ipc.messages import ChatMessage, Delta, Failed, Finished, Sampling
+from ipc.messages import Delta, Failed, Finished
 
 
 def error_from_failed(failed: Failed) -> BodegaError:
@@ -23,20 +24,10 @@ def error_from_failed(failed: Failed) -> BodegaError:
     return HandlerFailed(f"The model failed: {failed.message}")
 
 
-async def generate(
-    model: Model,
-    *,
-    messages: list[ChatMessage] | None = None,
-    prompt: str | None = None,
-    max_tokens: int | None,
-    stop: list[str],
-    sampling: Sampling,
-) -> AsyncGenerator[Delta | Finished, None]:
-    """Run one generation on ``model`` and yield its frames."""
+async def generate(model: Model, **fields: Any) -> AsyncGenerator[Delta | Finished, None]:
+    """Run one generation of ``Generate(**fields)`` on ``model`` and yield its frames."""
     async with await model.admission.acquire():
-        async with model.handler.generate(
-            messages=messages, prompt=prompt, max_tokens=max_tokens, stop=stop, sampling=sampling
-        ) as frames:
+        async with model.handler.generate(**fields) as frames:
             async for frame in frames:
                 if isinstance(frame, Failed):
                     raise error_from_failed(frame)

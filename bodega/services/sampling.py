@@ -32,11 +32,3 @@ def stop_of(request: SamplingFields) -> list[str]:
     if any(s == "" for s in sequences):
         raise InvalidRequest("stop sequences must not be empty", param="stop")
     return sequences
-
-
-def check_n(request: SamplingFields) -> None:
-    """Only one choice per request until n > 1 is supported."""
-    if request.n != 1:
-        raise InvalidRequest(
-            "n must be 1: several choices per request are not supported yet", param="n"
-        )

@@ -26,9 +26,11 @@ class Json:
 
 @dataclass(frozen=True, slots=True)
 class FreeText:
-    """Any text, possibly empty, without any of the characters in ``exclude``."""
+    """Any text, possibly empty, without any of the characters in ``exclude``,
+    at most ``max_length`` characters long when that is set."""
 
     exclude: str = "<"
+    max_length: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,9 +40,15 @@ def test_empty_body(server: Server) -> None:
         (chat_body("x", temperature=7), "temperature"),
         (chat_body("x", top_p=1.5), "top_p"),
         (chat_body("x", stream="yes"), "stream"),
-        (chat_body("x", n=2), "n"),
-        (chat_body("x", tools=[{"type": "function", "function": {"name": "f"}}]), "tools"),
-        (chat_body("x", response_format={"type": "json_object"}), "response_format"),
+        (chat_body("x", n=0), "n"),
+        (chat_body("x", n=17), "n"),
+        (
+            chat_body("x", tools=[{"type": "function", "function": {"name": "a b"}}]),
+            "tools[0].function.name",
+        ),
+        (chat_body("x", response_format={"type": "xml"}), "response_format.type"),
+        (chat_body("x", top_logprobs=21, logprobs=True), "top_logprobs"),
+        (chat_body("x", logit_bias={"5": 101}), "logit_bias"),
         (chat_body("x", stop=[""]), "stop"),
         (
             {"model": "current", "messages": [{"role": "wizard", "content": "x"}]},
@@ -73,7 +79,8 @@ def test_bad_chat_fields_name_the_field(server: Server, body: dict[str, Any], pa
         ({"model": "current", "prompt": 3}, "prompt"),
         ({"model": "current", "prompt": ["a", "b"]}, "prompt"),
         ({"model": "current", "prompt": "a", "echo": True}, "echo"),
-        ({"model": "current", "prompt": "a", "n": 3}, "n"),
+        ({"model": "current", "prompt": "a", "n": 17}, "n"),
+        ({"model": "current", "prompt": "a", "logprobs": 21}, "logprobs"),
     ],
 )
 def test_bad_completion_fields_name_the_field(

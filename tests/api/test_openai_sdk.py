@@ -67,7 +67,7 @@ def test_errors_surface_as_sdk_exceptions(sdk: openai.OpenAI) -> None:
         sdk.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
     with pytest.raises(openai.BadRequestError) as info:
         sdk.chat.completions.create(
-            model="current", messages=[{"role": "user", "content": "x"}], n=3
+            model="current", messages=[{"role": "user", "content": "x"}], n=17
         )
     assert info.value.param == "n"  # type: ignore[attr-defined]
 

@@ -32,6 +32,21 @@ SERVER_MESSAGES: list[msgspec.Struct] = [
         prompt="Once upon",
         max_tokens=64,
         stop=["\n\n", "</s>"],
+        tools=[
+            m.ToolSpec(
+                name="f",
+                description="d",
+                parameters={"type": "object", "properties": {}},
+                strict=True,
+            )
+        ],
+        tool_choice="required",
+        parallel_tool_calls=False,
+        response_format=m.JsonSchemaFormat(schema={"type": "object"}, name="r", strict=True),
+        chat_template_kwargs={"enable_thinking": False},
+        logprobs=True,
+        top_logprobs=2,
+        logit_bias={5: -100.0},
         sampling=m.Sampling(
             temperature=0.5,
             top_p=0.9,
@@ -46,11 +61,46 @@ SERVER_MESSAGES: list[msgspec.Struct] = [
     m.Cancel(req_id=5),
     m.GetStats(req_id=6),
     m.Shutdown(),
+    m.Transcribe(
+        req_id=7,
+        audio=m.ShmRef(name="bd1-a", size=10),
+        filename="a.wav",
+        task="translate",
+        language="de",
+        prompt="Names: Ada.",
+        temperature=0.2,
+        word_timestamps=True,
+    ),
+    m.Embed(
+        req_id=8,
+        texts=["a"],
+        token_ids=[[1, 2]],
+        truncate=True,
+        dimensions=8,
+        embedding_type="sparse",
+        return_sparse=True,
+    ),
+    m.Rerank(req_id=9, query="q", documents=["d1", "d2"]),
+    m.ReleaseShm(name="bd1-b"),
 ]
 
 HANDLER_MESSAGES: list[msgspec.Struct] = [
     m.Ready(protocol_version=7, pid=99, context_length=8192, engine="llama.cpp"),
-    m.Delta(req_id=3, text="Paris ", n_tokens=2),
+    m.Delta(
+        req_id=3,
+        text="Paris ",
+        n_tokens=2,
+        reasoning="hm",
+        tool_calls=[m.ToolCallDelta(index=0, id="call_1", name="f", arguments="{}")],
+        logprobs=[
+            m.TokenLogprob(
+                token="Paris",
+                bytes=[80],
+                logprob=-0.1,
+                top=[m.TopLogprob(token="P", bytes=[80], logprob=-2.0)],
+            )
+        ],
+    ),
     m.Finished(
         req_id=3,
         reason="length",
@@ -64,11 +114,52 @@ HANDLER_MESSAGES: list[msgspec.Struct] = [
         tokens_generated=1000,
         engine_memory={"kv_cache": 1.5e6, "weights": 9.0e7},
     ),
+    m.Segment(
+        req_id=7,
+        id=0,
+        start=0.0,
+        end=1.5,
+        text=" Hello.",
+        seek=3,
+        tokens=[1, 2],
+        temperature=0.2,
+        avg_logprob=-0.3,
+        compression_ratio=1.2,
+        no_speech_prob=0.01,
+        words=[m.Word(word=" Hello", start=0.0, end=0.5, probability=0.9)],
+    ),
+    m.Transcript(req_id=7, language="en", duration=1.5, n_segments=1, language_name="english"),
+    m.Embeddings(
+        req_id=8,
+        rows=1,
+        dim=2,
+        vectors=b"\0" * 8,
+        counts=[1],
+        sparse=[{1: 0.5}],
+        prompt_tokens=3,
+    ),
+    m.RerankResult(req_id=9, scores=[0.5, 0.1], prompt_tokens=4),
 ]
 
 OTHER_STRUCTS: list[msgspec.Struct] = [
     m.ShmRef(name="bd123-0badcafe", size=300_000),
-    m.ChatMessage(role="assistant", content="Hi", name="bot"),
+    m.ToolCall(id="call_1", name="f", arguments="{}"),
+    m.ToolSpec(name="f", description="d", parameters={"type": "object"}, strict=True),
+    m.JsonSchemaFormat(schema={"type": "object"}, name="n", strict=True),
+    m.TopLogprob(token="a", bytes=[97], logprob=-1.0),
+    m.TokenLogprob(
+        token="a", bytes=[97], logprob=-1.0, top=[m.TopLogprob(token="b", bytes=[98], logprob=-2.0)]
+    ),
+    m.ToolCallDelta(index=1, id="call_2", name="g", arguments="{"),
+    m.Word(word="w", start=0.1, end=0.2, probability=0.5),
+    m.ChatMessage(
+        role="assistant",
+        content="Hi",
+        name="bot",
+        tool_calls=[m.ToolCall(id="call_1", name="f", arguments='{"a": 1}')],
+        tool_call_id="call_0",
+        reasoning_content="thinking",
+    ),
     m.Sampling(
         temperature=0.0,
         top_p=0.5,
@@ -95,6 +186,12 @@ OTHER_STRUCTS: list[msgspec.Struct] = [
         trust_remote_code=True,
         draft_model_path="/models/draft",
         num_draft_tokens=4,
+        tool_call_parser="qwen3",
+        reasoning_parser="qwen3",
+        enable_auto_tool_choice=True,
+        batch_window_ms=5.0,
+        max_batch_size=8,
+        embedding_cache_size=0,
     ),
 ]
 
