@@ -116,7 +116,7 @@ def schema_regex(schema: dict[str, Any]) -> str:
     except Exception as exc:  # outlines-core raises ValueError / its own errors
         raise UnsupportedSchema(
             f"the JSON schema cannot be compiled for constrained decoding: {exc}",
-            param="response_format",
+            param="response_format.json_schema.schema",
         ) from exc
 
 

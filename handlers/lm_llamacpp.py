@@ -27,7 +27,7 @@ from ipc.messages import (
 from .chat_output import OutputStream
 from .chat_request import prepare_chat
 from .chat_template import ChatTemplate
-from .constraints import to_lark
+from .constraints import UnsupportedSchema, to_lark
 from .engine import ContextLengthExceeded, Emit, EngineError, LoadError, ShouldStop
 from .gguf import GGUFError, read_metadata, trained_context_length
 
@@ -133,7 +133,10 @@ class LlamaCppEngine:
             prepared = prepare_chat(request, self._template, self._spec)
             body["prompt"] = prepared.prompt
             if prepared.constraint is not None:
-                body["grammar"] = to_lark(prepared.constraint)
+                body["grammar"] = _checked_grammar(
+                    to_lark(prepared.constraint),
+                    "response_format.json_schema.schema" if request.response_format else "tools",
+                )
             output = OutputStream(emit, prepared.parser)
             parses_tools = prepared.parses_tools
         else:
@@ -198,6 +201,20 @@ class LlamaCppEngine:
     def close(self) -> None:
         """Stop llama.cpp's loop and free the model."""
         del self._server
+
+
+def _checked_grammar(grammar: str, param: str) -> str:
+    """``grammar`` if llguidance compiles it; llama.cpp would only log the error
+    and decode unconstrained, so an unsupported schema must be refused here."""
+    from llguidance import LLMatcher
+
+    error = LLMatcher.validate_grammar(grammar)
+    if error:
+        reason = error.splitlines()[0].split(": ", 1)[-1]
+        raise UnsupportedSchema(
+            f"the schema cannot be used for constrained decoding: {reason}", param=param
+        )
+    return grammar
 
 
 def _chat_template(meta: dict[str, Any], spec: LoadSpec) -> ChatTemplate:

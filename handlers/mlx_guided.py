@@ -84,7 +84,8 @@ class TokenTable:
                 index = Index(regex, self._vocabulary)
             except Exception as exc:  # outlines-core raises ValueError and its own types
                 raise UnsupportedSchema(
-                    f"the output constraint cannot be compiled: {exc}", param="response_format"
+                    f"the output constraint cannot be compiled: {exc}",
+                    param="response_format.json_schema.schema",
                 ) from exc
             self._indexes[key] = index
             if len(self._indexes) > INDEX_CACHE_SIZE:

@@ -199,3 +199,21 @@ def test_bad_schema_is_a_400_naming_it(
     error = r.json()["error"]
     assert error["param"] == param
     assert error["type"] == "invalid_request_error"
+
+
+def test_unsupported_construct_is_a_400_naming_it(server: Server, model: str) -> None:
+    """A valid schema the engine cannot enforce is refused, never answered unconstrained."""
+    schema = {"type": "object", "properties": {"a": {"not": {"type": "string"}}}}
+    r = server.client.post(
+        "/v1/chat/completions",
+        json=chat_for(
+            model,
+            "Hi",
+            max_tokens=10,
+            response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": schema}},
+        ),
+    )
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["param"] == "response_format.json_schema.schema"
+    assert "not" in error["message"]
