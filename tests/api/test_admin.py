@@ -99,8 +99,8 @@ def test_file_that_is_not_a_model_is_a_clear_load_error(server: Server, tmp_path
 @pytest.mark.parametrize(
     ("options", "param"),
     [
-        ({"tool_call_parser": "qwen3"}, "tool_call_parser"),
-        ({"reasoning_parser": "qwen3"}, "reasoning_parser"),
+        ({"tool_call_parser": "nonsense"}, "tool_call_parser"),
+        ({"reasoning_parser": "nonsense"}, "reasoning_parser"),
         ({"lora_paths": ["/tmp/a"]}, "lora_paths"),
         ({"draft_model_path": "/tmp/d"}, "draft_model_path"),
         ({"trust_remote_code": True}, "trust_remote_code"),
