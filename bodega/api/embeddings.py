@@ -21,6 +21,7 @@ from bodega.openai.embeddings import (
 )
 from bodega.services.embeddings import (
     EmbeddingResult,
+    check_size,
     embed,
     parse_input,
     row_bytes,
@@ -101,6 +102,7 @@ async def rerank_documents() -> Response:
     """Documents sorted by relevance to the query, in two response shapes."""
     body = await decode_json(RerankRequest)
     texts = [d if isinstance(d, str) else d.text for d in body.documents]
+    check_size([body.query, *texts], "documents")
     limit = body.top_n or body.top_k or len(texts)
     model = registry().resolve(body.model)
     ranked, tokens = await rerank(model, body.query, texts)

@@ -71,6 +71,9 @@ async def upload() -> Response:
     service = rag()
     limit = service.config.max_upload_bytes
     if request.mimetype != "multipart/form-data":
+        # Read (bounded by max_body_bytes) what was sent, so that the
+        # connection stays usable for the client's next request.
+        await request.get_data(cache=False)
         raise UnsupportedMediaType(
             "Upload the PDF as multipart/form-data with a field named file.", param="file"
         )

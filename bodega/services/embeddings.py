@@ -19,6 +19,10 @@ from bodega.services.generation import error_from_failed
 from ipc import shm
 from ipc.messages import Embed, Embeddings, Failed, Finished, ShmRef
 
+# The most text (characters) or token ids one request may carry to a handler:
+# well inside an IPC frame, far beyond what any embeddings model reads.
+MAX_TOTAL_INPUT = 8_000_000
+
 
 @dataclass
 class Inputs:
@@ -50,24 +54,27 @@ def _is_int(value: Any) -> bool:
 def parse_input(value: str | list[Any]) -> Inputs:
     """OpenAI ``input``: a string, strings, token ids, or token-id lists."""
     if isinstance(value, str):
+        check_size([value], "input")
         return Inputs(texts=[value], token_ids=[])
     if not value:
         raise InvalidRequest("input must not be empty", param="input")
+    first = value[0]
+    if _is_int(first):  # one input given as token ids
+        _check_ids(value, "input")
+        check_size([value], "input")
+        return Inputs(texts=[], token_ids=[list(value)])
     if len(value) > MAX_INPUTS:
         raise InvalidRequest(
             f"input holds {len(value)} items, more than the {MAX_INPUTS} allowed", param="input"
         )
-    first = value[0]
     if isinstance(first, str):
         for i, item in enumerate(value):
             if not isinstance(item, str):
                 raise InvalidRequest(
                     "input must be all strings or all token ids", param=f"input[{i}]"
                 )
+        check_size(value, "input")
         return Inputs(texts=list(value), token_ids=[])
-    if _is_int(first):
-        _check_ids(value, "input")
-        return Inputs(texts=[], token_ids=[list(value)])
     if isinstance(first, list):
         for i, item in enumerate(value):
             if not isinstance(item, list) or not item:
@@ -76,12 +83,25 @@ def parse_input(value: str | list[Any]) -> Inputs:
                     param=f"input[{i}]",
                 )
             _check_ids(item, f"input[{i}]")
+        check_size(value, "input")
         return Inputs(texts=[], token_ids=[list(item) for item in value])
     raise InvalidRequest(
         "input must be a string, a list of strings, a list of token ids or a list of "
         "token-id lists",
         param="input[0]",
     )
+
+
+def check_size(items: list[Any], param: str) -> None:
+    """A 400 when ``items`` (texts or id lists) add up to more than
+    ``MAX_TOTAL_INPUT`` characters or ids."""
+    total = sum(len(item) for item in items)
+    if total > MAX_TOTAL_INPUT:
+        raise InvalidRequest(
+            f"{param} adds up to {total} characters or tokens, more than the "
+            f"{MAX_TOTAL_INPUT} one request may carry; split it",
+            param=param,
+        )
 
 
 def _check_ids(ids: list[Any], param: str) -> None:

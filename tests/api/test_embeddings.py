@@ -89,6 +89,16 @@ def test_token_id_inputs(server: Server, reference: Any) -> None:
     np.testing.assert_allclose(floats(one), reference.encode(TEXTS[1:2]), atol=1e-5)
 
 
+def test_long_token_id_input(server: Server, reference: Any) -> None:
+    ids = reference.tokenizer("lorem ipsum " * 600, add_special_tokens=False)["input_ids"]
+    assert len(ids) > 2048  # one input as token ids is not a list of 2048 inputs
+    refused = post(server, input=ids)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "context_length_exceeded"
+    cut = post(server, input=ids, truncate=True)
+    assert cut.status_code == 200 and cut.json()["usage"]["prompt_tokens"] == 256
+
+
 def test_dimensions(server: Server, client: OpenAI, reference: Any) -> None:
     reply = client.embeddings.create(model=MODEL, input=TEXTS[:2], dimensions=128)
     got = np.array([d.embedding for d in reply.data], dtype=np.float32)
@@ -129,6 +139,8 @@ def test_long_input_is_400_unless_truncate(server: Server, reference: Any) -> No
         ({"input": "x", "embedding_type": "colbert"}, "embedding_type"),
         ({"input": "x", "return_sparse": True}, "return_sparse"),
         ({"input": [[5, 10**9]]}, "input"),
+        ({"input": ["x"] * 2049}, "input"),
+        ({"input": ["x" * 4_000_001, "y" * 4_000_000]}, "input"),
     ],
 )
 def test_bad_requests_name_the_field(server: Server, body: dict[str, Any], param: str) -> None:

@@ -204,6 +204,17 @@ def test_query_bad_fields(rag_server: Server, file_id: str) -> None:
     assert r.status_code == 400 and r.json()["error"]["param"] == "model"
 
 
+def test_without_the_embeddings_model_rag_is_503(rag_server: Server, file_id: str) -> None:
+    # runs late: the restart test below starts a server with every model again
+    assert rag_server.unload(EMBEDDED_EMBEDDINGS_ID).status_code == 200
+    for r in (
+        upload(rag_server, facts_pdf()),
+        query(rag_server, file_id=file_id, query="What is the secret code?"),
+    ):
+        assert r.status_code == 503, r.text
+        assert EMBEDDED_EMBEDDINGS_ID in r.json()["error"]["message"]
+
+
 def test_indexes_survive_a_restart(
     rag_server: Server, file_id: str, config: Path, data_dir: Path
 ) -> None:

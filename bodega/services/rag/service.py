@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import trio
 
-from bodega.errors import UnprocessableContent
-from bodega.registry.registry import Registry
+from bodega.errors import ModelNotFound, ModelUnavailable, NoModelLoaded, UnprocessableContent
+from bodega.registry.registry import Model, Registry
 from bodega.services.embeddings import EmbeddingResult, Inputs, embed
 
 from .chunking import Chunk, chunk_pages
@@ -50,8 +50,17 @@ class RagService:
         store.sweep()
         return cls(store, config, registry)
 
+    def _embeddings_model(self, model_id: str) -> Model:
+        try:
+            return self.registry.resolve(model_id)
+        except (ModelNotFound, NoModelLoaded):
+            raise ModelUnavailable(
+                f"Document Q&A needs the embeddings model {model_id!r}, which is not loaded "
+                "(load it, or set rag.embeddings_model)."
+            ) from None
+
     async def _embed(self, model_id: str, texts: list[str]) -> Matrix:
-        model = self.registry.resolve(model_id)
+        model = self._embeddings_model(model_id)
         parts = []
         step = self.config.embed_batch
         for start in range(0, len(texts), step):
@@ -62,7 +71,7 @@ class RagService:
     async def upload(self, filename: str | None, data: bytes) -> DocumentMeta:
         """Index one PDF; returns its metadata once it is on disk."""
         model_id = self.config.embeddings_model
-        self.registry.resolve(model_id)  # fail fast (503/404) before parsing
+        self._embeddings_model(model_id)  # fail fast (503) before parsing
         pages = await trio.to_thread.run_sync(extract_pages, data, self.config.max_pages)
         chunks: list[Chunk] = chunk_pages(pages, self.config.chunk_size, self.config.chunk_overlap)
         if not chunks:
