@@ -121,6 +121,8 @@ class SentenceTransformerEngine:
         import torch
 
         self._torch = torch
+        if spec.n_threads:
+            torch.set_num_threads(spec.n_threads)
         self.model = model if model is not None else load_sentence_transformer(spec)
         self.tokenizer = self.model.tokenizer
         if self.tokenizer is None:
