@@ -37,7 +37,11 @@ class CrossEncoderEngine:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         if not Path(spec.model_path).exists():
             raise ModelFilesMissing(f"model_path {spec.model_path!r} does not exist")
+        import torch
         from sentence_transformers import CrossEncoder
+
+        if spec.n_threads:
+            torch.set_num_threads(spec.n_threads)
 
         try:
             self.model: Any = CrossEncoder(
