@@ -39,7 +39,6 @@ from bodega.openai.rag import (
     Usage,
 )
 from bodega.services.generation import generate
-from bodega.services.rag.config import RagSection
 from bodega.services.rag.prompt import grounded_messages
 from bodega.services.rag.service import RagService
 from bodega.settings import Settings, default_data_dir
@@ -58,9 +57,8 @@ def rag() -> RagService:
     service = current_app.extensions.get("bodega.rag")
     if service is None:
         settings = cast(Settings, current_app.extensions["bodega.settings"])
-        config = getattr(settings, "rag", None) or RagSection()
         data_dir = settings.server.data_dir or default_data_dir()
-        service = RagService.at(data_dir, config, registry())
+        service = RagService.at(data_dir, settings.rag, registry())
         current_app.extensions["bodega.rag"] = service
     return cast(RagService, service)
 

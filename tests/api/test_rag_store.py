@@ -20,6 +20,7 @@ from bodega.errors import (
 from bodega.services.rag.chunking import Chunk, chunk_pages, split_text
 from bodega.services.rag.pdf import extract_pages
 from bodega.services.rag.store import DocumentMeta, DocumentStore, check_file_id
+from bodega.settings import ConfigError, build_settings
 from tests.api.pdfs import FACTS, drawing_only_pdf, encrypted_pdf, facts_pdf
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -149,3 +150,21 @@ def test_crash_mid_save_never_shows_a_half_document(tmp_path: Path) -> None:
         store.meta("rag-0000bbbb")
     assert store.sweep() == leftovers  # its writer is dead
     assert list(tmp_path.iterdir()) == []
+
+
+def test_rag_config_section_and_data_dir(tmp_path: Path) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text("server:\n  data_dir: /srv/bodega\nrag:\n  chunk_size: 500\n  top_k: 6\n")
+    settings = build_settings(config_path=str(good))
+    assert settings.rag.chunk_size == 500 and settings.rag.top_k == 6
+    assert settings.server.data_dir == "/srv/bodega"
+    flag = build_settings(config_path=str(good), data_dir=str(tmp_path))
+    assert flag.server.data_dir == str(tmp_path)  # --data-dir wins over the file
+    for body, key in (
+        ("rag:\n  chunk_size: 500\n  chunk_overlap: 500\n", "chunk_overlap"),
+        ("rag:\n  chunk_sise: 500\n", "chunk_sise"),
+    ):
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(body)
+        with pytest.raises(ConfigError, match=key):
+            build_settings(config_path=str(bad))
