@@ -29,6 +29,10 @@ SILENCE_RMS = 10 ** (-50 / 20)
 FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
+class Cancelled(Exception):
+    """Raised inside an engine's decoding when its request was cancelled."""
+
+
 @dataclass(frozen=True)
 class Options:
     """A checked ``Transcribe``: what the engines decode with."""
@@ -101,8 +105,14 @@ class WhisperEngine:
     multilingual = False
     model_id = ""
 
-    def segments(self, audio: Samples, options: Options) -> tuple[str, Iterator[Segment]]:
-        """(language code, lazy segments with ``req_id`` 0 and ids from 0)."""
+    def segments(
+        self, audio: Samples, options: Options, should_stop: ShouldStop
+    ) -> tuple[str, Iterator[Segment]]:
+        """(language code, lazy segments with ``req_id`` 0 and ids from 0).
+
+        Engines check ``should_stop`` between decoding steps (each window,
+        each temperature tried) and raise :class:`Cancelled`.
+        """
         raise NotImplementedError
 
     def memory(self) -> dict[str, float]:
@@ -142,15 +152,18 @@ class WhisperEngine:
                 duration=duration,
                 language_name=language_name(language),
             )
-        language, segments = self.segments(audio, options)
         count = 0
-        for segment in segments:
-            if should_stop():
-                return Finished(req_id=request.req_id, reason="cancelled")
-            segment.req_id = request.req_id
-            segment.id = count
-            send(segment)
-            count += 1
+        try:
+            language, segments = self.segments(audio, options, should_stop)
+            for segment in segments:
+                if should_stop():
+                    return Finished(req_id=request.req_id, reason="cancelled")
+                segment.req_id = request.req_id
+                segment.id = count
+                send(segment)
+                count += 1
+        except Cancelled:
+            return Finished(req_id=request.req_id, reason="cancelled")
         if should_stop():
             return Finished(req_id=request.req_id, reason="cancelled")
         return Transcript(

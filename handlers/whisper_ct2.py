@@ -9,6 +9,7 @@ that many requests decode in parallel.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,8 @@ from ipc.messages import LoadSpec, Segment, Word
 
 from .audio_decode import Samples
 from .convert_whisper import is_ct2_whisper
-from .engine import LoadError
-from .whisper_common import Options, WhisperEngine
+from .engine import LoadError, ShouldStop
+from .whisper_common import Cancelled, Options, WhisperEngine
 
 BEAM_SIZE = 5  # faster-whisper's default: better words than greedy for tiny models
 
@@ -67,9 +68,14 @@ class FasterWhisperEngine(WhisperEngine):
         except (RuntimeError, ValueError, OSError) as exc:
             raise LoadError(f"faster-whisper could not load {folder}: {exc}") from exc
         self.multilingual = bool(self._model.model.is_multilingual)
+        self._interruptible = _Interruptible(self._model.model)
+        self._model.model = self._interruptible
 
-    def segments(self, audio: Samples, options: Options) -> tuple[str, Iterator[Segment]]:
+    def segments(
+        self, audio: Samples, options: Options, should_stop: ShouldStop
+    ) -> tuple[str, Iterator[Segment]]:
         """Start decoding; segments come lazily, window by window."""
+        self._interruptible.should_stop = should_stop
         pieces, info = self._model.transcribe(
             audio,
             language=options.language,
@@ -82,6 +88,42 @@ class FasterWhisperEngine(WhisperEngine):
             vad_filter=False,
         )
         return info.language, (_segment(piece) for piece in pieces if piece.text.strip())
+
+
+class _Interruptible:
+    """The CTranslate2 model behind faster-whisper, checking the running
+    request's cancel flag before each call: a window's beam search, each
+    fallback temperature, the encoder. The flag is per thread, one request
+    per engine thread."""
+
+    _CHECKED = frozenset({"generate", "encode", "align", "detect_language"})
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+        self._local = threading.local()
+
+    @property
+    def should_stop(self) -> ShouldStop | None:
+        """The cancel flag of this thread's request."""
+        flag: ShouldStop | None = getattr(self._local, "should_stop", None)
+        return flag
+
+    @should_stop.setter
+    def should_stop(self, flag: ShouldStop) -> None:
+        self._local.should_stop = flag
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._model, name)
+        if name not in self._CHECKED:
+            return attribute
+
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            flag = self.should_stop
+            if flag is not None and flag():
+                raise Cancelled
+            return attribute(*args, **kwargs)
+
+        return checked
 
 
 def _segment(piece: Any) -> Segment:

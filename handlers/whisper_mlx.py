@@ -27,9 +27,9 @@ from ipc.messages import LoadSpec, Segment, Word
 
 from .audio_decode import Samples
 from .convert_whisper import ConversionError, cached_conversion, is_ct2_whisper, is_mlx_whisper
-from .engine import LoadError
+from .engine import LoadError, ShouldStop
 from .mlx_loading import conversion_cache_root
-from .whisper_common import Options, WhisperEngine
+from .whisper_common import Cancelled, Options, WhisperEngine
 
 COMPRESSION_RATIO_THRESHOLD = 2.4
 LOGPROB_THRESHOLD = -1.0
@@ -96,10 +96,12 @@ class MlxWhisperEngine(WhisperEngine):
             "peak_bytes": float(mx.get_peak_memory()),
         }
 
-    def segments(self, audio: Samples, options: Options) -> tuple[str, Iterator[Segment]]:
+    def segments(
+        self, audio: Samples, options: Options, should_stop: ShouldStop
+    ) -> tuple[str, Iterator[Segment]]:
         """Detect the language if needed, then decode lazily on the worker thread."""
         language = options.language or self._worker.submit(self._detect, audio).result()
-        windows = _Windows(self, audio, options, language)
+        windows = _Windows(self, audio, options, language, should_stop)
 
         def run() -> Iterator[Segment]:
             while True:
@@ -122,8 +124,16 @@ class MlxWhisperEngine(WhisperEngine):
 class _Windows:
     """One request's window loop; every method runs on the engine's MLX thread."""
 
-    def __init__(self, engine: MlxWhisperEngine, audio: Samples, options: Options, language: str):
+    def __init__(
+        self,
+        engine: MlxWhisperEngine,
+        audio: Samples,
+        options: Options,
+        language: str,
+        should_stop: ShouldStop,
+    ) -> None:
         self._engine = engine
+        self._should_stop = should_stop
         self._audio = audio
         self._options = options
         self._language = language
@@ -157,6 +167,8 @@ class _Windows:
 
         engine, result = self._engine, None
         for t in self._options.temperatures:
+            if self._should_stop():
+                raise Cancelled
             options = DecodingOptions(
                 task=self._options.task,
                 language=self._language,

@@ -128,6 +128,24 @@ def test_cancel_stops_between_segments(engine: FasterWhisperEngine, long_wav: Pa
     assert len(sent) == 1
 
 
+def test_cancel_stops_inside_a_window(engine: FasterWhisperEngine, long_wav: Path) -> None:
+    calls = 0
+
+    def stop_on_second_check() -> bool:
+        nonlocal calls
+        calls += 1
+        return calls > 1  # the encoder ran; the window's beam search must not
+
+    sent: list[HandlerMessage] = []
+    request = Transcribe(req_id=4, audio=long_wav.read_bytes())
+    final = engine.handle(request, sent.append, stop_on_second_check)
+    assert final == Finished(req_id=4, reason="cancelled")
+    assert sent == [] and calls == 2
+    # The engine still serves the next request after the interruption.
+    _, again = run(engine, Transcribe(req_id=5, audio=long_wav.read_bytes()), stop_after=1)
+    assert again == Finished(req_id=5, reason="cancelled")
+
+
 @pytest.mark.parametrize(
     ("request_fields", "param", "message"),
     [
