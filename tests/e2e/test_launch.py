@@ -167,7 +167,8 @@ def test_killed_server_leaves_no_orphan_handler() -> None:
 def test_http_process_imports_no_engine() -> None:
     code = (
         "import sys, bodega.cli, bodega.app, bodega.registry.handler\n"
-        "heavy = {'mlx', 'torch', 'xllamacpp', 'tokenizers', 'transformers', 'llama_cpp'}\n"
+        "heavy = {'mlx', 'torch', 'xllamacpp', 'tokenizers', 'transformers', 'llama_cpp',\n"
+        "         'ctranslate2', 'faster_whisper', 'mlx_whisper', 'av'}\n"
         "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
     )
     out = subprocess.run(
