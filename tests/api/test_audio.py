@@ -210,6 +210,26 @@ def test_verbose_json_has_segments_words_language_duration(
     assert "segments" not in only_words and only_words["words"]
 
 
+def test_prompt_language_and_temperature_reach_the_engine(
+    server: Server, whisper: str, sentence_wavs: list[tuple[str, Path]]
+) -> None:
+    sentence, wav = sentence_wavs[1]
+    r = transcribe(
+        server,
+        wav,
+        whisper,
+        language="en",
+        prompt="A family conversation about cars.",
+        temperature="0.2",
+        response_format="verbose_json",
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert wer(sentence, body["text"]) < MAX_WER
+    # One temperature asked for: no fallback schedule, every window used it.
+    assert {s["temperature"] for s in body["segments"]} == {0.2}
+
+
 def test_text_format(server: Server, sentence_wavs: list[tuple[str, Path]]) -> None:
     sentence, wav = sentence_wavs[2]
     r = transcribe(server, wav, EMBEDDED_WHISPER_ID, response_format="text")
