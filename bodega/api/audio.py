@@ -21,7 +21,6 @@ from werkzeug.datastructures import FileStorage, MultiDict
 
 from bodega.errors import (
     BodegaError,
-    HandlerFailed,
     InvalidRequest,
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -44,7 +43,7 @@ from bodega.services.audio import AudioRequest, check_extension, check_whisper, 
 from bodega.settings import Settings
 from ipc.messages import Segment, Transcript
 
-from .common import json_response, registry, sse_response
+from .common import first_frame, json_response, registry, sse_response
 
 blueprint = Blueprint("audio", __name__)
 
@@ -176,17 +175,6 @@ def _check_form(form: MultiDict[str, str]) -> Form:
     )
 
 
-async def _start(frames: Frames) -> Segment | Transcript:
-    """The first frame; errors before any output become HTTP statuses."""
-    try:
-        return await frames.__anext__()
-    except StopAsyncIteration:
-        raise HandlerFailed("The model ended the request without an answer.") from None
-    except BaseException:
-        await frames.aclose()
-        raise
-
-
 async def _collect(first: Segment | Transcript, frames: Frames) -> tuple[list[Segment], Transcript]:
     segments: list[Segment] = []
     frame = first
@@ -274,7 +262,7 @@ async def _audio(task: str) -> Response:
         word_timestamps="word" in form.granularities,
     )
     frames = transcribe(model, audio_request)
-    first = await _start(frames)
+    first = await first_frame(frames)
     if form.stream:
         return sse_response(_events(first, frames))
     segments, transcript = await _collect(first, frames)

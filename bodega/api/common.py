@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, TypeVar, cast
 
 import msgspec
 from quart import Response, current_app, request
 
-from bodega.errors import InvalidRequest, from_validation_error
+from bodega.errors import HandlerFailed, InvalidRequest, from_validation_error
 from bodega.openai.responses import encoder
 from bodega.registry.registry import Registry
 
@@ -45,3 +45,16 @@ def sse_response(events: AsyncIterator[bytes]) -> Response:
     )
     response.timeout = None
     return response
+
+
+async def first_frame(frames: AsyncGenerator[T, None]) -> T:
+    """A request's first frame, awaited before answering: errors before any
+    output (unknown model, full queue, bad input) become HTTP statuses even
+    for streams. ``frames`` is closed if that fails."""
+    try:
+        return await frames.__anext__()
+    except StopAsyncIteration:
+        raise HandlerFailed("The model ended the request without an answer.") from None
+    except BaseException:
+        await frames.aclose()
+        raise

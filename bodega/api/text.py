@@ -18,7 +18,7 @@ import msgspec
 import trio
 from quart import Blueprint, Response
 
-from bodega.errors import BodegaError, HandlerFailed, error_body
+from bodega.errors import BodegaError, error_body
 from bodega.openai import sse
 from bodega.openai.requests import ChatCompletionRequest, CompletionRequest
 from bodega.openai.responses import (
@@ -46,7 +46,7 @@ from bodega.services.generation import generate
 from bodega.services.sampling import sampling_of, stop_of
 from ipc.messages import Delta, Finished, Sampling, Usage
 
-from .common import decode_json, json_response, registry, sse_response
+from .common import decode_json, first_frame, json_response, registry, sse_response
 
 blueprint = Blueprint("text", __name__)
 
@@ -65,17 +65,6 @@ def usage_out(usages: list[Usage]) -> UsageOut:
             cached_tokens=max((u.cached_tokens for u in usages), default=0)
         ),
     )
-
-
-async def start(frames: Frames) -> Delta | Finished:
-    """The first frame; errors before any output become HTTP statuses."""
-    try:
-        return await frames.__anext__()
-    except StopAsyncIteration:
-        raise HandlerFailed("The model ended the request without an answer.") from None
-    except BaseException:
-        await frames.aclose()
-        raise
 
 
 async def collect(first: Delta | Finished, frames: Frames) -> tuple[Assembled, Finished]:
@@ -104,7 +93,7 @@ async def run_choices(
 
     async def one(index: int) -> None:
         frames = generate(model, **fields, sampling=_choice_sampling(sampling, index))
-        results[index] = await collect(await start(frames), frames)
+        results[index] = await collect(await first_frame(frames), frames)
 
     async with trio.open_nursery() as nursery:
         for index in range(n):
@@ -140,7 +129,7 @@ async def stream_choices(
                     else generate(model, **fields, sampling=_choice_sampling(sampling, index))
                 )
                 async with aclosing(frames):
-                    frame = first if index == 0 else await start(frames)
+                    frame = first if index == 0 else await first_frame(frames)
                     while isinstance(frame, Delta):
                         event = on_delta(index, frame)
                         if event:
@@ -156,7 +145,7 @@ async def stream_choices(
             await first_frames.aclose()
         yield sse.DONE
 
-    return events(await start(first_frames))
+    return events(await first_frame(first_frames))
 
 
 def _new_id(prefix: str) -> str:
