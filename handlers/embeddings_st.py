@@ -32,6 +32,9 @@ from .engine import ShouldStop as ShouldStopFn
 
 # Rows per forward pass inside one batch (sentence-transformers' default).
 FORWARD_ROWS = 32
+# A forward pass over fewer tokens (rows x longest row) runs on one thread:
+# waking a second one costs more than it saves on a few short inputs.
+SMALL_PASS_TOKENS = 512
 
 Vector = npt.NDArray[np.float32]
 TokenRow = tuple[int, ...]
@@ -123,6 +126,7 @@ class SentenceTransformerEngine:
         self._torch = torch
         if spec.n_threads:
             torch.set_num_threads(spec.n_threads)
+        self.threads = torch.get_num_threads()
         self.model = model if model is not None else load_sentence_transformer(spec)
         self.tokenizer = self.model.tokenizer
         if self.tokenizer is None:
@@ -273,6 +277,9 @@ class SentenceTransformerEngine:
             for j, i in enumerate(chunk):
                 ids[j, : len(rows[i])] = torch.tensor(rows[i], dtype=torch.long)
                 mask[j, : len(rows[i])] = 1
+            if self.threads > 1:
+                small = len(chunk) * width < SMALL_PASS_TOKENS
+                torch.set_num_threads(1 if small else self.threads)
             features = {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
             if self.use_token_types:
                 features["token_type_ids"] = torch.zeros_like(features["input_ids"])
