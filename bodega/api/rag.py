@@ -8,48 +8,22 @@ SSE error event followed by ``data: [DONE]``, as for chat completions.
 
 from __future__ import annotations
 
-import secrets
-import time
-from collections.abc import AsyncGenerator
-from contextlib import aclosing
 from typing import cast
 
+import msgspec
 from quart import Blueprint, Response, current_app, request
 
-from bodega.errors import (
-    BodegaError,
-    HandlerFailed,
-    InvalidRequest,
-    PayloadTooLarge,
-    UnsupportedMediaType,
-    error_body,
-)
-from bodega.openai import sse
-from bodega.openai.rag import (
-    Choice,
-    Chunk,
-    ChunkChoice,
-    Deleted,
-    Delta,
-    DocumentList,
-    Message,
-    RagAnswer,
-    RagQueryRequest,
-    UploadResponse,
-    Usage,
-)
-from bodega.services.generation import generate
+from bodega.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from bodega.openai.rag import Deleted, DocumentList, RagAnswer, RagQueryRequest, UploadResponse
 from bodega.services.rag.prompt import grounded_messages
 from bodega.services.rag.service import RagService
 from bodega.settings import Settings, default_data_dir
-from ipc.messages import Delta as DeltaFrame
-from ipc.messages import Finished, Sampling
+from ipc.messages import Sampling
 
 from .common import decode_json, json_response, registry, sse_response
+from .text import chat_answer, chat_stream
 
 blueprint = Blueprint("rag", __name__)
-
-Frames = AsyncGenerator[DeltaFrame | Finished, None]
 
 
 def rag() -> RagService:
@@ -106,29 +80,6 @@ async def delete(file_id: str) -> Response:
     return json_response(Deleted(file_id=meta.file_id))
 
 
-async def _first(frames: Frames) -> DeltaFrame | Finished:
-    try:
-        return await frames.__anext__()
-    except StopAsyncIteration:
-        raise HandlerFailed("The model ended the request without an answer.") from None
-    except BaseException:
-        await frames.aclose()
-        raise
-
-
-def _usage(finished: Finished) -> Usage:
-    u = finished.usage
-    return Usage(
-        prompt_tokens=u.prompt_tokens,
-        completion_tokens=u.completion_tokens,
-        total_tokens=u.prompt_tokens + u.completion_tokens,
-    )
-
-
-def _reason(finished: Finished) -> str:
-    return "length" if finished.reason == "length" else "stop"
-
-
 @blueprint.post("/v1/rag/query")
 async def query() -> Response:
     """Answer a question about an indexed document, grounded in its chunks."""
@@ -145,62 +96,22 @@ async def query() -> Response:
     )
     messages = grounded_messages(meta.filename, body.query, hits)
     sampling = Sampling(temperature=body.temperature, seed=body.seed)
-    frames = generate(
-        chat_model,
-        messages=messages,
-        max_tokens=body.max_tokens or service.config.max_tokens,
-        sampling=sampling,
-    )
-    first = await _first(frames)
-    answer_id, created, name = f"chatcmpl-{secrets.token_hex(12)}", int(time.time()), chat_model.id
-
+    fields = {
+        "messages": messages,
+        "max_tokens": body.max_tokens or service.config.max_tokens,
+    }
     if not body.stream:
-        parts: list[str] = []
-        frame = first
-        async with aclosing(frames):
-            while isinstance(frame, DeltaFrame):
-                parts.append(frame.text)
-                frame = await frames.__anext__()
-        text = "".join(parts)
+        completion = await chat_answer(chat_model, fields, sampling, 1, logprobs=False)
         return json_response(
             RagAnswer(
-                id=answer_id,
-                created=created,
-                model=name,
-                choices=[
-                    Choice(
-                        index=0, message=Message("assistant", text), finish_reason=_reason(frame)
-                    )
-                ],
-                usage=_usage(frame),
+                **msgspec.structs.asdict(completion),
                 file_id=meta.file_id,
-                answer=text,
+                answer=completion.choices[0].message.content or "",
                 sources=hits,
             )
         )
-
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-
-    def chunk(delta: Delta, reason: str | None = None, usage: Usage | None = None) -> bytes:
-        choices = [] if usage else [ChunkChoice(index=0, delta=delta, finish_reason=reason)]
-        return sse.event(
-            Chunk(id=answer_id, created=created, model=name, choices=choices, usage=usage)
-        )
-
-    async def events() -> AsyncGenerator[bytes, None]:
-        yield chunk(Delta(role="assistant", content=""))
-        async with aclosing(frames):
-            frame = first
-            try:
-                while isinstance(frame, DeltaFrame):
-                    if frame.text:
-                        yield chunk(Delta(content=frame.text))
-                    frame = await frames.__anext__()
-                yield chunk(Delta(), _reason(frame))
-                if include_usage:
-                    yield chunk(Delta(), usage=_usage(frame))
-            except BodegaError as exc:
-                yield sse.event(error_body(exc))
-        yield sse.DONE
-
-    return sse_response(events())
+    events = await chat_stream(
+        chat_model, fields, sampling, 1, logprobs=False, include_usage=include_usage
+    )
+    return sse_response(events)

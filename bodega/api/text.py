@@ -152,39 +152,40 @@ def _new_id(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(12)}"
 
 
-@blueprint.post("/v1/chat/completions")
-async def chat_completions() -> Response:
-    """OpenAI chat completions, JSON or SSE."""
-    body = await decode_json(ChatCompletionRequest)
-    fields = chat_fields(body)
-    fields["stop"] = stop_of(body)
-    sampling = sampling_of(body)
-    model = registry().resolve(body.model)
-    completion_id, created, name = _new_id("chatcmpl"), int(time.time()), model.id
-    want_logprobs = bool(body.logprobs)
-
-    if not body.stream:
-        results = await run_choices(model, fields, sampling, body.n)
-        choices = [
-            ChatChoice(
-                index=i,
-                message=assembled.message(),
-                finish_reason=finish_reason(finished),
-                logprobs=chat_logprobs(assembled.logprobs) if want_logprobs else None,
-            )
-            for i, (assembled, finished) in enumerate(results)
-        ]
-        return json_response(
-            ChatCompletion(
-                id=completion_id,
-                created=created,
-                model=name,
-                choices=choices,
-                usage=usage_out([f.usage for _, f in results]),
-            )
+async def chat_answer(
+    model: Model, fields: dict[str, Any], sampling: Sampling, n: int, *, logprobs: bool
+) -> ChatCompletion:
+    """A whole (non-streaming) chat completion of ``n`` choices."""
+    results = await run_choices(model, fields, sampling, n)
+    choices = [
+        ChatChoice(
+            index=i,
+            message=assembled.message(),
+            finish_reason=finish_reason(finished),
+            logprobs=chat_logprobs(assembled.logprobs) if logprobs else None,
         )
+        for i, (assembled, finished) in enumerate(results)
+    ]
+    return ChatCompletion(
+        id=_new_id("chatcmpl"),
+        created=int(time.time()),
+        model=model.id,
+        choices=choices,
+        usage=usage_out([f.usage for _, f in results]),
+    )
 
-    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+
+async def chat_stream(
+    model: Model,
+    fields: dict[str, Any],
+    sampling: Sampling,
+    n: int,
+    *,
+    logprobs: bool,
+    include_usage: bool,
+) -> AsyncGenerator[bytes, None]:
+    """The SSE events of a streamed chat completion of ``n`` choices."""
+    completion_id, created, name = _new_id("chatcmpl"), int(time.time()), model.id
     started: set[int] = set()
 
     def chunk(index: int, delta: ChoiceDelta, reason: str | None = None, **extra: Any) -> bytes:
@@ -195,16 +196,15 @@ async def chat_completions() -> Response:
 
     def on_delta(index: int, frame: Delta) -> bytes | None:
         delta = delta_out(frame)
-        if delta is None and not (want_logprobs and frame.logprobs):
+        if delta is None and not (logprobs and frame.logprobs):
             return None
-        delta = delta or ChoiceDelta()
         role = b""
         if index not in started:
             # The first content arrives with the role chunk: one write, not two.
             started.add(index)
             role = chunk(index, ChoiceDelta(role="assistant", content=""))
-        logprobs = chat_logprobs(frame.logprobs) if want_logprobs and frame.logprobs else None
-        return role + chunk(index, delta, logprobs=logprobs)
+        entries = chat_logprobs(frame.logprobs) if logprobs and frame.logprobs else None
+        return role + chunk(index, delta or ChoiceDelta(), logprobs=entries)
 
     def on_finish(index: int, finished: Finished) -> bytes:
         role = b"" if index in started else chunk(index, ChoiceDelta(role="assistant", content=""))
@@ -218,14 +218,25 @@ async def chat_completions() -> Response:
         )
         return [sse.event(last)]
 
-    events = await stream_choices(
-        model,
-        fields,
-        sampling,
-        body.n,
-        on_delta=on_delta,
-        on_finish=on_finish,
-        on_end=on_end,
+    return await stream_choices(
+        model, fields, sampling, n, on_delta=on_delta, on_finish=on_finish, on_end=on_end
+    )
+
+
+@blueprint.post("/v1/chat/completions")
+async def chat_completions() -> Response:
+    """OpenAI chat completions, JSON or SSE."""
+    body = await decode_json(ChatCompletionRequest)
+    fields = chat_fields(body)
+    fields["stop"] = stop_of(body)
+    sampling = sampling_of(body)
+    model = registry().resolve(body.model)
+    logprobs = bool(body.logprobs)
+    if not body.stream:
+        return json_response(await chat_answer(model, fields, sampling, body.n, logprobs=logprobs))
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    events = await chat_stream(
+        model, fields, sampling, body.n, logprobs=logprobs, include_usage=include_usage
     )
     return sse_response(events)
 

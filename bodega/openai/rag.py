@@ -13,6 +13,7 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from bodega.openai.responses import ChatCompletion
 from bodega.services.rag.store import DocumentMeta, Hit
 
 
@@ -60,66 +61,9 @@ class Deleted(msgspec.Struct):
     object: str = "rag.document"
 
 
-class Usage(msgspec.Struct):
-    """``usage`` as chat completions report it."""
-
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-
-
-class Message(msgspec.Struct):
-    """The assistant's answer."""
-
-    role: str
-    content: str
-
-
-class Choice(msgspec.Struct):
-    """The one choice of a query answer."""
-
-    index: int
-    message: Message
-    finish_reason: str
-    logprobs: None = None
-
-
-class RagAnswer(msgspec.Struct):
+class RagAnswer(ChatCompletion, kw_only=True):
     """A non-streaming query answer: a chat completion plus its sources."""
 
-    id: str
-    created: int
-    model: str
-    choices: list[Choice]
-    usage: Usage
     file_id: str
     answer: str
     sources: list[Hit]
-    object: str = "chat.completion"
-
-
-class Delta(msgspec.Struct, omit_defaults=True):
-    """``choices[].delta`` of a chunk."""
-
-    role: str | None = None
-    content: str | None = None
-
-
-class ChunkChoice(msgspec.Struct):
-    """One choice of a chunk."""
-
-    index: int
-    delta: Delta
-    finish_reason: str | None = None
-    logprobs: None = None
-
-
-class Chunk(msgspec.Struct):
-    """``chat.completion.chunk``; ``usage`` only on the last one."""
-
-    id: str
-    created: int
-    model: str
-    choices: list[ChunkChoice]
-    object: str = "chat.completion.chunk"
-    usage: Usage | None = None
