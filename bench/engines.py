@@ -4,9 +4,11 @@
 ``LlamaCppEngine`` built from the very ``LoadSpec`` the server would send
 (``bodega.registry.handler.load_spec``), so parameters cannot drift; should
 that class change shape, ``engine_params`` mirrors the ``CommonParams`` it
-builds. ``engine_body`` mirrors the body the handler hands to
-``handle_chat_completions`` for an HTTP chat request. The only difference from
-the server side is then the server.
+builds. ``engine_body`` mirrors the body the handler hands to llama.cpp for
+an HTTP chat request: the handler renders the prompt with its own chat
+template and calls ``handle_completions``, and so does ``stream`` (with the
+mirror, which has no template, it calls ``handle_chat_completions``). The
+only difference from the server side is then the server.
 """
 
 from __future__ import annotations
@@ -116,6 +118,7 @@ class InProcessEngine:
         """
         body = engine_body(prompt, max_tokens)
         result = Stream()
+        call = self._server.handle_chat_completions
 
         def on_chunk(chunk: dict[str, Any]) -> bool:
             now = time.perf_counter()
@@ -138,17 +141,29 @@ class InProcessEngine:
             for choice in chunk.get("choices") or ():
                 if choice.get("finish_reason"):
                     result.finish_reason = str(choice["finish_reason"])
-                content = (choice.get("delta") or {}).get("content")
+                content = (choice.get("delta") or {}).get("content") or choice.get("text")
                 if content:
                     result.content_event(now)
             return False
 
         result.t_send = time.perf_counter()
-        reply = self._server.handle_chat_completions(body, on_chunk)
+        if self._owner is not None:
+            body["prompt"] = self._render(body.pop("messages"))
+            call = self._server.handle_completions
+        reply = call(body, on_chunk)
         result.t_done = time.perf_counter()
         if isinstance(reply, dict) and "error" in reply:
             result.error = str(reply["error"])
         return result
+
+    def _render(self, messages: list[dict[str, str]]) -> str:
+        """The prompt exactly as the handler renders it."""
+        from handlers.chat_request import prepare_chat
+        from ipc.messages import ChatMessage, Generate
+
+        chat = [ChatMessage(role=m["role"], content=m["content"]) for m in messages]
+        request = Generate(req_id=0, messages=chat)
+        return prepare_chat(request, self._owner._template, self._owner._spec).prompt
 
     def close(self) -> None:
         """Stop llama.cpp's loop and free the model."""
