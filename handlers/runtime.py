@@ -160,6 +160,8 @@ class Runtime:
                 )
             )
 
+        if not hasattr(self._engine, "generate"):  # the server checks model types first
+            raise EngineError(f"a {self._engine.name} model cannot generate text", param="model")
         finished = cast(TextEngine, self._engine).generate(request, emit, should_stop)
         with self._cond:
             self.tokens_generated += finished.usage.completion_tokens

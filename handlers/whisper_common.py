@@ -122,14 +122,6 @@ class WhisperEngine:
     def close(self) -> None:
         """Release the model (the process exit does it)."""
 
-    def generate(self, request: object, *args: object, **kwargs: object) -> Finished:
-        """A chat or completion sent to a speech model: refused with a 400."""
-        raise EngineError(
-            f"model {self.model_id!r} is a Whisper (speech to text) model; "
-            "use POST /v1/audio/transcriptions",
-            param="model",
-        )
-
     def handle(self, request: object, send: Send, should_stop: ShouldStop) -> HandlerMessage:
         """Run one ``Transcribe``: ``Segment`` frames, then a ``Transcript``."""
         if not isinstance(request, Transcribe):

@@ -39,7 +39,7 @@ from bodega.openai.audio import (
     vtt,
     words_out,
 )
-from bodega.services.audio import AudioRequest, check_extension, check_whisper, transcribe
+from bodega.services.audio import AudioRequest, check_extension, transcribe
 from bodega.settings import Settings
 from ipc.messages import Segment, Transcript
 
@@ -242,8 +242,7 @@ async def _audio(task: str) -> Response:
     max_audio = _settings().server.max_audio_bytes
     form_fields, upload = await _read_form(max_audio)
     form = _check_form(form_fields)
-    model = registry().resolve(form.model)
-    check_whisper(model)
+    model = registry().resolve(form.model, kinds=("whisper",))
     filename = upload.filename or ""
     check_extension(filename)
     data = await trio.to_thread.run_sync(upload.stream.read, max_audio + 1)

@@ -15,6 +15,7 @@ from quart import Blueprint, Response, current_app, request
 
 from bodega.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 from bodega.openai.rag import Deleted, DocumentList, RagAnswer, RagQueryRequest, UploadResponse
+from bodega.registry.registry import TEXT_MODELS
 from bodega.services.rag.prompt import grounded_messages
 from bodega.services.rag.service import RagService
 from bodega.settings import Settings, default_data_dir
@@ -85,12 +86,7 @@ async def query() -> Response:
     """Answer a question about an indexed document, grounded in its chunks."""
     body = await decode_json(RagQueryRequest)
     service = rag()
-    chat_model = registry().resolve(body.model)
-    if chat_model.spec.model_type not in ("lm", "multimodal"):
-        raise InvalidRequest(
-            f"model {chat_model.id!r} is not a language model; RAG answers need one",
-            param="model",
-        )
+    chat_model = registry().resolve(body.model, kinds=TEXT_MODELS)
     meta, hits = await service.retrieve(
         body.file_id, body.query, body.top_k or service.config.top_k
     )

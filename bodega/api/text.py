@@ -32,7 +32,7 @@ from bodega.openai.responses import (
     TextCompletion,
     UsageOut,
 )
-from bodega.registry.registry import Model
+from bodega.registry.registry import TEXT_MODELS, Model
 from bodega.services.chat import chat_fields, logit_bias_of
 from bodega.services.choices import (
     Assembled,
@@ -230,7 +230,7 @@ async def chat_completions() -> Response:
     fields = chat_fields(body)
     fields["stop"] = stop_of(body)
     sampling = sampling_of(body)
-    model = registry().resolve(body.model)
+    model = registry().resolve(body.model, kinds=TEXT_MODELS)
     logprobs = bool(body.logprobs)
     if not body.stream:
         return json_response(await chat_answer(model, fields, sampling, body.n, logprobs=logprobs))
@@ -255,7 +255,7 @@ async def completions() -> Response:
         "logit_bias": logit_bias_of(body.logit_bias),
     }
     sampling = sampling_of(body)
-    model = registry().resolve(body.model)
+    model = registry().resolve(body.model, kinds=TEXT_MODELS)
     completion_id, created, name = _new_id("cmpl"), int(time.time()), model.id
     want_logprobs = body.logprobs is not None
 

@@ -26,6 +26,16 @@ from .handler import HandlerProcess
 from .options import check_supported, looks_like_repo_id
 
 CURRENT = "current"
+# Model types that generate text (chat, completions, RAG answers).
+TEXT_MODELS = ("lm", "multimodal")
+# The endpoint each model type serves: named when a request picks the wrong kind.
+SERVED_BY = {
+    "lm": "/v1/chat/completions",
+    "multimodal": "/v1/chat/completions",
+    "embeddings": "/v1/embeddings",
+    "rerank": "/v1/rerank",
+    "whisper": "/v1/audio/transcriptions",
+}
 _RUNTIME_DIR = re.compile(r"^bodega-(\d+)$")
 
 
@@ -139,8 +149,13 @@ class Registry:
                 f"The model {model_id!r} is not loaded.", param="model_id"
             ) from None
 
-    def resolve(self, name: str, *, param: str = "model") -> Model:
-        """The running model a request names; ``current`` = latest language model."""
+    def resolve(
+        self, name: str, *, kinds: tuple[str, ...] | None = None, param: str = "model"
+    ) -> Model:
+        """The running model a request names; ``current`` = latest language model.
+
+        With ``kinds``, a model of another type is a 400 naming ``param``.
+        """
         if not self._models:
             raise NoModelLoaded("No model is loaded. Load one with POST /v1/admin/load-model.")
         if name == CURRENT:
@@ -155,6 +170,14 @@ class Registry:
         if handler.status != "running":
             detail = f": {handler.error}" if handler.error else ""
             raise ModelUnavailable(f"The model {name!r} is {handler.status}{detail}")
+        kind = model.spec.model_type
+        if kinds is not None and kind not in kinds:
+            raise InvalidRequest(
+                f"model {name!r} is a {kind!r} model, which serves "
+                f"{SERVED_BY.get(kind, 'another endpoint')}; this endpoint needs a "
+                f"{' or '.join(repr(k) for k in kinds)} model",
+                param=param,
+            )
         return model
 
     async def stop_all(self) -> None:

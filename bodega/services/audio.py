@@ -37,16 +37,6 @@ class AudioRequest:
     word_timestamps: bool = False
 
 
-def check_whisper(model: Model) -> None:
-    """InvalidRequest unless ``model`` is a speech-to-text model."""
-    if model.spec.model_type != "whisper":
-        raise InvalidRequest(
-            f"model {model.id!r} is a {model.spec.model_type!r} model; speech to text "
-            "needs a model_type 'whisper' model",
-            param="model",
-        )
-
-
 def check_extension(filename: str) -> None:
     """InvalidRequest when the file name's extension names an unsupported format."""
     name = filename.rsplit("/", 1)[-1]
@@ -65,8 +55,7 @@ def check_extension(filename: str) -> None:
 async def transcribe(
     model: Model, request: AudioRequest
 ) -> AsyncGenerator[Segment | Transcript, None]:
-    """Run one transcription on ``model`` and yield its frames."""
-    check_whisper(model)
+    """Run one transcription on ``model`` (a Whisper model) and yield its frames."""
     async with await model.admission.acquire():
         owner = shm.ShmOwner()
         try:

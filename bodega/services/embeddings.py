@@ -110,16 +110,6 @@ def _check_ids(ids: list[Any], param: str) -> None:
             raise InvalidRequest("token ids must be non-negative integers", param=f"{param}[{j}]")
 
 
-def check_embeddings_model(model: Model) -> None:
-    """A 400 unless ``model`` is an embeddings model."""
-    if model.spec.model_type != "embeddings":
-        raise InvalidRequest(
-            f"model {model.id!r} is a {model.spec.model_type!r} model; "
-            "this endpoint needs an embeddings model",
-            param="model",
-        )
-
-
 async def read_payload(model: Model, payload: bytes | ShmRef) -> bytes:
     """The bytes of a handler payload; a shared-memory one is released."""
     if not isinstance(payload, ShmRef):
@@ -141,8 +131,7 @@ async def embed(
     embedding_type: EmbeddingType = "dense",
     return_sparse: bool = False,
 ) -> EmbeddingResult:
-    """Embed ``inputs`` on ``model`` (admission, handler, errors)."""
-    check_embeddings_model(model)
+    """Embed ``inputs`` on ``model``, an embeddings model (admission, handler, errors)."""
 
     def make(req_id: int) -> Embed:
         return Embed(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bodega.errors import HandlerFailed, InvalidRequest
+from bodega.errors import HandlerFailed
 from bodega.registry.registry import Model
 from bodega.services.generation import error_from_failed
 from ipc.messages import Failed, Finished, Rerank, RerankResult
@@ -20,13 +20,7 @@ class Ranked:
 
 async def rerank(model: Model, query: str, documents: list[str]) -> tuple[list[Ranked], int]:
     """The documents sorted by score (highest first, ties by index) and the
-    number of tokens the model read."""
-    if model.spec.model_type != "rerank":
-        raise InvalidRequest(
-            f"model {model.id!r} is a {model.spec.model_type!r} model; "
-            "/v1/rerank needs a rerank model",
-            param="model",
-        )
+    number of tokens the model read (``model`` is a rerank model)."""
     async with await model.admission.acquire():
         async with model.handler.request(
             lambda req_id: Rerank(req_id=req_id, query=query, documents=documents)

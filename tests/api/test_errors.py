@@ -109,3 +109,24 @@ def test_huge_body_is_413(server: Server) -> None:
         headers={"content-type": "application/json"},
     )
     error_of(r, 413)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "served_by"),
+    [
+        ("/v1/chat/completions", chat_body("x", model="all-minilm-l6-v2"), "/v1/embeddings"),
+        ("/v1/completions", {"model": "whisper-tiny.en", "prompt": "x"}, "/v1/audio"),
+        ("/v1/embeddings", {"model": "smollm2-135m", "input": "x"}, "/v1/chat/completions"),
+        (
+            "/v1/rerank",
+            {"model": "all-minilm-l6-v2", "query": "q", "documents": ["d"]},
+            "/v1/embeddings",
+        ),
+    ],
+)
+def test_a_model_of_the_wrong_type_is_a_400_naming_model(
+    server: Server, path: str, body: dict[str, Any], served_by: str
+) -> None:
+    error = error_of(server.client.post(path, json=body), 400)
+    assert error["param"] == "model"
+    assert served_by in error["message"]

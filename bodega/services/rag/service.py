@@ -52,7 +52,7 @@ class RagService:
 
     def _embeddings_model(self, model_id: str) -> Model:
         try:
-            return self.registry.resolve(model_id)
+            return self.registry.resolve(model_id, kinds=("embeddings",))
         except (ModelNotFound, NoModelLoaded):
             raise ModelUnavailable(
                 f"Document Q&A needs the embeddings model {model_id!r}, which is not loaded "
