@@ -25,7 +25,7 @@ from .constraints import to_regex
 from .detokenize import IncrementalDecoder
 from .engine import ContextLengthExceeded, Emit, EngineError, LoadError, ShouldStop
 from .mlx_guided import GuidedLogits, TokenTable, seeded, token_logprob
-from .mlx_loading import check_same_tokenizer, load_model, resolve_model_dir
+from .mlx_loading import check_same_tokenizer, load_model, mlx_memory, resolve_model_dir
 from .parsing.pattern import Lit, seq
 from .stop_text import StopTextFilter
 
@@ -56,9 +56,6 @@ class MlxEngine:
     name = "mlx"
 
     def __init__(self, spec: LoadSpec) -> None:
-        import mlx.core as mx
-
-        self._mx = mx
         self.parallel = max(1, spec.max_concurrency)
         self._num_draft_tokens = spec.num_draft_tokens or 3
         self._inbox: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
@@ -394,12 +391,7 @@ class MlxEngine:
 
     def memory(self) -> dict[str, float]:
         """MLX's active, cache and peak memory in bytes."""
-        mx = self._mx
-        return {
-            "active_bytes": float(mx.get_active_memory()),
-            "cache_bytes": float(mx.get_cache_memory()),
-            "peak_bytes": float(mx.get_peak_memory()),
-        }
+        return mlx_memory()
 
     def close(self) -> None:
         """Stop the scheduler thread."""

@@ -143,3 +143,14 @@ def check_same_tokenizer(target: Any, draft: Any) -> None:
             "draft_model_path must share the target model's tokenizer "
             f"(vocabularies differ: {target.vocab_size} vs {draft.vocab_size} tokens)"
         )
+
+
+def mlx_memory() -> dict[str, float]:
+    """MLX's active, cache and peak memory in bytes (every MLX engine's ``memory``)."""
+    import mlx.core as mx
+
+    return {
+        "active_bytes": float(mx.get_active_memory()),
+        "cache_bytes": float(mx.get_cache_memory()),
+        "peak_bytes": float(mx.get_peak_memory()),
+    }

@@ -28,7 +28,7 @@ from ipc.messages import LoadSpec, Segment, Word
 from .audio_decode import Samples
 from .convert_whisper import ConversionError, cached_conversion, is_ct2_whisper, is_mlx_whisper
 from .engine import LoadError, ShouldStop
-from .mlx_loading import conversion_cache_root
+from .mlx_loading import conversion_cache_root, mlx_memory
 from .whisper_common import Cancelled, Options, WhisperEngine
 
 COMPRESSION_RATIO_THRESHOLD = 2.4
@@ -89,12 +89,7 @@ class MlxWhisperEngine(WhisperEngine):
 
     def memory(self) -> dict[str, float]:
         """MLX's active, cache and peak memory in bytes."""
-        mx = self._mx
-        return {
-            "active_bytes": float(mx.get_active_memory()),
-            "cache_bytes": float(mx.get_cache_memory()),
-            "peak_bytes": float(mx.get_peak_memory()),
-        }
+        return mlx_memory()
 
     def segments(
         self, audio: Samples, options: Options, should_stop: ShouldStop
