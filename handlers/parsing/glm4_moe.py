@@ -7,15 +7,14 @@ from typing import Any
 
 from .base import BlockToolParser, Body, BodyResult, CallSink, ParamCall
 from .events import Event
-from .pattern import Lit, Pattern, Repeat, alt, seq
+from .pattern import Lit, Pattern, Repeat, seq
 from .prompts import example_prompt
 from .text import find_first, partial_suffix
 from .xml_common import (
     NAME_CHARS,
     OpenValue,
+    call_pattern,
     could_start,
-    params_pattern,
-    pattern_tools,
     skip_junk,
     text_value,
 )
@@ -102,12 +101,7 @@ class Glm4MoeToolParser(BlockToolParser):
         def render(key: str, value: Pattern) -> Pattern:
             return seq(Lit(f"<arg_key>{key}</arg_key>\n<arg_value>"), value, Lit("</arg_value>\n"))
 
-        call = alt(
-            [
-                seq(Lit(f"<tool_call>{name}\n"), params_pattern(fn, render), Lit("</tool_call>"))
-                for name, fn in pattern_tools(tools)
-            ]
-        )
+        call = call_pattern(tools, lambda name: f"<tool_call>{name}\n", render, "</tool_call>")
         return seq(call, Repeat(seq(Lit("\n"), call), min=0)) if parallel else call
 
     def system_prompt(self, tools: list[dict[str, Any]]) -> str:

@@ -7,9 +7,9 @@ from typing import Any
 
 from .base import BlockToolParser, Body, BodyResult, CallSink, ParamCall
 from .events import Event
-from .pattern import Lit, Pattern, Repeat, alt, seq
+from .pattern import Lit, Pattern, Repeat, seq
 from .prompts import example_prompt
-from .xml_common import OpenValue, could_start, params_pattern, pattern_tools, skip_junk, text_value
+from .xml_common import OpenValue, call_pattern, could_start, skip_junk, text_value
 
 _MM_END = "</minimax:tool_call>"
 _INVOKE = re.compile(r"""<invoke\s+name\s*=\s*["']?([^"'>]+?)["']?\s*>""")
@@ -116,15 +116,8 @@ class MiniMaxM2ToolParser(BlockToolParser):
         def render(key: str, value: Pattern) -> Pattern:
             return seq(Lit(f'<parameter name="{key}">'), value, Lit("</parameter>\n"))
 
-        invoke = alt(
-            [
-                seq(
-                    Lit(f'<invoke name="{name}">\n'),
-                    params_pattern(fn, render),
-                    Lit("</invoke>\n"),
-                )
-                for name, fn in pattern_tools(tools)
-            ]
+        invoke = call_pattern(
+            tools, lambda name: f'<invoke name="{name}">\n', render, "</invoke>\n"
         )
         body = seq(invoke, Repeat(invoke, min=0)) if parallel else invoke
         return seq(Lit("<minimax:tool_call>\n"), body, Lit(_MM_END))

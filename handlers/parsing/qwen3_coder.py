@@ -7,9 +7,9 @@ from typing import Any
 
 from .base import BlockToolParser, Body, BodyResult, CallSink, ParamCall
 from .events import Event
-from .pattern import Lit, Pattern, Repeat, alt, seq
+from .pattern import Lit, Pattern, Repeat, seq
 from .prompts import example_prompt
-from .xml_common import OpenValue, could_start, params_pattern, pattern_tools, skip_junk, text_value
+from .xml_common import OpenValue, call_pattern, could_start, skip_junk, text_value
 
 _CODER_PARAM_ENDS = ("</parameter>", "\n<parameter=", "\n</function>", "</tool_call>")
 
@@ -124,15 +124,11 @@ class Qwen3CoderToolParser(BlockToolParser):
         def render(key: str, value: Pattern) -> Pattern:
             return seq(Lit(f"<parameter={key}>\n"), value, Lit("\n</parameter>\n"))
 
-        call = alt(
-            [
-                seq(
-                    Lit(f"<tool_call>\n<function={name}>\n"),
-                    params_pattern(fn, render),
-                    Lit("</function>\n</tool_call>"),
-                )
-                for name, fn in pattern_tools(tools)
-            ]
+        call = call_pattern(
+            tools,
+            lambda name: f"<tool_call>\n<function={name}>\n",
+            render,
+            "</function>\n</tool_call>",
         )
         return seq(call, Repeat(seq(Lit("\n"), call), min=0)) if parallel else call
 

@@ -67,6 +67,22 @@ def pattern_tools(tools: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]
     return specs
 
 
+def call_pattern(
+    tools: list[dict[str, Any]],
+    opening: Callable[[str], str],
+    render: Callable[[str, Pattern], Pattern],
+    closing: str,
+) -> Pattern:
+    """One call to any of ``tools``: ``opening(name)``, its parameters (each
+    written by ``render``), then ``closing``."""
+    return alt(
+        [
+            seq(Lit(opening(name)), params_pattern(fn, render), Lit(closing))
+            for name, fn in pattern_tools(tools)
+        ]
+    )
+
+
 class OpenValue:
     """A parameter whose opening tag was read; its value runs to one of ``ends``.
 
