@@ -143,10 +143,9 @@ class LlamaCppEngine:
             body["prompt"] = request.prompt or ""
             output = OutputStream(emit, None)
 
-        state: dict[str, Any] = {"reason": None, "usage": None, "error": None, "chunks": 0}
+        state: dict[str, Any] = {"reason": None, "usage": None, "error": None}
 
         def on_chunk(chunk: dict[str, Any]) -> bool:
-            state["chunks"] += 1
             if "error" in chunk:
                 state["error"] = chunk["error"]
                 return True
@@ -168,12 +167,6 @@ class LlamaCppEngine:
             state["error"] = result["error"]
         if state["error"] is not None:
             raise _request_error(state["error"], "messages" if chat else "prompt")
-        if state["chunks"] == 0 and "grammar" in body:
-            # llguidance logs a grammar it cannot compile and answers nothing.
-            raise EngineError(
-                "the response format or tool schema cannot be compiled into a grammar",
-                param="response_format" if request.response_format else "tools",
-            )
         output.close()
 
         usage = state["usage"] or {}
