@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -61,6 +63,75 @@ class Connection:
             await self._writer.wait_closed()
         except OSError:
             pass
+
+
+class SseConnection:
+    """One blocking keep-alive connection reading chunked SSE responses.
+
+    ``stream`` yields each event's ``data:`` payload as it arrives; the
+    response must be chunked (as Hypercorn sends streams) and is read to its
+    end, so the connection is reusable afterwards.
+    """
+
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        self._sock = socket.create_connection((host, port), timeout=timeout)
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._buffer = b""
+
+    def _fill(self) -> None:
+        data = self._sock.recv(65536)
+        if not data:
+            raise HttpError("the server closed the connection")
+        self._buffer += data
+
+    def _read_until(self, marker: bytes) -> bytes:
+        while (end := self._buffer.find(marker)) < 0:
+            self._fill()
+        head, self._buffer = self._buffer[:end], self._buffer[end + len(marker) :]
+        return head
+
+    def _read_exactly(self, size: int) -> bytes:
+        while len(self._buffer) < size:
+            self._fill()
+        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+    def _chunks(self) -> Iterator[bytes]:
+        while size := int(self._read_until(b"\r\n").split(b";")[0], 16):
+            yield self._read_exactly(size)
+            self._read_exactly(2)
+        self._read_until(b"\r\n")  # no trailers: the blank line ending the body
+
+    def stream(self, path: str, body: bytes) -> Iterator[bytes]:
+        """POST ``body`` and yield the ``data:`` payload of every SSE event;
+        HttpError unless the answer is a 200 stream."""
+        self._sock.sendall(
+            (
+                f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+                f"Accept: text/event-stream\r\nContent-Length: {len(body)}\r\n\r\n"
+            ).encode()
+            + body
+        )
+        lines = self._read_until(b"\r\n\r\n").decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {
+            k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:])
+        }
+        if headers.get("transfer-encoding") != "chunked":
+            data = self._read_exactly(int(headers.get("content-length", "0")))
+            raise HttpError(f"HTTP {status}: {data[:200]!r}")
+        pending = b""
+        for chunk in self._chunks():
+            pending += chunk
+            *events, pending = pending.split(b"\n\n")
+            for event in events:
+                for line in event.split(b"\n"):
+                    if line.startswith(b"data: "):
+                        yield line[6:]
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._sock.close()
 
 
 def embeddings_body(model: str, text: str) -> bytes:

@@ -4,6 +4,7 @@ usually the tagged union of the other side's messages."""
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 from collections import deque
@@ -59,6 +60,9 @@ class TrioChannel(trio.abc.SendChannel[msgspec.Struct], trio.abc.ReceiveChannel[
         self._bodies: deque[bytes] = deque()
         self._send_lock = trio.Lock()
         self._receiving = False
+        # A socket stream is read with one wait and one recv per wakeup;
+        # trio's receive_some would first try a recv that fails, then wait.
+        self._fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else None
 
     async def send(self, value: msgspec.Struct) -> None:
         """Send one message; concurrent senders wait their turn."""
@@ -80,7 +84,7 @@ class TrioChannel(trio.abc.SendChannel[msgspec.Struct], trio.abc.ReceiveChannel[
             while not self._bodies:
                 if self._decoder.error is not None:
                     self._decoder.feed(b"")  # raises it
-                data = await self.stream.receive_some(_RECEIVE_SIZE)
+                data = await self._receive_some()
                 if not data:
                     if self._decoder.pending:
                         raise ProtocolError(
@@ -91,6 +95,21 @@ class TrioChannel(trio.abc.SendChannel[msgspec.Struct], trio.abc.ReceiveChannel[
             return self._codec.decode(self._bodies.popleft())
         finally:
             self._receiving = False
+
+    async def _receive_some(self) -> bytes | bytearray:
+        if self._fd is None:
+            return await self.stream.receive_some(_RECEIVE_SIZE)
+        assert isinstance(self.stream, trio.SocketStream)
+        while True:
+            if self.stream.socket.fileno() == -1:  # closed: the number may be reused
+                raise trio.ClosedResourceError("the channel was closed")
+            await trio.lowlevel.wait_readable(self._fd)
+            try:
+                return os.read(self._fd, _RECEIVE_SIZE)
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                raise trio.BrokenResourceError(exc) from exc
 
     async def aclose(self) -> None:
         """Close the underlying stream."""

@@ -182,6 +182,28 @@ async def test_socket_clean_eof() -> None:
 
 
 @pytest.mark.trio
+async def test_closing_a_socket_channel_wakes_its_reader() -> None:
+    left, right = _trio_socket_pair()
+    chan: TrioChannel[m.HandlerMessage] = TrioChannel(right, m.HandlerMessage)
+    raised: list[BaseException] = []
+
+    async def read() -> None:
+        try:
+            await chan.receive()
+        except BaseException as exc:
+            raised.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(read)
+        await trio.testing.wait_all_tasks_blocked()
+        await chan.aclose()
+    assert len(raised) == 1 and isinstance(raised[0], trio.ClosedResourceError)
+    with pytest.raises(trio.ClosedResourceError):
+        await chan.receive()
+    await left.aclose()
+
+
+@pytest.mark.trio
 async def test_socket_eof_mid_frame() -> None:
     left, right = _trio_socket_pair()
     chan: TrioChannel[m.HandlerMessage] = TrioChannel(right, m.HandlerMessage)
