@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,11 +30,13 @@ from .batcher import Cancelled, MicroBatcher
 from .bge_m3 import M3Heads
 from .engine import ContextLengthExceeded, EngineError, LoadError, ModelFilesMissing, Send
 from .engine import ShouldStop as ShouldStopFn
+from .st_traced import TracedEncoder
 
 # Rows per forward pass inside one batch (sentence-transformers' default).
 FORWARD_ROWS = 32
-# A forward pass over fewer tokens (rows x longest row) runs on one thread:
-# waking a second one costs more than it saves on a few short inputs.
+# A forward pass over fewer tokens (rows x longest row) runs on one thread,
+# through the traced model when there is one: waking a second thread costs
+# more than it saves on a few short inputs, and so do eager PyTorch's module calls.
 SMALL_PASS_TOKENS = 512
 
 Vector = npt.NDArray[np.float32]
@@ -145,6 +148,8 @@ class SentenceTransformerEngine:
         auto_model = getattr(self.model[0], "auto_model", None)
         hidden = getattr(getattr(auto_model, "config", None), "hidden_size", None) or self.dim
         self.heads = M3Heads.find(spec.model_path, int(hidden), self.tokenizer)
+        self.traced = TracedEncoder.build(self.model, self.pad_id, self.vocab_size)
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="embed-pass")
         self.batcher: MicroBatcher[TokenRow, RowOut] = MicroBatcher(
             self._forward,
             window=spec.batch_window_ms / 1000.0,
@@ -264,31 +269,53 @@ class SentenceTransformerEngine:
 
     # --- compute (the batcher's thread) ---------------------------------
 
-    def _forward(self, rows: list[TokenRow]) -> list[RowOut]:
-        torch = self._torch
+    def _forward(self, rows: list[TokenRow]) -> Iterator[tuple[int, RowOut]]:
+        """Each row's outputs, as passes over rows of similar length finish.
+
+        Rows enough for several passes run them side by side, one thread
+        each: no per-operation handoff between threads, and a pass whose
+        thread loses its core (to the HTTP process) does not stall the other.
+        A lone pass uses every thread when it is large.
+        """
         order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))
-        out: list[RowOut | None] = [None] * len(rows)
+        tokens = sum(len(row) for row in rows)
+        count = -(-len(order) // FORWARD_ROWS)
+        if self.threads > 1 and tokens >= SMALL_PASS_TOKENS:
+            count = max(count, min(self.threads, len(order)))
+        size = -(-len(order) // count)
+        passes = [order[start : start + size] for start in range(0, len(order), size)]
+        if len(passes) == 1:
+            yield from self._pass(rows, passes[0], self.threads)
+            return
+        futures = [self._pool.submit(self._pass, rows, chunk, 1) for chunk in passes]
+        try:
+            for future in as_completed(futures):
+                yield from future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+    def _pass(
+        self, rows: list[TokenRow], chunk: list[int], threads: int
+    ) -> list[tuple[int, RowOut]]:
+        """One forward pass over ``rows[i] for i in chunk`` on up to ``threads``."""
+        torch = self._torch
+        width = max(len(rows[i]) for i in chunk)
+        ids = torch.full((len(chunk), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for j, i in enumerate(chunk):
+            ids[j, : len(rows[i])] = torch.tensor(rows[i], dtype=torch.long)
+            mask[j, : len(rows[i])] = 1
+        small = len(chunk) * width < SMALL_PASS_TOKENS
+        torch.set_num_threads(1 if small else threads)  # this thread's setting only
         device = self.model.device
-        for start in range(0, len(order), FORWARD_ROWS):
-            chunk = order[start : start + FORWARD_ROWS]
-            width = max(len(rows[i]) for i in chunk)
-            ids = torch.full((len(chunk), width), self.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for j, i in enumerate(chunk):
-                ids[j, : len(rows[i])] = torch.tensor(rows[i], dtype=torch.long)
-                mask[j, : len(rows[i])] = 1
-            if self.threads > 1:
-                small = len(chunk) * width < SMALL_PASS_TOKENS
-                torch.set_num_threads(1 if small else self.threads)
-            features = {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
-            if self.use_token_types:
-                features["token_type_ids"] = torch.zeros_like(features["input_ids"])
-            with torch.inference_mode():
-                result = self.model(features)
-                matrix = result["sentence_embedding"].float().cpu().numpy()
-                for j, i in enumerate(chunk):
-                    out[i] = self._row_out(matrix[j], result, j, rows[i])
-        return [v for v in out if v is not None]
+        features = {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
+        if self.use_token_types:
+            features["token_type_ids"] = torch.zeros_like(features["input_ids"])
+        with torch.inference_mode():
+            result = (self.traced if small and self.traced else self.model)(features)
+            matrix = result["sentence_embedding"].float().cpu().numpy()
+            return [(i, self._row_out(matrix[j], result, j, rows[i])) for j, i in enumerate(chunk)]
 
     def _row_out(self, dense: Vector, result: Any, j: int, row: TokenRow) -> RowOut:
         heads = self.heads
@@ -313,8 +340,9 @@ class SentenceTransformerEngine:
         }
 
     def close(self) -> None:
-        """Stop the batcher."""
+        """Stop the batcher and its pass threads."""
         self.batcher.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def truncate_dimensions(matrix: Vector, dimensions: int) -> Vector:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -203,6 +203,27 @@ def test_large_results_travel_in_shared_memory(
         shm.read(reply.vectors)
 
 
+@pytest.mark.parametrize("count", [9, 70])
+def test_passes_side_by_side_give_sentence_transformers_vectors(
+    engine: SentenceTransformerEngine, st_model: Any, count: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 9 long rows: one pass's worth, split so both threads work; 70: 3 passes.
+    words = "taxes and trains and the weather in May " * 12
+    texts = [f"{i}: {words[: len(words) - 29 * i % 200]}" for i in range(count)]
+    threads: list[str] = []
+    run_pass = engine._pass
+
+    def recording(*args: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return run_pass(*args)
+
+    monkeypatch.setattr(engine, "_pass", recording)
+    if engine.threads < 2:
+        pytest.skip("one torch thread: passes run one after another")
+    np.testing.assert_allclose(matrix(run(engine, texts=texts)), st_model.encode(texts), atol=1e-5)
+    assert len(threads) >= 2 and all(name.startswith("embed-pass") for name in threads)
+
+
 def test_cancelled_request_is_answered_cancelled(engine: SentenceTransformerEngine) -> None:
     reply = engine.handle(Embed(req_id=7, texts=["never run"]), lambda m: None, lambda: True)
     assert isinstance(reply, Finished) and reply.reason == "cancelled"
@@ -215,11 +236,11 @@ def test_batcher_coalesces_queued_jobs_and_bounds_rows() -> None:
     seen: list[list[int]] = []
     gate = threading.Event()
 
-    def run_batch(rows: list[int]) -> list[int]:
+    def run_batch(rows: list[int]) -> Iterable[tuple[int, int]]:
         seen.append(list(rows))
         if rows == [-1]:
             gate.wait(10)  # the model is busy while the others queue up
-        return [r * 10 for r in rows]
+        return enumerate(r * 10 for r in rows)
 
     batcher: MicroBatcher[int, int] = MicroBatcher(run_batch, window=0.05, max_rows=4)
     try:
@@ -250,9 +271,9 @@ def test_batcher_coalesces_queued_jobs_and_bounds_rows() -> None:
 def test_batcher_waits_the_window_for_bursts_only() -> None:
     seen: list[list[int]] = []
 
-    def run_batch(rows: list[int]) -> list[int]:
+    def run_batch(rows: list[int]) -> Iterable[tuple[int, int]]:
         seen.append(list(rows))
-        return rows
+        return enumerate(rows)
 
     batcher: MicroBatcher[int, int] = MicroBatcher(run_batch, window=0.5, max_rows=64)
     try:
@@ -275,7 +296,7 @@ def test_batcher_waits_the_window_for_bursts_only() -> None:
 
 
 def test_batcher_window_zero_runs_at_once_and_errors_reach_every_job() -> None:
-    def boom(rows: list[int]) -> list[int]:
+    def boom(rows: list[int]) -> Iterable[tuple[int, int]]:
         raise RuntimeError("model exploded")
 
     batcher: MicroBatcher[int, int] = MicroBatcher(boom, window=0.0, max_rows=8)
@@ -290,3 +311,47 @@ def test_batcher_window_zero_runs_at_once_and_errors_reach_every_job() -> None:
         batcher.close()
     with pytest.raises(Cancelled):
         batcher.submit([1], never)
+
+
+def test_batcher_answers_each_job_when_its_rows_are_done() -> None:
+    running, busy, gate = threading.Event(), threading.Event(), threading.Event()
+
+    def run_batch(rows: list[int]) -> Iterator[tuple[int, int]]:
+        if rows == [0]:
+            running.set()
+            busy.wait(10)  # the model is busy while the others queue up
+            yield 0, 0
+            return
+        yield rows.index(1), 10  # the first pass holds job [1]'s only row
+        gate.wait(10)  # the second pass runs long, then fails
+        raise RuntimeError("second pass failed")
+
+    batcher: MicroBatcher[int, int] = MicroBatcher(run_batch, window=0.05, max_rows=8)
+    results: dict[str, Any] = {}
+
+    def submit(name: str, rows: list[int]) -> None:
+        try:
+            results[name] = batcher.submit(rows, never)
+        except RuntimeError as exc:
+            results[name] = exc
+
+    jobs = {"busy": [0], "early": [1], "late": [2, 3]}
+    threads = {
+        name: threading.Thread(target=submit, args=(name, rows)) for name, rows in jobs.items()
+    }
+    try:
+        threads["busy"].start()
+        running.wait(10)
+        threads["early"].start()
+        threads["late"].start()
+        wait_until(lambda: batcher._pending_rows == 3)
+        busy.set()
+        wait_until(lambda: "early" in results)
+        assert results["early"] == [10] and "late" not in results  # answered mid-batch
+        gate.set()
+        for t in threads.values():
+            t.join(10)
+        assert results["busy"] == [0]
+        assert isinstance(results["late"], RuntimeError)
+    finally:
+        batcher.close()
