@@ -8,6 +8,8 @@ burst shares one forward pass; a lone job runs at once. It takes jobs up to
 ``max_rows`` rows, runs them in one call and hands each job its rows back.
 Jobs that arrive while a batch runs have waited long enough by the time it
 ends, so under load the next batch starts at once (continuous batching).
+``run`` yields its outputs as they are ready (a forward pass at a time), and
+a job is answered as soon as all of its rows are, not when the batch ends.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Generic, TypeVar
 
 Row = TypeVar("Row")
@@ -27,7 +29,7 @@ class Cancelled(Exception):
 
 
 class _Job(Generic[Row, Out]):
-    __slots__ = ("arrived", "burst", "done", "error", "result", "rows", "should_stop")
+    __slots__ = ("arrived", "burst", "done", "error", "left", "result", "rows", "should_stop")
 
     def __init__(self, rows: Sequence[Row], should_stop: Callable[[], bool]) -> None:
         self.rows = rows
@@ -35,16 +37,18 @@ class _Job(Generic[Row, Out]):
         self.arrived = time.monotonic()
         self.burst = False  # another job arrived shortly before this one
         self.done = threading.Event()
-        self.result: list[Out] = []
+        self.result: list[Out | None] = []
+        self.left = 0  # rows of the running batch still to come
         self.error: BaseException | None = None
 
 
 class MicroBatcher(Generic[Row, Out]):
-    """Runs ``run(rows) -> outputs`` (one output per row) on batched rows."""
+    """Runs ``run(rows)`` on batched rows; it yields ``(row index, output)``
+    once for every row, in any order."""
 
     def __init__(
         self,
-        run: Callable[[list[Row]], list[Out]],
+        run: Callable[[list[Row]], Iterable[tuple[int, Out]]],
         *,
         window: float,
         max_rows: int,
@@ -80,7 +84,7 @@ class MicroBatcher(Generic[Row, Out]):
         job.done.wait()
         if job.error is not None:
             raise job.error
-        return job.result
+        return [out for out in job.result if out is not None]
 
     def close(self) -> None:
         """Stop the worker; pending jobs are cancelled."""
@@ -127,18 +131,25 @@ class MicroBatcher(Generic[Row, Out]):
             batch = self._take()
             if batch is None:
                 return
-            rows = [row for job in batch for row in job.rows]
+            rows: list[Row] = []
+            owners: list[tuple[_Job[Row, Out], int]] = []  # per row: its job, its place
+            for job in batch:
+                job.result = [None] * len(job.rows)
+                job.left = len(job.rows)
+                owners.extend((job, i) for i in range(len(job.rows)))
+                rows.extend(job.rows)
             try:
-                outputs = self._run(rows)
+                for index, out in self._run(rows):
+                    job, place = owners[index]
+                    job.result[place] = out
+                    job.left -= 1
+                    if not job.left:
+                        job.done.set()
             except BaseException as exc:
                 for job in batch:
-                    job.error = exc
-                    job.done.set()
+                    if job.left:
+                        job.error = exc
+                        job.done.set()
                 continue
             self.batches += 1
             self.rows_run += len(rows)
-            start = 0
-            for job in batch:
-                job.result = outputs[start : start + len(job.rows)]
-                start += len(job.rows)
-                job.done.set()

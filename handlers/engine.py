@@ -24,6 +24,7 @@ class Emit(Protocol):
         logprobs: list[TokenLogprob] | None = None,
     ) -> None: ...
 
+
 # should_stop(): True once the request was cancelled; checked between steps.
 ShouldStop = Callable[[], bool]
 

@@ -53,7 +53,7 @@ def test_plain_template_gets_tool_instructions_and_markup() -> None:
     assert prompt.startswith("<|im_start|>system\n")
     assert "get_weather" in prompt.split("<|im_end|>")[0]
     assert "<tool_call>" in prompt and '"Paris"' in prompt
-    assert "<tool_response>\n{\"temp\": 21}\n</tool_response>" in prompt
+    assert '<tool_response>\n{"temp": 21}\n</tool_response>' in prompt
     assert prompt.endswith("<|im_start|>assistant\n")
 
 
