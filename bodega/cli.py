@@ -12,6 +12,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
+from bodega import fast_send
 from bodega.app import create_app
 from bodega.errors import BodegaError
 from bodega.registry.handler import handler_env
@@ -107,6 +108,7 @@ async def serve(settings: Settings) -> int:
             config.graceful_timeout = settings.server.graceful_timeout
             config.accesslog = None
             app = create_app(settings, registry)
+            fast_send.install()
             log.info("serving on http://%s:%d", settings.server.host, settings.server.port)
             await hypercorn_serve(app, config, shutdown_trigger=stop.wait)
             return 0

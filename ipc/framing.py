@@ -102,6 +102,10 @@ class FrameDecoder:
         if self._error is not None:
             raise self._error.with_traceback(None)
         buf = self._buf
+        if not buf and len(data) > HEADER.size:  # the usual case: one whole frame
+            (size,) = HEADER.unpack_from(data)
+            if len(data) == HEADER.size + size and size <= self.max_frame:
+                return [bytes(data[HEADER.size :])]
         buf += data
         frames: list[bytes] = []
         start = 0

@@ -31,6 +31,7 @@ from bodega.openai.responses import (
     PromptTokensDetails,
     TextCompletion,
     UsageOut,
+    encoder,
 )
 from bodega.registry.registry import TEXT_MODELS, Model
 from bodega.services.chat import chat_fields, logit_bias_of
@@ -194,7 +195,21 @@ async def chat_stream(
             ChatCompletionChunk(id=completion_id, created=created, model=name, choices=[choice])
         )
 
+    # Most events carry text only: the template of their index around the JSON
+    # string of the text, rather than a Struct tree encoded anew per token.
+    templates: dict[int, tuple[bytes, bytes]] = {}
+
+    def text_event(index: int, text: str) -> bytes:
+        if index not in templates:
+            head, _, tail = chunk(index, ChoiceDelta(content="\0")).rpartition(b'"\\u0000"')
+            templates[index] = head, tail
+        head, tail = templates[index]
+        return head + encoder.encode(text) + tail
+
     def on_delta(index: int, frame: Delta) -> bytes | None:
+        plain = not (frame.reasoning or frame.tool_calls or (logprobs and frame.logprobs))
+        if plain and frame.text and index in started:
+            return text_event(index, frame.text)
         delta = delta_out(frame)
         if delta is None and not (logprobs and frame.logprobs):
             return None

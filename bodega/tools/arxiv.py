@@ -94,9 +94,7 @@ def parse_arxiv(body: bytes) -> tuple[int | None, list[Paper]]:
 def _paper(entry: Element) -> Paper:
     links = entry.findall(f"{ATOM}link")
     abs_id = _text(entry.findtext(f"{ATOM}id"))
-    url = next(
-        (link.get("href", "") for link in links if link.get("rel") == "alternate"), abs_id
-    )
+    url = next((link.get("href", "") for link in links if link.get("rel") == "alternate"), abs_id)
     pdf = next((link.get("href") for link in links if link.get("title") == "pdf"), None)
     primary = entry.find(f"{ARXIV}primary_category")
     return Paper(

@@ -58,13 +58,9 @@ async def fetch(
                         raise _oversize(provider, cap)
                 return bytes(body)
     except trio.TooSlowError:
-        raise ToolProviderFailed(
-            f"{provider} did not answer within {config.timeout:g} s"
-        ) from None
+        raise ToolProviderFailed(f"{provider} did not answer within {config.timeout:g} s") from None
     except httpx.TimeoutException:
-        raise ToolProviderFailed(
-            f"{provider} did not answer within {config.timeout:g} s"
-        ) from None
+        raise ToolProviderFailed(f"{provider} did not answer within {config.timeout:g} s") from None
     except httpx.HTTPError as exc:
         reason = str(exc) or type(exc).__name__
         raise ToolProviderFailed(f"{provider} could not be reached: {reason}") from None

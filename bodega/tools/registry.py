@@ -18,12 +18,8 @@ from bodega.tools.search import news_search, web_search
 
 A = TypeVar("A", bound=msgspec.Struct)
 
-Query = Annotated[
-    str, Meta(min_length=1, max_length=500, description="What to search for.")
-]
-MaxResults = Annotated[
-    int, Meta(ge=1, le=20, description="How many results to return (1-20).")
-]
+Query = Annotated[str, Meta(min_length=1, max_length=500, description="What to search for.")]
+MaxResults = Annotated[int, Meta(ge=1, le=20, description="How many results to return (1-20).")]
 
 
 class CalculatorArgs(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

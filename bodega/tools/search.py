@@ -37,9 +37,7 @@ class SearchResults(msgspec.Struct, kw_only=True):
     results: list[SearchHit]
 
 
-async def web_search(
-    config: ToolsSection, query: str, max_results: int
-) -> SearchResults:
+async def web_search(config: ToolsSection, query: str, max_results: int) -> SearchResults:
     """Search the web with the configured provider."""
     web: WebSearchConfig = config.web_search
     if web.provider == "searxng":
@@ -50,9 +48,7 @@ async def web_search(
     return SearchResults(query=query, provider=web.provider, results=hits)
 
 
-async def news_search(
-    config: ToolsSection, query: str, max_results: int
-) -> SearchResults:
+async def news_search(config: ToolsSection, query: str, max_results: int) -> SearchResults:
     """Search news with the configured provider."""
     news: NewsSearchConfig = config.news_search
     if news.provider == "searxng":
