@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import select
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -74,9 +75,23 @@ class SseConnection:
     """
 
     def __init__(self, host: str, port: int, timeout: float) -> None:
-        self._sock = socket.create_connection((host, port), timeout=timeout)
-        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._address = (host, port)
+        self._timeout = timeout
+        self._sock = self._connect()
         self._buffer = b""
+
+    def _connect(self) -> socket.socket:
+        sock = socket.create_connection(self._address, timeout=self._timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    def _reconnect_if_closed(self) -> None:
+        """A new connection if the server closed this one (its keep-alive timeout)."""
+        readable, _, _ = select.select([self._sock], [], [], 0)
+        if readable and not self._sock.recv(1, socket.MSG_PEEK):
+            self._sock.close()
+            self._sock = self._connect()
+            self._buffer = b""
 
     def _fill(self) -> None:
         data = self._sock.recv(65536)
@@ -105,6 +120,7 @@ class SseConnection:
     def stream(self, path: str, body: bytes) -> Iterator[bytes]:
         """POST ``body`` and yield the ``data:`` payload of every SSE event;
         HttpError unless the answer is a 200 stream."""
+        self._reconnect_if_closed()
         self._sock.sendall(
             (
                 f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"

@@ -275,13 +275,15 @@ class SentenceTransformerEngine:
         Rows enough for several passes run them side by side, one thread
         each: no per-operation handoff between threads, and a pass whose
         thread loses its core (to the HTTP process) does not stall the other.
-        A lone pass uses every thread when it is large.
+        There are at least two passes per thread, so that half the answers
+        leave while the rest are computed. A lone pass uses every thread when
+        it is large.
         """
         order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))
         tokens = sum(len(row) for row in rows)
         count = -(-len(order) // FORWARD_ROWS)
         if self.threads > 1 and tokens >= SMALL_PASS_TOKENS:
-            count = max(count, min(self.threads, len(order)))
+            count = max(count, min(2 * self.threads, len(order)))
         size = -(-len(order) // count)
         passes = [order[start : start + size] for start in range(0, len(order), size)]
         if len(passes) == 1:
