@@ -285,7 +285,7 @@ def single_stream(options: Options, server: BodegaServer) -> Table:
     engine = InProcessEngine(spec)
     http = HttpChat(server.base_url, spec.id)
     meter = CpuMeter(server)
-    decode_runner = PairRunner(meter, 25.0 if options.quick else 45.0)
+    decode_runner = PairRunner(meter, 25.0 if options.quick else 70.0)
     ttft_runner = PairRunner(meter, 8.0 if options.quick else 15.0)
     try:
         http.warm()
@@ -297,7 +297,7 @@ def single_stream(options: Options, server: BodegaServer) -> Table:
             server,
             http,
             engine,
-            want=options.reps(full=5, quick=3),
+            want=options.reps(full=9, quick=3),
             max_tokens=MAX_TOKENS,
             first_prompt=1,
         )
