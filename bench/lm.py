@@ -286,7 +286,7 @@ def single_stream(options: Options, server: BodegaServer) -> Table:
     http = HttpChat(server.base_url, spec.id)
     meter = CpuMeter(server)
     decode_runner = PairRunner(meter, 25.0 if options.quick else 70.0)
-    ttft_runner = PairRunner(meter, 8.0 if options.quick else 15.0)
+    ttft_runner = PairRunner(meter, 8.0 if options.quick else 25.0)
     try:
         http.warm()
         _server_sample(meter, server, http, [prompt(0)], MAX_TOKENS, WARMUP_TIMEOUT)
@@ -307,7 +307,7 @@ def single_stream(options: Options, server: BodegaServer) -> Table:
             server,
             http,
             engine,
-            want=options.reps(full=10, quick=6),
+            want=options.reps(full=15, quick=6),
             max_tokens=1,
             first_prompt=100,
         )
@@ -467,8 +467,8 @@ def single_stream(options: Options, server: BodegaServer) -> Table:
 def concurrency(options: Options, server: BodegaServer) -> Table:
     """Aggregate tokens/s at 1, 4 and 8 streams, server versus in-process."""
     spec = embedded_lm_spec()
-    want = options.reps(full=3, quick=2)
-    budget = 45.0 if options.quick else 90.0
+    want = options.reps(full=5, quick=2)
+    budget = 45.0 if options.quick else 150.0
     parallel = ModelSpec(
         model_path=spec.model_path,
         model_id=PARALLEL_MODEL_ID,
