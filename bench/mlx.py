@@ -247,8 +247,8 @@ def single_stream(
     """TTFT and decode tok/s of one stream: server (mlx, 1 slot) versus stream_generate."""
     meter = CpuMeter(server)
     http = HttpChat(server.base_url, SINGLE_ID)
-    runner = PairRunner(meter, 15.0 if options.quick else 35.0)
-    want = options.reps(full=3, quick=2)
+    runner = PairRunner(meter, 15.0 if options.quick else 55.0)
+    want = options.reps(full=5, quick=2)
     pairs: list[Pair] = []
     try:
         http.warm()
