@@ -52,10 +52,8 @@ def install() -> bool:
                 data = event.data
                 try:
                     sent = os.write(stream.socket.fileno(), data)
-                except (BlockingIOError, InterruptedError):
+                except OSError:  # a full buffer waits, an error closes: Hypercorn's path
                     sent = 0
-                except OSError:
-                    sent = 0  # Hypercorn's own write meets the error and closes
                 if sent == len(data):
                     return
                 event = RawData(data=data[sent:])

@@ -148,7 +148,9 @@ class SentenceTransformerEngine:
         auto_model = getattr(self.model[0], "auto_model", None)
         hidden = getattr(getattr(auto_model, "config", None), "hidden_size", None) or self.dim
         self.heads = M3Heads.find(spec.model_path, int(hidden), self.tokenizer)
-        self.traced = TracedEncoder.build(self.model, self.pad_id, self.vocab_size)
+        self.traced = TracedEncoder.build(
+            self.model, self.pad_id, self.vocab_size, self.use_token_types
+        )
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="embed-pass")
         self.batcher: MicroBatcher[TokenRow, RowOut] = MicroBatcher(
             self._forward,

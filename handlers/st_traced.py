@@ -41,15 +41,17 @@ class TracedEncoder:
         self._with_types = with_types
 
     @classmethod
-    def build(cls, model: Any, pad_id: int, vocab_size: int) -> TracedEncoder | None:
-        """The traced encoder of ``model``, or None when it does not apply or
-        does not match the eager model."""
+    def build(
+        cls, model: Any, pad_id: int, vocab_size: int, with_types: bool
+    ) -> TracedEncoder | None:
+        """The traced encoder of ``model`` (fed ``token_type_ids`` when
+        ``with_types``), or None when it does not apply or does not match the
+        eager model."""
         import torch
 
         first = model[0]
         if not _is_plain_text_transformer(first) or model.device.type != "cpu":
             return None
-        with_types = "token_type_ids" in getattr(first.tokenizer, "model_input_names", ())
         try:
             graph = _trace(first.model, with_types, pad_id, vocab_size)
         except Exception as exc:  # an architecture the tracer cannot follow
@@ -95,7 +97,6 @@ def _is_plain_text_transformer(module: Any) -> bool:
         and config == {"text": {"method": "forward", "method_output_name": "last_hidden_state"}}
         and getattr(module, "module_output_name", None) == "token_embeddings"
         and getattr(module, "model", None) is not None
-        and getattr(module, "tokenizer", None) is not None
     )
 
 

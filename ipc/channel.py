@@ -62,7 +62,7 @@ class TrioChannel(trio.abc.SendChannel[msgspec.Struct], trio.abc.ReceiveChannel[
         self._receiving = False
         # A socket stream is read with one wait and one recv per wakeup;
         # trio's receive_some would first try a recv that fails, then wait.
-        self._fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else None
+        self._socket = stream.socket if isinstance(stream, trio.SocketStream) else None
 
     async def send(self, value: msgspec.Struct) -> None:
         """Send one message; concurrent senders wait their turn."""
@@ -97,15 +97,15 @@ class TrioChannel(trio.abc.SendChannel[msgspec.Struct], trio.abc.ReceiveChannel[
             self._receiving = False
 
     async def _receive_some(self) -> bytes | bytearray:
-        if self._fd is None:
+        if self._socket is None:
             return await self.stream.receive_some(_RECEIVE_SIZE)
-        assert isinstance(self.stream, trio.SocketStream)
         while True:
-            if self.stream.socket.fileno() == -1:  # closed: the number may be reused
+            fd = self._socket.fileno()
+            if fd == -1:  # closed: never wait on a number another file may reuse
                 raise trio.ClosedResourceError("the channel was closed")
-            await trio.lowlevel.wait_readable(self._fd)
+            await trio.lowlevel.wait_readable(fd)
             try:
-                return os.read(self._fd, _RECEIVE_SIZE)
+                return os.read(fd, _RECEIVE_SIZE)
             except BlockingIOError:
                 continue
             except OSError as exc:

@@ -28,7 +28,9 @@ def st_model() -> Any:
 
 
 def build(model: Any) -> TracedEncoder | None:
-    return TracedEncoder.build(model, model.tokenizer.pad_token_id, len(model.tokenizer))
+    return TracedEncoder.build(
+        model, model.tokenizer.pad_token_id, len(model.tokenizer), with_types=True
+    )
 
 
 def test_traced_encoder_matches_eager_on_shapes_it_was_not_traced_on(st_model: Any) -> None:
@@ -57,4 +59,4 @@ def test_models_other_than_a_plain_text_transformer_stay_eager(st_model: Any) ->
         def __getitem__(self, i: int) -> Any:
             return object()
 
-    assert TracedEncoder.build(Wrapped(), pad_id=0, vocab_size=100) is None
+    assert TracedEncoder.build(Wrapped(), pad_id=0, vocab_size=100, with_types=False) is None
