@@ -95,7 +95,7 @@ class InProcessEngine:
         try:
             from bodega.registry.handler import load_spec
             from bodega.registry.options import resolve_engine
-            from handlers.lm_llamacpp import LlamaCppEngine
+            from handlers.lm.llamacpp_engine import LlamaCppEngine
 
             self._owner = LlamaCppEngine(load_spec(spec, resolve_engine(spec)))
             self._server = self._owner._server
@@ -158,7 +158,7 @@ class InProcessEngine:
 
     def _render(self, messages: list[dict[str, str]]) -> str:
         """The prompt exactly as the handler renders it."""
-        from handlers.chat_request import prepare_chat
+        from handlers.lm.chat_request import prepare_chat
         from ipc.messages import ChatMessage, Generate
 
         chat = [ChatMessage(role=m["role"], content=m["content"]) for m in messages]

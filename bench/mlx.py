@@ -1,7 +1,7 @@
 """Language models on mlx-lm: Bodega's HTTP server versus mlx-lm driven in-process.
 
 The embedded SmolLM2-135M GGUF is converted to MLX once
-(``handlers.convert_gguf.cached_conversion`` into the folder the server's own
+(``handlers.convert.gguf_to_mlx.cached_conversion`` into the folder the server's own
 conversion uses, so both sides load the very same files) and measured three
 ways:
 
@@ -87,8 +87,8 @@ def short_prompt(i: int) -> str:
 
 def mlx_folder() -> Path:
     """The MLX conversion of the embedded GGUF, where the server's own one lies."""
-    from handlers.convert_gguf import cached_conversion
-    from handlers.mlx_loading import conversion_cache_root, gguf_dtype
+    from handlers.convert.gguf_to_mlx import cached_conversion
+    from handlers.lm.mlx_loading import conversion_cache_root, gguf_dtype
 
     gguf = embedded_lm_path()
     if gguf is None:

@@ -21,8 +21,8 @@ def faster_whisper_runner(folder: str) -> Callable[[str], str]:
     """faster-whisper as ``handlers/whisper_ct2.py`` drives it."""
     from faster_whisper import WhisperModel
 
-    from handlers.whisper_common import FALLBACK_TEMPERATURES
-    from handlers.whisper_ct2 import BEAM_SIZE, _device, cpu_threads
+    from handlers.whisper.common import FALLBACK_TEMPERATURES
+    from handlers.whisper.ct2_engine import BEAM_SIZE, _device, cpu_threads
 
     device, compute_type = _device()
     model = WhisperModel(
@@ -51,7 +51,7 @@ def mlx_whisper_runner(folder: str) -> Callable[[str], str]:
     from mlx_whisper.load_models import load_model
     from mlx_whisper.transcribe import ModelHolder
 
-    from handlers.whisper_mlx import resolve_folder
+    from handlers.whisper.mlx_engine import resolve_folder
 
     converted = resolve_folder(folder)
     cuda = getattr(mx, "cuda", None)

@@ -19,12 +19,11 @@ from typing import NoReturn
 
 import msgspec
 
+from handlers.engine_loader import open_engine
+from handlers.engine_protocol import LoadError
+from handlers.runtime import Runtime
 from ipc.channel import BlockingChannel
 from ipc.messages import PROTOCOL_VERSION, Failed, Hello, LoadSpec, Ready, ServerMessage
-
-from .engine import LoadError
-from .engines import open_engine
-from .runtime import Runtime
 
 
 def _die_with_parent(poll_seconds: float = 1.0) -> None:

@@ -16,6 +16,8 @@ from typing import Any, cast
 
 import psutil
 
+from handlers import shm_out
+from handlers.engine_protocol import Engine, EngineError, RequestEngine, TextEngine
 from ipc.channel import BlockingChannel
 from ipc.framing import ProtocolError
 from ipc.messages import (
@@ -34,9 +36,6 @@ from ipc.messages import (
     TokenLogprob,
     ToolCallDelta,
 )
-
-from . import shm_out
-from .engine import Engine, EngineError, RequestEngine, TextEngine
 
 STOP_GRACE_SECONDS = 5.0
 

@@ -86,7 +86,7 @@ def is_mlx_whisper(path: str) -> bool:
 
 
 def resolve_engine(spec: ModelSpec) -> str:
-    """The engine that will serve ``spec``; mirrors handlers.engines for ``auto``."""
+    """The engine that will serve ``spec``; mirrors handlers.engine_loader for ``auto``."""
     if spec.engine != "auto":
         return spec.engine
     if spec.model_type in _AUTO:

@@ -204,7 +204,7 @@ def make_adapter(folder: Any, model_dir: str) -> None:
 def test_lora_adapter_changes_output_and_scale_zero_does_not(
     server: Server, mlx_model: str, tmp_path: Any
 ) -> None:
-    from handlers.convert_gguf import convert_gguf
+    from handlers.convert.gguf_to_mlx import convert_gguf
 
     base_dir = convert_gguf(embedded_lm_path(), tmp_path / "base")
     adapter = tmp_path / "adapter"
@@ -231,7 +231,7 @@ def test_lora_adapter_changes_output_and_scale_zero_does_not(
 def test_draft_with_another_tokenizer_is_400(server: Server, tmp_path: Any) -> None:
     import json
 
-    from handlers.convert_gguf import convert_gguf
+    from handlers.convert.gguf_to_mlx import convert_gguf
 
     draft = convert_gguf(embedded_lm_path(), tmp_path / "draft")
     tokenizer = json.loads((draft / "tokenizer.json").read_text())

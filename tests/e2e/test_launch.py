@@ -237,7 +237,7 @@ def test_server_with_no_models_is_unhealthy(tmp_path: Path) -> None:
 
 def test_mlx_model_from_the_local_hf_cache(tmp_path: Path) -> None:
     """A repo id resolves from the local Hugging Face cache (never downloaded)."""
-    from handlers.convert_gguf import convert_gguf
+    from handlers.convert.gguf_to_mlx import convert_gguf
 
     folder = convert_gguf(embedded_lm_path(), tmp_path / "converted")
     repo = tmp_path / "hf" / "hub" / "models--bodega-test--smol-mlx"

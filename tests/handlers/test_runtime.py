@@ -21,7 +21,7 @@ from itertools import count
 
 import pytest
 
-from handlers.engine import ContextLengthExceeded, Emit, EngineError, ShouldStop
+from handlers.engine_protocol import ContextLengthExceeded, Emit, EngineError, ShouldStop
 from handlers.runtime import Runtime
 from ipc.channel import BlockingChannel
 from ipc.messages import (

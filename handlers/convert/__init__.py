@@ -1,0 +1,1 @@
+"""Converters: GGUF and CTranslate2 files to MLX folders."""

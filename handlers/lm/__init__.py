@@ -1,0 +1,1 @@
+"""Language models: llama.cpp and mlx-lm engines, chat prompts, constraints."""
