@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-from ipc.messages import Finished, Generate, HandlerMessage, TokenLogprob, ToolCallDelta
+from ipc.messages import (
+    EngineCounters,
+    EngineMemory,
+    Finished,
+    Generate,
+    HandlerMessage,
+    TokenLogprob,
+    ToolCallDelta,
+)
 
 # send(message): send a frame to the server (any thread may call it).
 Send = Callable[[HandlerMessage], None]
@@ -66,12 +74,21 @@ class Engine(Protocol):
     # How many requests may run at once (each on its own thread).
     parallel: int
 
-    def memory(self) -> dict[str, float]:
-        """Engine-reported memory figures in bytes (may be empty)."""
+    def memory(self) -> EngineMemory:
+        """Engine-reported memory figures (zero where the engine cannot tell)."""
         ...
 
     def close(self) -> None:
         """Release the model."""
+        ...
+
+
+@runtime_checkable
+class Counting(Protocol):
+    """An engine that counts its batches and cache hits (embeddings)."""
+
+    def counters(self) -> EngineCounters:
+        """The engine's work counters."""
         ...
 
 

@@ -17,13 +17,14 @@ from typing import Any, cast
 import psutil
 
 from handlers import shm_out
-from handlers.engine_protocol import Engine, EngineError, RequestEngine, TextEngine
+from handlers.engine_protocol import Counting, Engine, EngineError, RequestEngine, TextEngine
 from ipc.channel import BlockingChannel
 from ipc.framing import ProtocolError
 from ipc.messages import (
     WORK_TYPES,
     Cancel,
     Delta,
+    EngineCounters,
     Failed,
     Finished,
     Generate,
@@ -172,7 +173,10 @@ class Runtime:
             pid=os.getpid(),
             rss_bytes=self._process.memory_info().rss,
             tokens_generated=self.tokens_generated,
-            engine_memory=self._engine.memory(),
+            memory=self._engine.memory(),
+            counters=self._engine.counters()
+            if isinstance(self._engine, Counting)
+            else EngineCounters(),
         )
 
     def _send(self, message: HandlerMessage) -> None:

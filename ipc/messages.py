@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import msgspec
 
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 
 
 class ShmRef(msgspec.Struct, frozen=True, tag="shm"):
@@ -61,16 +61,18 @@ ToolChoice = Literal["auto", "none", "required"]
 
 
 class Sampling(msgspec.Struct, omit_defaults=True):
-    """Sampling parameters; ``None`` means the engine's default."""
+    """Sampling parameters with the one set of defaults every engine uses
+    (the Bodega docs': temperature 0.7, top_p 1.0). ``top_k`` 0 and ``min_p``
+    0.0 switch those filters off; ``seed`` None draws a fresh one."""
 
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
-    min_p: float | None = None
+    temperature: float = 0.7
+    top_p: float = 1.0
+    top_k: int = 0
+    min_p: float = 0.0
     seed: int | None = None
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
-    repetition_penalty: float | None = None
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    repetition_penalty: float = 1.0
 
 
 class Usage(msgspec.Struct):
@@ -112,6 +114,15 @@ class Generate(msgspec.Struct, tag="generate"):
     logprobs: bool = False
     top_logprobs: int = 0
     logit_bias: dict[int, float] = {}
+    # None: generate until a stop, end of sequence or the end of the context.
+    # Engines stop at the context's end either way (finish reason "length").
+    # ``ignore_eos`` decodes past end-of-sequence; no end of sequence is
+    # accepted before ``min_tokens`` tokens (llama.cpp's extensions).
+    ignore_eos: bool = False
+    min_tokens: int = 0
+    # OpenAI's ``reasoning_effort`` ("none" ... "high"): passed to the chat
+    # template, and "none"/"minimal" turn a template's thinking switch off.
+    reasoning_effort: str | None = None
 
 
 class Cancel(msgspec.Struct, tag="cancel"):
@@ -264,14 +275,34 @@ class Failed(msgspec.Struct, tag="failed"):
     param: str | None = None
 
 
+class EngineMemory(msgspec.Struct, omit_defaults=True):
+    """Memory an engine reports, in bytes (0 where the engine cannot tell):
+    its weights, the accelerator memory in use, held in its cache and at peak."""
+
+    weights_bytes: int = 0
+    active_bytes: int = 0
+    cache_bytes: int = 0
+    peak_bytes: int = 0
+
+
+class EngineCounters(msgspec.Struct, omit_defaults=True):
+    """Work counters of engines that batch and cache (embeddings)."""
+
+    cache_entries: int = 0
+    cache_hits: int = 0
+    batches: int = 0
+    rows_embedded: int = 0
+
+
 class Stats(msgspec.Struct, tag="stats"):
-    """Process and engine figures; memory figures are in bytes."""
+    """Process and engine figures of one handler."""
 
     req_id: int
     pid: int
     rss_bytes: int
     tokens_generated: int = 0
-    engine_memory: dict[str, float] = {}
+    memory: EngineMemory = msgspec.field(default_factory=EngineMemory)
+    counters: EngineCounters = msgspec.field(default_factory=EngineCounters)
 
 
 class Word(msgspec.Struct, array_like=True):

@@ -9,6 +9,7 @@ from quart import Blueprint, Response
 
 from bodega.registry.registry import Model
 from bodega.settings import ModelSpec
+from ipc.messages import EngineMemory
 
 from .common import decode_json, json_response, registry
 
@@ -40,12 +41,12 @@ def memory_of(model: Model) -> dict[str, float]:
     """``memory`` in the Bodega docs' shape, from the last ``Stats``."""
     stats = model.handler.last_stats
     rss_mb = round(stats.rss_bytes / MB, 1) if stats else 0.0
-    engine = stats.engine_memory if stats else {}
-    active = round(engine.get("active_bytes", 0.0) / MB, 1)
+    engine = stats.memory if stats else EngineMemory()
+    active = round(engine.active_bytes / MB, 1)
     return {
         "metal_active_mb": active,
-        "metal_cache_mb": round(engine.get("cache_bytes", 0.0) / MB, 1),
-        "metal_peak_mb": round(engine.get("peak_bytes", 0.0) / MB, 1),
+        "metal_cache_mb": round(engine.cache_bytes / MB, 1),
+        "metal_peak_mb": round(engine.peak_bytes / MB, 1),
         "rss_mb": rss_mb,
         "total_mb": round(rss_mb + active, 1),
     }

@@ -91,7 +91,9 @@ async def query() -> Response:
         body.file_id, body.query, body.top_k or service.config.top_k
     )
     messages = grounded_messages(meta.filename, body.query, hits)
-    sampling = Sampling(temperature=body.temperature, seed=body.seed)
+    sampling = Sampling(seed=body.seed)
+    if body.temperature is not None:
+        sampling.temperature = body.temperature
     fields = {
         "messages": messages,
         "max_tokens": body.max_tokens or service.config.max_tokens,

@@ -7,20 +7,14 @@ from bodega.openai.requests import SamplingFields
 from ipc.messages import Sampling
 
 MAX_STOP_SEQUENCES = 16
+SAMPLING_FIELDS = Sampling.__struct_fields__
 
 
 def sampling_of(request: SamplingFields) -> Sampling:
-    """The sampling parameters a handler understands."""
-    return Sampling(
-        temperature=request.temperature,
-        top_p=request.top_p,
-        top_k=request.top_k,
-        min_p=request.min_p,
-        seed=request.seed,
-        presence_penalty=request.presence_penalty,
-        frequency_penalty=request.frequency_penalty,
-        repetition_penalty=request.repetition_penalty,
-    )
+    """The sampling parameters a handler understands; unset ones keep
+    ``Sampling``'s defaults, the same on every engine."""
+    given = {name: getattr(request, name) for name in SAMPLING_FIELDS}
+    return Sampling(**{name: value for name, value in given.items() if value is not None})
 
 
 def stop_of(request: SamplingFields) -> list[str]:

@@ -22,7 +22,16 @@ import numpy as np
 from handlers.embeddings.batcher import Cancelled
 from handlers.embeddings.st_engine import SentenceTransformerEngine
 from handlers.engine_protocol import EngineError, LoadError, ModelFilesMissing, Send, ShouldStop
-from ipc.messages import Embed, Finished, HandlerMessage, LoadSpec, Rerank, RerankResult
+from ipc.messages import (
+    Embed,
+    EngineCounters,
+    EngineMemory,
+    Finished,
+    HandlerMessage,
+    LoadSpec,
+    Rerank,
+    RerankResult,
+)
 
 PAIR_BATCH = 32
 
@@ -81,9 +90,9 @@ class CrossEncoderEngine:
             tokens += sum(len(ids) for ids in encoded["input_ids"])
         return RerankResult(req_id=request.req_id, scores=scores, prompt_tokens=tokens)
 
-    def memory(self) -> dict[str, float]:
+    def memory(self) -> EngineMemory:
         """Nothing beyond the process's RSS."""
-        return {}
+        return EngineMemory()
 
     def close(self) -> None:
         """Nothing to release before the process exits."""
@@ -120,9 +129,13 @@ class BiEncoderRerankEngine:
             prompt_tokens=sum(len(row) for row in rows),
         )
 
-    def memory(self) -> dict[str, float]:
+    def memory(self) -> EngineMemory:
+        """Nothing beyond the process's RSS."""
+        return EngineMemory()
+
+    def counters(self) -> EngineCounters:
         """The embedder's cache and batching figures."""
-        return self.embedder.memory()
+        return self.embedder.counters()
 
     def close(self) -> None:
         """Stop the embedder's batcher."""

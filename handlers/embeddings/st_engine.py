@@ -35,7 +35,15 @@ from handlers.engine_protocol import (
     Send,
 )
 from handlers.engine_protocol import ShouldStop as ShouldStopFn
-from ipc.messages import Embed, Embeddings, Finished, HandlerMessage, LoadSpec
+from ipc.messages import (
+    Embed,
+    Embeddings,
+    EngineCounters,
+    EngineMemory,
+    Finished,
+    HandlerMessage,
+    LoadSpec,
+)
 
 # Rows per forward pass inside one batch (sentence-transformers' default).
 FORWARD_ROWS = 32
@@ -339,14 +347,18 @@ class SentenceTransformerEngine:
 
     # --- engine ----------------------------------------------------------
 
-    def memory(self) -> dict[str, float]:
-        """Cache and batching figures (counts, not bytes, where named so)."""
-        return {
-            "cache_entries": float(len(self.cache)),
-            "cache_hits": float(self.cache.hits),
-            "batches": float(self.batcher.batches),
-            "rows_embedded": float(self.batcher.rows_run),
-        }
+    def memory(self) -> EngineMemory:
+        """Nothing beyond the process's RSS."""
+        return EngineMemory()
+
+    def counters(self) -> EngineCounters:
+        """Cache and batching figures."""
+        return EngineCounters(
+            cache_entries=len(self.cache),
+            cache_hits=self.cache.hits,
+            batches=self.batcher.batches,
+            rows_embedded=self.batcher.rows_run,
+        )
 
     def close(self) -> None:
         """Stop the batcher and its pass threads."""

@@ -21,6 +21,7 @@ from handlers.lm.chat_request import prepare_chat
 from handlers.lm.chat_template import ChatTemplate
 from handlers.lm.constraints import UnsupportedSchema, to_lark
 from ipc.messages import (
+    EngineMemory,
     Finished,
     FinishReason,
     Generate,
@@ -186,9 +187,9 @@ class LlamaCppEngine:
             ),
         )
 
-    def memory(self) -> dict[str, float]:
+    def memory(self) -> EngineMemory:
         """The size of the mapped weights; llama.cpp reports nothing finer."""
-        return {"model_bytes": float(self._model_bytes)}
+        return EngineMemory(weights_bytes=self._model_bytes)
 
     def close(self) -> None:
         """Stop llama.cpp's loop and free the model."""

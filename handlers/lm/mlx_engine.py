@@ -26,7 +26,15 @@ from handlers.lm.mlx_guided import GuidedLogits, TokenTable, seeded, token_logpr
 from handlers.lm.mlx_loading import check_same_tokenizer, load_model, mlx_memory, resolve_model_dir
 from handlers.lm.stop_text import StopTextFilter
 from handlers.parsing.pattern import Lit, seq
-from ipc.messages import Finished, FinishReason, Generate, LoadSpec, TokenLogprob, Usage
+from ipc.messages import (
+    EngineMemory,
+    Finished,
+    FinishReason,
+    Generate,
+    LoadSpec,
+    TokenLogprob,
+    Usage,
+)
 
 DEFAULT_CONTEXT_LENGTH = 32768
 DEFAULT_MAX_TOKENS = 4096
@@ -388,8 +396,8 @@ class MlxEngine:
 
     # --- the rest of the Engine protocol ---------------------------------
 
-    def memory(self) -> dict[str, float]:
-        """MLX's active, cache and peak memory in bytes."""
+    def memory(self) -> EngineMemory:
+        """MLX's active, cache and peak memory."""
         return mlx_memory()
 
     def close(self) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from handlers.convert.gguf import is_gguf
 from handlers.engine_protocol import LoadError, ModelFilesMissing
-from ipc.messages import LoadSpec
+from ipc.messages import EngineMemory, LoadSpec
 
 
 def conversion_cache_root() -> Path:
@@ -144,12 +144,12 @@ def check_same_tokenizer(target: Any, draft: Any) -> None:
         )
 
 
-def mlx_memory() -> dict[str, float]:
-    """MLX's active, cache and peak memory in bytes (every MLX engine's ``memory``)."""
+def mlx_memory() -> EngineMemory:
+    """MLX's active, cache and peak memory (every MLX engine's ``memory``)."""
     import mlx.core as mx
 
-    return {
-        "active_bytes": float(mx.get_active_memory()),
-        "cache_bytes": float(mx.get_cache_memory()),
-        "peak_bytes": float(mx.get_peak_memory()),
-    }
+    return EngineMemory(
+        active_bytes=int(mx.get_active_memory()),
+        cache_bytes=int(mx.get_cache_memory()),
+        peak_bytes=int(mx.get_peak_memory()),
+    )

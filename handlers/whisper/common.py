@@ -17,7 +17,7 @@ from handlers.engine_protocol import EngineError, Send, ShouldStop
 from handlers.whisper.audio_decode import SAMPLE_RATE, Samples, decode
 from handlers.whisper.languages import LANGUAGES, language_code
 from ipc import shm
-from ipc.messages import Finished, HandlerMessage, Segment, Transcribe, Transcript
+from ipc.messages import EngineMemory, Finished, HandlerMessage, Segment, Transcribe, Transcript
 
 # Audio whose loudest 20 ms frame stays below this (-50 dBFS) holds no speech:
 # Whisper would hallucinate words ("you") into it, so it gets an empty transcript.
@@ -114,9 +114,9 @@ class WhisperEngine:
         """
         raise NotImplementedError
 
-    def memory(self) -> dict[str, float]:
-        """Engine-reported memory figures in bytes (none by default)."""
-        return {}
+    def memory(self) -> EngineMemory:
+        """Engine-reported memory figures (none by default)."""
+        return EngineMemory()
 
     def close(self) -> None:
         """Release the model (the process exit does it)."""

@@ -33,7 +33,7 @@ from handlers.engine_protocol import LoadError, ShouldStop
 from handlers.lm.mlx_loading import conversion_cache_root, mlx_memory
 from handlers.whisper.audio_decode import Samples
 from handlers.whisper.common import Cancelled, Options, WhisperEngine
-from ipc.messages import LoadSpec, Segment, Word
+from ipc.messages import EngineMemory, LoadSpec, Segment, Word
 
 COMPRESSION_RATIO_THRESHOLD = 2.4
 LOGPROB_THRESHOLD = -1.0
@@ -91,8 +91,8 @@ class MlxWhisperEngine(WhisperEngine):
         mx.eval(model.parameters())
         return model
 
-    def memory(self) -> dict[str, float]:
-        """MLX's active, cache and peak memory in bytes."""
+    def memory(self) -> EngineMemory:
+        """MLX's active, cache and peak memory."""
         return mlx_memory()
 
     def segments(

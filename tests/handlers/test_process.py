@@ -345,7 +345,7 @@ def test_stats(lm: Handler) -> None:
     assert stats.rss_bytes > 0
     assert stats.tokens_generated >= 3
     assert MODEL is not None
-    assert stats.engine_memory == {"model_bytes": float(os.path.getsize(MODEL))}
+    assert stats.memory.weights_bytes == os.path.getsize(MODEL)
     _, end = lm.run(Generate(req_id=lm.next_id(), prompt="Hello", max_tokens=2))
     assert lm.stats().tokens_generated == stats.tokens_generated + 2
 

@@ -27,6 +27,7 @@ from ipc.channel import BlockingChannel
 from ipc.messages import (
     Cancel,
     Delta,
+    EngineMemory,
     Failed,
     Finished,
     Generate,
@@ -136,8 +137,8 @@ class FakeEngine:
             req_id=req_id, reason="length", usage=Usage(prompt_tokens=3, completion_tokens=emitted)
         )
 
-    def memory(self) -> dict[str, float]:
-        return {"fake_bytes": 1234.0}
+    def memory(self) -> EngineMemory:
+        return EngineMemory(weights_bytes=1234)
 
     def close(self) -> None:
         pass
@@ -413,7 +414,7 @@ def test_stats(make_harness: Callable[..., Harness]) -> None:
     assert stats.pid == os.getpid()
     assert stats.rss_bytes > 0
     assert stats.tokens_generated == 0
-    assert stats.engine_memory == {"fake_bytes": 1234.0}
+    assert stats.memory == EngineMemory(weights_bytes=1234)
     h.send(gen(1, tokens=5))
     h.finish(1)
     h.send(gen(2, tokens=3))

@@ -33,7 +33,7 @@ HANDLER_MESSAGES: list[m.HandlerMessage] = [
     m.Delta(req_id=1, text="Paris", n_tokens=2),
     m.Finished(req_id=1, reason="stop", usage=m.Usage(prompt_tokens=5, completion_tokens=2)),
     m.Failed(req_id=3, kind="invalid_request", message="bad", param="messages"),
-    m.Stats(req_id=2, pid=99, rss_bytes=1 << 20, engine_memory={"kv": 1.0}),
+    m.Stats(req_id=2, pid=99, rss_bytes=1 << 20, memory=m.EngineMemory(active_bytes=1)),
 ]
 
 

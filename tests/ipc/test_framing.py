@@ -47,6 +47,9 @@ SERVER_MESSAGES: list[msgspec.Struct] = [
         logprobs=True,
         top_logprobs=2,
         logit_bias={5: -100.0},
+        ignore_eos=True,
+        min_tokens=3,
+        reasoning_effort="low",
         sampling=m.Sampling(
             temperature=0.5,
             top_p=0.9,
@@ -112,7 +115,8 @@ HANDLER_MESSAGES: list[msgspec.Struct] = [
         pid=99,
         rss_bytes=123_456_789,
         tokens_generated=1000,
-        engine_memory={"kv_cache": 1.5e6, "weights": 9.0e7},
+        memory=m.EngineMemory(weights_bytes=90_000_000, active_bytes=1_500_000),
+        counters=m.EngineCounters(batches=3),
     ),
     m.Segment(
         req_id=7,
@@ -171,6 +175,8 @@ OTHER_STRUCTS: list[msgspec.Struct] = [
         repetition_penalty=1.3,
     ),
     m.Usage(prompt_tokens=1, completion_tokens=2, cached_tokens=3),
+    m.EngineMemory(weights_bytes=1, active_bytes=2, cache_bytes=3, peak_bytes=4),
+    m.EngineCounters(cache_entries=1, cache_hits=2, batches=3, rows_embedded=4),
     m.LoadSpec(
         model_id="smol",
         model_path="/models/smol.gguf",

@@ -8,7 +8,13 @@ from collections.abc import Callable
 import pytest
 
 from handlers.parsing import Content, OutputParser, reasoning_parser, tool_parser
-from tests.handlers.parsing.parsing_harness import TOOLS, check_invariants, random_pieces, run, summary
+from tests.handlers.parsing.parsing_harness import (
+    TOOLS,
+    check_invariants,
+    random_pieces,
+    run,
+    summary,
+)
 
 COMMON = ["\n", " ", "Hello", "<", "</", "x<y", '"', "{", "}", "é"]
 VOCAB = {
