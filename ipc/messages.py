@@ -191,6 +191,8 @@ ServerMessage = (
 
 # Requests the handler queues and runs on an engine thread, each answered by
 # frames carrying its ``req_id`` and ending with one of ``TERMINAL_TYPES``.
+# Services build them with ``req_id`` 0; the server's handler process stamps it.
+WorkMessage = Generate | Transcribe | Embed | Rerank
 WORK_TYPES: tuple[type, ...] = (Generate, Transcribe, Embed, Rerank)
 
 
