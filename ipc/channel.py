@@ -1,6 +1,16 @@
 """Message channels over a byte stream: a trio one for the server, a blocking
 one for handler processes. Both send any message Struct and receive one type,
-usually the tagged union of the other side's messages."""
+usually the tagged union of the other side's messages.
+
+A message larger than ``max_frame`` (and no larger than ``max_spill``) is
+spilled: the sending channel writes its encoding into a shared-memory segment
+(``ipc.shm.spill``, named with ``spill_pid``) and sends a small spill frame;
+the receiving channel reads the segment, unlinks it and decodes the message,
+so both ends see an ordinary ``send``/``receive``. A message larger than
+``max_spill``, or one whose spill fails, raises :class:`FrameTooLarge`
+(:class:`SpillFailed`) from ``send`` with nothing sent: the channel stays
+usable. See ``ipc.shm`` for who unlinks a spilled segment.
+"""
 
 from __future__ import annotations
 
@@ -14,13 +24,37 @@ from typing import Any, Generic, TypeVar, overload
 import msgspec
 import trio
 
-from ipc.framing import DEFAULT_MAX_FRAME, Codec, FrameDecoder, ProtocolError, encode_frame
+from ipc import shm
+from ipc.framing import (
+    DEFAULT_MAX_FRAME,
+    MAX_SPILL,
+    Codec,
+    FrameDecoder,
+    ProtocolError,
+    SpillFailed,
+    SpillNeeded,
+    encode_frame,
+    spill_frame,
+)
 
 __all__ = ["BlockingChannel", "TrioChannel"]
 
 T = TypeVar("T")
 
 _RECEIVE_SIZE = 256 * 1024
+
+
+def _spill(big: SpillNeeded, owner_pid: int) -> tuple[str, bytes]:
+    """Put ``big``'s body in a segment: its name and the spill frame naming it."""
+    with big.body as body:
+        try:
+            name = shm.spill(body, owner_pid)
+        except OSError as exc:
+            raise SpillFailed(
+                f"{big.message_type} of {big.size} bytes is too large for a frame "
+                f"and could not be put in shared memory: {exc}"
+            ) from exc
+    return name, spill_frame(name, big.size)
 
 
 class TrioChannel(trio.abc.SendChannel[msgspec.Struct], trio.abc.ReceiveChannel[T]):
@@ -42,6 +76,9 @@ class TrioChannel(trio.abc.SendChannel[msgspec.Struct], trio.abc.ReceiveChannel[
         stream: trio.abc.Stream,
         decode_type: type[T],
         max_frame: int = ...,
+        *,
+        max_spill: int = ...,
+        spill_pid: int | None = ...,
     ) -> None: ...
     @overload
     def __init__(
@@ -49,14 +86,25 @@ class TrioChannel(trio.abc.SendChannel[msgspec.Struct], trio.abc.ReceiveChannel[
         stream: trio.abc.Stream,
         decode_type: Any,
         max_frame: int = ...,
+        *,
+        max_spill: int = ...,
+        spill_pid: int | None = ...,
     ) -> None: ...
     def __init__(
-        self, stream: trio.abc.Stream, decode_type: Any, max_frame: int = DEFAULT_MAX_FRAME
+        self,
+        stream: trio.abc.Stream,
+        decode_type: Any,
+        max_frame: int = DEFAULT_MAX_FRAME,
+        *,
+        max_spill: int = MAX_SPILL,
+        spill_pid: int | None = None,
     ) -> None:
         self.stream = stream
         self.max_frame = max_frame
+        self.max_spill = max_spill
+        self.spill_pid = os.getpid() if spill_pid is None else spill_pid
         self._codec: Codec[T] = Codec(decode_type)
-        self._decoder = FrameDecoder(max_frame)
+        self._decoder = FrameDecoder(max_frame, max_spill=max_spill, load_spill=shm.take_spill)
         self._bodies: deque[bytes] = deque()
         self._send_lock = trio.Lock()
         self._receiving = False
@@ -65,17 +113,40 @@ class TrioChannel(trio.abc.SendChannel[msgspec.Struct], trio.abc.ReceiveChannel[
         self._socket = stream.socket if isinstance(stream, trio.SocketStream) else None
 
     async def send(self, value: msgspec.Struct) -> None:
-        """Send one message; concurrent senders wait their turn."""
-        frame = encode_frame(value, self.max_frame)
+        """Send one message; concurrent senders wait their turn.
+
+        Raises :class:`FrameTooLarge` (:class:`SpillFailed`) for a message
+        that cannot travel, with nothing sent.
+        """
+        try:
+            frame = encode_frame(value, self.max_frame, self.max_spill)
+        except SpillNeeded as big:
+            await self._send_spilled(big)
+            return
         async with self._send_lock:
             await self.stream.send_all(frame)
+
+    async def _send_spilled(self, big: SpillNeeded) -> None:
+        # Copying a large message is blocking work: a worker thread does it,
+        # shielded so that the segment's name is never lost to a cancel.
+        with trio.CancelScope(shield=True):
+            name, frame = await trio.to_thread.run_sync(_spill, big, self.spill_pid)
+        sent = False
+        try:
+            async with self._send_lock:
+                await self.stream.send_all(frame)
+            sent = True
+        finally:
+            if not sent:
+                shm.discard_spill(name)
 
     async def receive(self) -> T:
         """Receive the next message.
 
         Raises :class:`trio.EndOfChannel` on a clean end of stream,
         :class:`ProtocolError` on an end of stream inside a frame or an invalid
-        message, and :class:`FrameTooLarge` on an oversize frame.
+        message or a bad spill frame, and :class:`FrameTooLarge` on an oversize
+        frame.
         """
         if self._receiving:
             raise trio.BusyResourceError("another task is already receiving on this channel")
@@ -125,26 +196,60 @@ class BlockingChannel(Generic[T]):
 
     @overload
     def __init__(
-        self: BlockingChannel[T], sock: socket.socket, decode_type: type[T], max_frame: int = ...
+        self: BlockingChannel[T],
+        sock: socket.socket,
+        decode_type: type[T],
+        max_frame: int = ...,
+        *,
+        max_spill: int = ...,
+        spill_pid: int | None = ...,
     ) -> None: ...
     @overload
     def __init__(
-        self: BlockingChannel[Any], sock: socket.socket, decode_type: Any, max_frame: int = ...
+        self: BlockingChannel[Any],
+        sock: socket.socket,
+        decode_type: Any,
+        max_frame: int = ...,
+        *,
+        max_spill: int = ...,
+        spill_pid: int | None = ...,
     ) -> None: ...
     def __init__(
-        self, sock: socket.socket, decode_type: Any, max_frame: int = DEFAULT_MAX_FRAME
+        self,
+        sock: socket.socket,
+        decode_type: Any,
+        max_frame: int = DEFAULT_MAX_FRAME,
+        *,
+        max_spill: int = MAX_SPILL,
+        spill_pid: int | None = None,
     ) -> None:
         self.sock = sock
         self.max_frame = max_frame
+        self.max_spill = max_spill
+        self.spill_pid = os.getpid() if spill_pid is None else spill_pid
         self._codec: Codec[T] = Codec(decode_type)
-        self._decoder = FrameDecoder(max_frame)
+        self._decoder = FrameDecoder(max_frame, max_spill=max_spill, load_spill=shm.take_spill)
         self._bodies: deque[bytes] = deque()
         self._send_lock = threading.Lock()
         self._receive_lock = threading.Lock()
 
     def send(self, msg: msgspec.Struct) -> None:
-        """Send one message; safe to call from several threads."""
-        frame = encode_frame(msg, self.max_frame)
+        """Send one message; safe to call from several threads.
+
+        Raises :class:`FrameTooLarge` (:class:`SpillFailed`) for a message
+        that cannot travel, with nothing sent.
+        """
+        try:
+            frame = encode_frame(msg, self.max_frame, self.max_spill)
+        except SpillNeeded as big:
+            name, frame = _spill(big, self.spill_pid)
+            try:
+                with self._send_lock:
+                    self.sock.sendall(frame)
+            except BaseException:
+                shm.discard_spill(name)
+                raise
+            return
         with self._send_lock:
             self.sock.sendall(frame)
 
@@ -152,8 +257,8 @@ class BlockingChannel(Generic[T]):
         """Block until the next message arrives and return it.
 
         Raises :class:`EOFError` on a clean end of stream, :class:`ProtocolError`
-        on an end of stream inside a frame, an invalid message or an oversize
-        frame (:class:`FrameTooLarge`).
+        on an end of stream inside a frame, an invalid message, a bad spill
+        frame or an oversize frame (:class:`FrameTooLarge`).
         """
         if not self._receive_lock.acquire(blocking=False):
             raise RuntimeError("another thread is already receiving on this channel")

@@ -4,10 +4,24 @@ Ownership: the process that creates a segment (through a :class:`ShmOwner`)
 unlinks it; readers attach, copy and close, never unlink. Segment names carry
 the owner's pid, ``bd<pid>-<hex>``, so :func:`sweep` can remove the segments
 of a process that died without cleaning up.
+
+Spilled messages are the one exception: a channel that must send a message
+too large for a frame writes it into a segment (:func:`spill`) and sends a
+spill frame naming it; the receiving channel takes it (:func:`take_spill`:
+opens, unlinks, copies out). Ownership passes with the frame, because the
+creator cannot know when the message was read without an extra round trip
+on every large message. The creator unlinks only what it could not send
+(:func:`discard_spill`). A spill frame that never reaches a reader (the peer
+died) leaves a segment named with its creator's pid: the start-up sweep
+removes it once that process is gone. Spill segments bypass the resource
+tracker: they must outlive a sender that exits right after sending.
 """
 
 from __future__ import annotations
 
+import _posixshmem
+import errno
+import mmap
 import os
 import re
 import secrets
@@ -25,9 +39,12 @@ __all__ = [
     "THRESHOLD",
     "ShmError",
     "ShmOwner",
+    "discard_spill",
     "pack",
     "read",
+    "spill",
     "sweep",
+    "take_spill",
     "unpack",
 ]
 
@@ -156,6 +173,81 @@ def unpack(payload: bytes | ShmRef) -> bytes:
     if isinstance(payload, ShmRef):
         return read(payload)
     return payload
+
+
+def _new_name(owner_pid: int) -> str:
+    return f"{PREFIX}{owner_pid}-{secrets.token_hex(4)}"
+
+
+def spill(data: bytes | bytearray | memoryview, owner_pid: int | None = None) -> str:
+    """Write ``data`` (not empty) into a new segment and return its name.
+
+    The segment belongs to whoever reads it with :func:`take_spill`. Raises
+    :class:`OSError` (``ENOSPC`` when ``/dev/shm`` is full) with nothing left
+    behind. On Linux the bytes go in with ``write``, which reports a full
+    ``/dev/shm`` as an error; writing through a mapping would crash the
+    process with SIGBUS instead.
+    """
+    pid = os.getpid() if owner_pid is None else owner_pid
+    with memoryview(data) as view, view.cast("B") as octets:
+        size = octets.nbytes
+        if size == 0:
+            raise ValueError("cannot spill an empty message")
+        while True:
+            name = _new_name(pid)
+            try:
+                fd = _posixshmem.shm_open("/" + name, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+            except FileExistsError:
+                continue
+            break
+        try:
+            if sys.platform == "linux":
+                written = 0
+                while written < size:
+                    written += os.write(fd, octets[written:])
+            else:  # macOS: shared memory takes no write(); size it, then map it
+                os.ftruncate(fd, size)
+                with mmap.mmap(fd, size) as mapped:
+                    mapped[:] = octets
+        except BaseException:
+            _posixshmem.shm_unlink("/" + name)
+            raise
+        finally:
+            os.close(fd)
+    return name
+
+
+def take_spill(name: str, size: int) -> bytes:
+    """Copy a spilled message out of its segment and unlink the segment.
+
+    Raises :class:`ShmError` if ``name`` is not one of ours, the segment does
+    not exist, or it holds fewer than ``size`` bytes (it is unlinked then too).
+    """
+    if not _NAME_RE.match(name):
+        raise ShmError(f"not a shared-memory payload name: {name!r}")
+    try:
+        fd = _posixshmem.shm_open("/" + name, os.O_RDONLY, 0)
+    except FileNotFoundError:
+        raise ShmError(f"spilled message {name!r} does not exist") from None
+    try:
+        # Unlinked at once: the open descriptor keeps the memory until closed.
+        _posixshmem.shm_unlink("/" + name)
+        held = os.fstat(fd).st_size
+        if held < size:  # mapping past the end would fault
+            raise ShmError(f"spilled message {name!r} holds {held} bytes, not {size}")
+        with mmap.mmap(fd, size, prot=mmap.PROT_READ) as mapped:
+            return mapped[:size]
+    finally:
+        os.close(fd)
+
+
+def discard_spill(name: str) -> None:
+    """Unlink a spilled message that was never sent; a missing one is fine."""
+    try:
+        _posixshmem.shm_unlink("/" + name)
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            raise
 
 
 def sweep(is_alive: Callable[[int], bool] = psutil.pid_exists) -> list[str]:

@@ -243,8 +243,10 @@ async def test_socket_oversize_and_garbage() -> None:
 @pytest.mark.trio
 async def test_send_oversize_message() -> None:
     left, _right = trio.testing.memory_stream_pair()
-    chan: TrioChannel[m.HandlerMessage] = TrioChannel(left, m.HandlerMessage, max_frame=10)
-    with pytest.raises(FrameTooLarge):
+    chan: TrioChannel[m.HandlerMessage] = TrioChannel(
+        left, m.HandlerMessage, max_frame=10, max_spill=20
+    )
+    with pytest.raises(FrameTooLarge, match="largest message of 20"):
         await chan.send(m.Delta(req_id=1, text="far too long for ten bytes"))
 
 
@@ -336,8 +338,8 @@ def test_blocking_garbage_and_oversize() -> None:
 
 def test_blocking_send_oversize() -> None:
     a, b = socket.socketpair()
-    with BlockingChannel(a, m.HandlerMessage, max_frame=10) as chan:
-        with pytest.raises(FrameTooLarge):
+    with BlockingChannel(a, m.HandlerMessage, max_frame=10, max_spill=20) as chan:
+        with pytest.raises(FrameTooLarge, match="largest message of 20"):
             chan.send(m.Delta(req_id=1, text="far too long for ten bytes"))
     b.close()
 
