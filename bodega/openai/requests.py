@@ -1,9 +1,11 @@
 """OpenAI request bodies as msgspec Structs (decoding = validation).
 
-Unknown fields are accepted and ignored, as the OpenAI API does; known fields
-of the wrong type or out of range are a 400 naming the field. Fields that a
-later capability will honour are declared so that using them is refused with a
-clear message instead of being silently ignored.
+Every top-level field of OpenAI's chat and legacy completions requests is
+declared here, typed, plus the vendor extensions Bodega honours; known fields
+of the wrong type or out of range are a 400 naming the field. What Bodega does
+with each declared field (honoured, no effect, refused unless default) is the
+table in ``bodega.openai.field_policy``, which also logs fields declared
+nowhere. Decoding these Structs directly still ignores unknown fields.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ PositiveInt = Annotated[int, Meta(ge=1)]
 
 
 class StreamOptions(msgspec.Struct):
-    """``stream_options`` of chat and completions."""
+    """``stream_options`` of chat and completions. ``include_obfuscation``
+    has no effect: Bodega's stream chunks carry no padding."""
 
     include_usage: bool = False
+    include_obfuscation: bool | None = None
 
 
 class ContentPart(msgspec.Struct):
@@ -102,10 +106,71 @@ class JsonSchemaIn(msgspec.Struct):
 
 
 class ResponseFormat(msgspec.Struct):
-    """``response_format``: free text, any JSON object, or JSON of a schema."""
+    """``response_format``: free text, any JSON object, or JSON of a schema.
+    ``schema`` is llama.cpp's extension: ``{"type": "json_object", "schema":
+    {...}}`` constrains the object to that schema."""
 
     type: Literal["text", "json_object", "json_schema"]
     json_schema: JsonSchemaIn | None = None
+    schema: dict[str, Any] | None = None
+
+
+class AudioVoice(msgspec.Struct):
+    """A custom voice of ``audio.voice``."""
+
+    id: str
+
+
+class AudioOutput(msgspec.Struct):
+    """``audio``: spoken output (refused: the models here answer in text)."""
+
+    format: Literal["wav", "aac", "mp3", "flac", "opus", "pcm16"]
+    voice: str | AudioVoice
+
+
+class PredictionIn(msgspec.Struct):
+    """``prediction``: OpenAI's Predicted Outputs, a latency hint."""
+
+    content: str | list[ContentPart]
+    type: Literal["content"] = "content"
+
+
+class ModerationMode(msgspec.Struct):
+    """``moderation.policy.input`` / ``.output``."""
+
+    mode: Literal["score", "block"]
+
+
+class ModerationPolicy(msgspec.Struct):
+    """``moderation.policy``."""
+
+    input: ModerationMode | None = None
+    output: ModerationMode | None = None
+
+
+class ModerationIn(msgspec.Struct):
+    """``moderation``: run a moderation model on input and output (refused)."""
+
+    model: str
+    policy: ModerationPolicy | None = None
+
+
+class PromptCacheOptions(msgspec.Struct):
+    """``prompt_cache_options`` (no effect: Bodega caches prompt prefixes on
+    its own). ``ttl`` is a string so a new OpenAI lifetime is no 400."""
+
+    mode: Literal["implicit", "explicit"] | None = None
+    ttl: str | None = None
+
+
+class WebSearchOptions(msgspec.Struct):
+    """``web_search_options`` (refused: the models here cannot search)."""
+
+    search_context_size: Literal["low", "medium", "high"] | None = None
+    user_location: dict[str, Any] | None = None
+
+
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
 
 
 class SamplingFields(msgspec.Struct, kw_only=True):
@@ -124,6 +189,10 @@ class SamplingFields(msgspec.Struct, kw_only=True):
     stream_options: StreamOptions | None = None
     n: Annotated[int, Meta(ge=1, le=16)] = 1
     user: str | None = None
+    # Extensions of llama.cpp's and vLLM's servers: decode past end of
+    # sequence; no end of sequence before ``min_tokens`` tokens.
+    ignore_eos: bool = False
+    min_tokens: Annotated[int, Meta(ge=0)] = 0
 
 
 class ChatCompletionRequest(SamplingFields, kw_only=True):
@@ -141,6 +210,25 @@ class ChatCompletionRequest(SamplingFields, kw_only=True):
     top_logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
     logit_bias: dict[str, Annotated[float, Meta(ge=-100, le=100)]] | None = None
     chat_template_kwargs: dict[str, Any] | None = None
+    reasoning_effort: ReasoningEffort | None = None
+    # Deprecated forms of tools / tool_choice.
+    functions: list[FunctionIn] | None = None
+    function_call: Literal["none", "auto"] | NamedFunction | None = None
+    # Accepted with no effect here (see field_policy).
+    metadata: dict[str, str] | None = None
+    store: bool | None = None
+    service_tier: str | None = None
+    safety_identifier: str | None = None
+    prompt_cache_key: str | None = None
+    prompt_cache_retention: str | None = None
+    prompt_cache_options: PromptCacheOptions | None = None
+    prediction: PredictionIn | None = None
+    # Refused unless default (see field_policy).
+    audio: AudioOutput | None = None
+    modalities: list[Literal["text", "audio"]] | None = None
+    moderation: ModerationIn | None = None
+    verbosity: Literal["low", "medium", "high"] | None = None
+    web_search_options: WebSearchOptions | None = None
 
 
 class CompletionRequest(SamplingFields, kw_only=True):
