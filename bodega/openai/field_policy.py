@@ -187,7 +187,7 @@ FIELDS: tuple[FieldRule, ...] = (
         "suffix",
         R,
         (COMPLETIONS,),
-        "Insertion after a suffix is not supported yet.",
+        "Fill-in-the-middle (text after the insertion) is not supported yet.",
         allows=lambda v: not v,
     ),
     FieldRule(
