@@ -1,4 +1,10 @@
-"""create_app(): the Quart-Trio app with its routes and error handlers."""
+"""create_app(): the Quart-Trio app with its routes and error handlers.
+
+Sizes come from ``bodega.limits``: the body limit, and the drain that reads
+the rest of an unread body before any answer leaves (so a client that sends
+its whole body first still reads its 413). A message too large for a handler
+channel (``FrameTooLarge``, ``SpillFailed``) answers 413, never 500.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +22,10 @@ from bodega.errors import (
     PayloadTooLarge,
     error_body,
 )
+from bodega.limits import BodyMeter, limits_for, settle_body
 from bodega.registry.registry import Registry
 from bodega.settings import Settings
+from ipc.framing import FrameTooLarge
 
 from .api import admin, audio, status, text, tools
 from .api import embeddings as embeddings_api
@@ -42,14 +50,27 @@ def render_error(exc: BodegaError) -> Response:
 
 def create_app(settings: Settings, registry: Registry) -> QuartTrio:
     """The HTTP app serving ``registry``'s models."""
+    limits = limits_for(settings)
     app = QuartTrio("bodega")
     app.config["RESPONSE_TIMEOUT"] = None  # the default 60 s would cut long streams
     app.config["BODY_TIMEOUT"] = 120
-    app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body_bytes
+    app.config["MAX_CONTENT_LENGTH"] = limits.body_bytes
     app.extensions["bodega.registry"] = registry
     app.extensions["bodega.settings"] = settings
+    app.extensions["bodega.limits"] = limits
+    app.asgi_app = BodyMeter(app.asgi_app, limits.drain_bytes)  # type: ignore[method-assign]
     for module in (text, admin, status, tools, embeddings_api, audio, rag_api):
         app.register_blueprint(module.blueprint)
+
+    @app.after_request
+    async def drain_unread_body(response: Response) -> Response:
+        return await settle_body(response, limits)
+
+    @app.errorhandler(FrameTooLarge)
+    async def on_message_too_large(exc: FrameTooLarge) -> Response:
+        return render_error(
+            PayloadTooLarge(f"The request is too large to pass to the model: {exc}")
+        )
 
     @app.errorhandler(BodegaError)
     async def on_bodega_error(exc: BodegaError) -> Response:

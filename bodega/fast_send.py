@@ -13,6 +13,15 @@ whatever the kernel does not take (a full buffer) and every error (a client
 gone) go through Hypercorn's own path, which waits, or closes the connection,
 as before. Writes stay in order: the fast path runs only while the lock is
 free, and finishes without yielding.
+
+It also makes the rest of Hypercorn's connection bookkeeping (``Closed``:
+half-close and close the socket; ``Updated``: start or stop the keep-alive
+timer) run to its end. That bookkeeping runs in the request's own task when
+the answer's last byte is sent, and quart-trio cancels that task as soon as
+the request's body reader sees the stream close: the close of a
+``Connection: close`` answer (a 413) was cancelled half way, leaving the
+connection open and unread, and keep-alive connections lost their idle
+timer. It is shielded, with its own deadline.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import trio
 log = logging.getLogger(__name__)
 
 _ORIGINAL = "_bodega_original_protocol_send"
+BOOKKEEPING_SECONDS = 5.0  # the most a shielded Closed or Updated may take
 
 
 def install() -> bool:
@@ -57,6 +67,11 @@ def install() -> bool:
                 if sent == len(data):
                     return
                 event = RawData(data=data[sent:])
+        elif type(event) is not RawData:  # Closed, Updated: never cut half way
+            with trio.CancelScope(shield=True) as scope:
+                scope.deadline = trio.current_time() + BOOKKEEPING_SECONDS
+                await original(self, event)
+            return
         await original(self, event)
 
     setattr(TCPServer, _ORIGINAL, original)

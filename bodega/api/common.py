@@ -9,6 +9,7 @@ import msgspec
 from quart import Response, current_app, request
 
 from bodega.errors import HandlerFailed, InvalidRequest, from_validation_error
+from bodega.limits import Limits
 from bodega.openai.responses import encoder
 from bodega.registry.registry import Registry
 
@@ -18,6 +19,11 @@ T = TypeVar("T")
 def registry() -> Registry:
     """The registry of the app serving this request."""
     return cast(Registry, current_app.extensions["bodega.registry"])
+
+
+def limits() -> Limits:
+    """The size limits of the app serving this request (``bodega.limits``)."""
+    return cast(Limits, current_app.extensions["bodega.limits"])
 
 
 async def decode_json(body_type: type[T]) -> T:

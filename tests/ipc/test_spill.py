@@ -205,8 +205,8 @@ def test_blocking_spill_failure_sends_nothing(monkeypatch: pytest.MonkeyPatch) -
             handler.send(m.Delta(req_id=1, text=BIG_TEXT))
         assert isinstance(caught.value, FrameTooLarge)
         # Nothing went out: the channel is still in step.
-        handler.send(m.Failed(req_id=1, kind="too_large", message="reply too large"))
-        assert server.receive() == m.Failed(req_id=1, kind="too_large", message="reply too large")
+        handler.send(m.Failed(req_id=1, kind="internal", message="reply too large"))
+        assert server.receive() == m.Failed(req_id=1, kind="internal", message="reply too large")
 
 
 def test_blocking_send_to_a_gone_peer_discards_its_spill() -> None:
