@@ -109,6 +109,18 @@ def test_a_body_past_the_drain_bound_is_answered_and_closed(server: Server) -> N
     assert server.client.get("/health").status_code == 200
 
 
+def test_an_idle_kept_alive_connection_is_closed(server: Server) -> None:
+    # The keep-alive timer starts after each answer (Hypercorn's default: 5 s).
+    port = int(server.url.rsplit(":", 1)[1])
+    request = b"POST /v1/chat/completions HTTP/1.1\r\nHost: test\r\nContent-Length: 3\r\n\r\nxyz"
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(request)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 400")
+
+
 # --- limits and the error mapping, in process -----------------------------------
 
 
