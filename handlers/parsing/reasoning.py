@@ -109,9 +109,13 @@ def _harmony_reasoning(starts_in_reasoning: bool = False) -> StreamParser:
     return HarmonyParser(None, tool_calls=False)
 
 
+# Every name the Bodega docs list for ``reasoning_parser`` (qwen3_coder marks
+# up tool calls only), and deepseek_r1: the ``<think>`` families share one parser.
 REASONING_PARSERS: dict[str, Callable[[bool], StreamParser]] = {
     "qwen3": ThinkParser,
     "qwen3_moe": ThinkParser,
+    "qwen3_next": ThinkParser,
+    "qwen3_vl": ThinkParser,
     "glm4_moe": ThinkParser,
     "minimax_m2": ThinkParser,
     "deepseek_r1": ThinkParser,

@@ -12,6 +12,8 @@ from .hermes import HermesToolParser
 from .minimax_m2 import MiniMaxM2ToolParser
 from .qwen3_coder import Qwen3CoderToolParser
 
+# Every name the Bodega docs list for ``tool_call_parser``, and hermes (the
+# format the qwen3 names share).
 TOOL_PARSERS: dict[str, Callable[[list[dict[str, Any]]], ToolCallParser]] = {
     "hermes": HermesToolParser,
     "qwen3": HermesToolParser,

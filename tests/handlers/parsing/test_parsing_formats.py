@@ -156,7 +156,8 @@ def test_registries_and_unknown_names() -> None:
         "glm4_moe", "minimax_m2", "harmony",
     }  # fmt: skip
     assert set(REASONING_PARSERS) == {
-        "qwen3", "qwen3_moe", "glm4_moe", "minimax_m2", "deepseek_r1", "harmony",
+        "qwen3", "qwen3_moe", "qwen3_next", "qwen3_vl", "glm4_moe", "minimax_m2",
+        "deepseek_r1", "harmony",
     }  # fmt: skip
     with pytest.raises(ValueError, match="hermes"):
         tool_parser("llama3_json", TOOLS)
@@ -164,6 +165,23 @@ def test_registries_and_unknown_names() -> None:
         reasoning_parser("nope")
     with pytest.raises(ValueError):
         reasoning_pattern("nope")
+
+
+# The parser names the Bodega docs list ("Available Parsers"): qwen3_coder is
+# for tool calls only.
+DOCUMENTED = {
+    "qwen3", "glm4_moe", "qwen3_coder", "qwen3_moe", "qwen3_next", "qwen3_vl",
+    "harmony", "minimax_m2",
+}  # fmt: skip
+
+
+def test_every_documented_name_has_a_parser() -> None:
+    assert set(TOOL_PARSERS) >= DOCUMENTED
+    assert set(REASONING_PARSERS) >= DOCUMENTED - {"qwen3_coder"}
+    for name in DOCUMENTED - {"qwen3_coder"}:
+        parser = reasoning_parser(name)
+        if name != "harmony":
+            assert collect(parser.feed("<think>hm</think>ok") + parser.finish())[:2] == ("ok", "hm")
 
 
 def test_reasoning_patterns() -> None:
