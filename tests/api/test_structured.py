@@ -217,3 +217,36 @@ def test_unsupported_construct_is_a_400_naming_it(server: Server, model: str) ->
     error = r.json()["error"]
     assert error["param"] == "response_format.json_schema.schema"
     assert "not" in error["message"]
+
+
+NUMBER = {
+    "type": "object",
+    "properties": {"value": {"type": "number"}},
+    "required": ["value"],
+}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_json_numbers_end_at_temperature_one(server: Server, model: str, seed: int) -> None:
+    """Constrained numbers are bounded on both engines (at most 16 integral and
+    16 fraction digits): a sampled number cannot run on to max_tokens."""
+    r = server.client.post(
+        "/v1/chat/completions",
+        json=chat_for(
+            model,
+            "Give me a precise number as JSON.",
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": "number", "schema": NUMBER},
+            },
+            max_tokens=64,
+            temperature=1.0,
+            seed=seed,
+        ),
+        timeout=120,
+    )
+    assert r.status_code == 200, r.text
+    choice = r.json()["choices"][0]
+    assert choice["finish_reason"] == "stop", choice
+    value = json.loads(choice["message"]["content"])["value"]
+    assert isinstance(value, int | float)
