@@ -28,8 +28,8 @@ bench: $(STAMP)
 	$(PY) -m bench $(ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check bodega ipc handlers bench tests
-	$(VENV)/bin/mypy bodega ipc handlers
+	$(VENV)/bin/ruff check bodega ipc catalog handlers bench tests
+	$(VENV)/bin/mypy bodega ipc catalog handlers
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

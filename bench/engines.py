@@ -1,7 +1,7 @@
 """The llama.cpp engine driven in-process, exactly as ``handlers/lm_llamacpp.py`` drives it.
 
 ``InProcessEngine`` gets its ``xllamacpp.Server`` from the handler's own
-``LlamaCppEngine`` built from the very ``LoadSpec`` the server would send
+``LlamaCppEngine`` built from the very ``LoadOptions`` the server would send
 (``bodega.registry.handler.load_spec``), so parameters cannot drift; should
 that class change shape, ``engine_params`` mirrors the ``CommonParams`` it
 builds. ``engine_body`` mirrors the body the handler hands to llama.cpp for

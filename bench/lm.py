@@ -448,7 +448,7 @@ def single_stream(options: Options, server: BodegaServer) -> Table:
         "handler's log (server); TTFT - prompt eval is the time spent outside the engine's "
         "prompt processing.",
         f"In-process engine parameters: from the {engine.source} "
-        "(handler = the handler's own LlamaCppEngine on the same LoadSpec).",
+        "(handler = the handler's own LlamaCppEngine on the same LoadOptions).",
         "CPU ms/token: user+system CPU over the request / completion tokens; the server side "
         "sums the HTTP process, its handler and this client.",
         f"{MAX_TOKENS}-token pairs: {note}.",

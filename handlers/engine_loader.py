@@ -1,41 +1,25 @@
-"""Pick and open the engine a ``LoadSpec`` asks for."""
+"""Pick and open the engine a model's ``LoadOptions`` ask for."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from handlers.convert.gguf import is_gguf
+from catalog.engines import NoEngine
+from catalog.engines import resolve_engine as _resolve_engine
+from catalog.options import LoadOptions
 from handlers.engine_protocol import Engine, LoadError
-from ipc.messages import LoadSpec
 
 
-def resolve_engine(spec: LoadSpec) -> str:
-    """The concrete engine name for ``spec`` (``auto`` decided by the files).
-
-    GGUF files run on llama.cpp (the fast path on CPUs); MLX model folders and
-    Hugging Face repo ids run on mlx-lm.
-    """
-    if spec.engine != "auto":
-        return spec.engine
-    if spec.model_type == "lm":
-        return "llamacpp" if is_gguf(spec.model_path) else "mlx"
-    if spec.model_type == "embeddings":
-        return "sentence-transformers"
-    if spec.model_type == "rerank":
-        return "cross-encoder"
-    if spec.model_type == "whisper":
-        return whisper_engine(spec.model_path)
-    raise LoadError(f"no engine serves model_type {spec.model_type!r} yet")
+def resolve_engine(spec: LoadOptions) -> str:
+    """The concrete engine name for ``spec`` (``auto`` decided by the files, as
+    the server decides it: catalog.engines)."""
+    try:
+        return _resolve_engine(spec.model_type, spec.engine, spec.model_path)
+    except NoEngine as exc:
+        raise LoadError(str(exc)) from None
 
 
-def whisper_engine(model_path: str) -> str:
-    """``mlx`` for an mlx-whisper folder, else faster-whisper (CTranslate2)."""
-    from handlers.convert.whisper_to_mlx import is_mlx_whisper
-
-    return "mlx" if is_mlx_whisper(model_path) else "faster-whisper"
-
-
-def open_engine(spec: LoadSpec) -> Engine:
+def open_engine(spec: LoadOptions) -> Engine:
     """Load the model of ``spec`` into the engine it names or implies."""
     engine = resolve_engine(spec)
     if spec.model_type == "lm" and engine == "llamacpp":

@@ -373,33 +373,3 @@ HandlerMessage = (
 
 # The last frame of a request; nothing with its ``req_id`` follows.
 TERMINAL_TYPES: tuple[type, ...] = (Finished, Failed, Transcript, Embeddings, RerankResult)
-
-
-# --- the handler's command line -----------------------------------------
-
-
-class LoadSpec(msgspec.Struct, omit_defaults=True):
-    """What a handler loads; passed as JSON in ``--spec`` at spawn."""
-
-    model_id: str
-    model_path: str
-    model_type: str = "lm"
-    engine: str = "auto"
-    context_length: int | None = None
-    max_concurrency: int = 1
-    prompt_cache_size: int = 0
-    chat_template_file: str | None = None
-    n_threads: int | None = None
-    lora_paths: list[str] | None = None
-    lora_scales: list[float] | None = None
-    trust_remote_code: bool = False
-    draft_model_path: str | None = None
-    num_draft_tokens: int | None = None
-    tool_call_parser: str | None = None
-    reasoning_parser: str | None = None
-    enable_auto_tool_choice: bool = False
-    # Embeddings: coalesce requests for ``batch_window_ms`` into one forward
-    # pass of at most ``max_batch_size`` inputs; an LRU of recent inputs.
-    batch_window_ms: float = 2.0
-    max_batch_size: int = 64
-    embedding_cache_size: int = 1024

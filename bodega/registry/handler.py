@@ -23,6 +23,7 @@ import trio
 
 from bodega.errors import HandlerFailed, ModelFilesNotFound, ModelLoadFailed, ModelUnavailable
 from bodega.settings import ModelSpec
+from catalog.options import LoadOptions, load_options
 from ipc.channel import TrioChannel
 from ipc.framing import ProtocolError
 from ipc.messages import (
@@ -34,7 +35,6 @@ from ipc.messages import (
     GetStats,
     HandlerMessage,
     Hello,
-    LoadSpec,
     Ready,
     ReleaseShm,
     ServerMessage,
@@ -51,30 +51,9 @@ STATS_TIMEOUT = 2.0
 _PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
 
 
-def load_spec(spec: ModelSpec, engine: str) -> LoadSpec:
-    """The part of a ModelSpec the handler needs, with the engine resolved."""
-    return LoadSpec(
-        model_id=spec.id,
-        model_path=spec.model_path,
-        model_type=spec.model_type,
-        engine=engine,
-        context_length=spec.context_length,
-        max_concurrency=spec.max_concurrency,
-        prompt_cache_size=spec.prompt_cache_size,
-        chat_template_file=spec.chat_template_file,
-        n_threads=spec.n_threads,
-        lora_paths=spec.lora_paths,
-        lora_scales=spec.lora_scales,
-        trust_remote_code=spec.trust_remote_code,
-        draft_model_path=spec.draft_model_path,
-        num_draft_tokens=spec.num_draft_tokens,
-        tool_call_parser=spec.tool_call_parser,
-        reasoning_parser=spec.reasoning_parser,
-        enable_auto_tool_choice=spec.enable_auto_tool_choice,
-        batch_window_ms=spec.batch_window_ms,
-        max_batch_size=spec.max_batch_size,
-        embedding_cache_size=spec.embedding_cache_size,
-    )
+def load_spec(spec: ModelSpec, engine: str) -> LoadOptions:
+    """What the handler loads: the LoadOptions part of ``spec``, id and engine resolved."""
+    return load_options(spec, model_id=spec.id, engine=engine)
 
 
 def openblas_library() -> str | None:

@@ -1,99 +1,23 @@
-"""Which engine serves a model, and which load-model options it honours.
+"""Check a model's load options against the engine that will serve it.
 
 Anything a model sets that its engine cannot honour is refused with a 400
-naming the options: never silently ignored.
+naming the options: never silently ignored. What each engine honours, the
+parser names and the defaults are the catalog's (shared with the handlers).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from bodega.errors import InvalidRequest
 from bodega.settings import ModelSpec
-
-GGUF_MAGIC = b"GGUF"
-
-# Options with an effect only for some engines; each is "set" when it differs
-# from its default.
-_ENGINE_SPECIFIC = (
-    "quantize",
-    "config_name",
-    "lora_paths",
-    "lora_scales",
-    "disable_auto_resize",
-    "enable_auto_tool_choice",
-    "tool_call_parser",
-    "reasoning_parser",
-    "trust_remote_code",
-    "draft_model_path",
-    "num_draft_tokens",
-    "batch_window_ms",
-    "max_batch_size",
-    "embedding_cache_size",
-)
-
-_BATCHING = frozenset({"batch_window_ms", "max_batch_size", "embedding_cache_size"})
-
-_CHAT_PARSING = ("enable_auto_tool_choice", "tool_call_parser", "reasoning_parser")
-
-# model_type -> engine -> the engine-specific options it honours.
-SUPPORTED: dict[str, dict[str, frozenset[str]]] = {
-    "lm": {
-        "llamacpp": frozenset(_CHAT_PARSING),
-        "mlx": frozenset(
-            {
-                *_CHAT_PARSING,
-                "lora_paths",
-                "lora_scales",
-                "trust_remote_code",
-                "draft_model_path",
-                "num_draft_tokens",
-            }
-        ),
-    },
-    "embeddings": {"sentence-transformers": _BATCHING | {"trust_remote_code"}},
-    "whisper": {"faster-whisper": frozenset(), "mlx": frozenset()},
-    "rerank": {
-        "cross-encoder": frozenset({"trust_remote_code"}),
-        "bi-encoder": _BATCHING | {"trust_remote_code"},
-    },
-}
-
-# The engine ``auto`` picks for model types that do not look at the files.
-_AUTO = {"embeddings": "sentence-transformers", "rerank": "cross-encoder"}
-
-
-def is_gguf(path: str) -> bool:
-    """True when ``path`` is a file starting with the GGUF magic."""
-    try:
-        with open(path, "rb") as f:
-            return f.read(4) == GGUF_MAGIC
-    except OSError:
-        return False
-
-
-def looks_like_repo_id(path: str) -> bool:
-    """``owner/name``: resolved from the local Hugging Face cache by MLX engines."""
-    return path.count("/") == 1 and not path.startswith((".", "/", "~")) and not Path(path).exists()
-
-
-def is_mlx_whisper(path: str) -> bool:
-    """An mlx-whisper folder (``config.json`` + ``weights.safetensors``/``.npz``)."""
-    folder = Path(path)
-    return (folder / "config.json").is_file() and any(
-        (folder / name).is_file() for name in ("weights.safetensors", "weights.npz")
-    )
+from catalog.engines import SUPPORTED
+from catalog.engines import resolve_engine as _resolve_engine
+from catalog.options import unhonoured
+from catalog.parsers import REASONING_PARSERS, TOOL_CALL_PARSERS
 
 
 def resolve_engine(spec: ModelSpec) -> str:
-    """The engine that will serve ``spec``; mirrors handlers.engine_loader for ``auto``."""
-    if spec.engine != "auto":
-        return spec.engine
-    if spec.model_type in _AUTO:
-        return _AUTO[spec.model_type]
-    if spec.model_type == "whisper":
-        return "mlx" if is_mlx_whisper(spec.model_path) else "faster-whisper"
-    return "llamacpp" if is_gguf(spec.model_path) else "mlx"
+    """The engine that will serve ``spec`` (``auto`` decided by its files)."""
+    return _resolve_engine(spec.model_type, spec.engine, spec.model_path)
 
 
 def check_supported(spec: ModelSpec) -> str:
@@ -113,12 +37,7 @@ def check_supported(spec: ModelSpec) -> str:
             "available: auto, " + ", ".join(sorted(engines)),
             param="engine",
         )
-    defaults = ModelSpec(model_path="-")
-    refused = [
-        name
-        for name in _ENGINE_SPECIFIC
-        if getattr(spec, name) != getattr(defaults, name) and name not in honoured
-    ]
+    refused = unhonoured(spec, honoured)
     if refused:
         raise InvalidRequest(
             f"engine {engine!r} cannot honour {', '.join(refused)} for "
@@ -137,10 +56,8 @@ def check_supported(spec: ModelSpec) -> str:
 
 def _check_parsers(spec: ModelSpec) -> None:
     """Unknown parser names are a 400 at load, not a failure at the first request."""
-    from handlers.parsing import REASONING_PARSERS, TOOL_PARSERS  # pure Python, no engines
-
     for param, value, known in (
-        ("tool_call_parser", spec.tool_call_parser, TOOL_PARSERS),
+        ("tool_call_parser", spec.tool_call_parser, TOOL_CALL_PARSERS),
         ("reasoning_parser", spec.reasoning_parser, REASONING_PARSERS),
     ):
         if value is not None and value not in known:

@@ -19,11 +19,12 @@ from bodega.errors import (
     NoModelLoaded,
 )
 from bodega.settings import ModelSpec
+from catalog.files import looks_like_repo_id
 from ipc import shm
 
 from .admission import Admission
 from .handler import HandlerProcess
-from .options import check_supported, looks_like_repo_id
+from .options import check_supported
 
 CURRENT = "current"
 # Model types that generate text (chat, completions, RAG answers).

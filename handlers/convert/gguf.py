@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-GGUF_MAGIC = b"GGUF"
+from catalog.files import GGUF_MAGIC
 
 # GGUF value types -> struct format of the scalar ones.
 _SCALARS = {
@@ -87,15 +87,6 @@ def read_metadata(path: str | Path, *, skip_arrays: bool = True) -> dict[str, An
     """Return the metadata of a GGUF file; arrays are ``None`` unless asked for."""
     with open(path, "rb") as f:
         return read_head(f, path, skip_arrays=skip_arrays)[1]
-
-
-def is_gguf(path: str | Path) -> bool:
-    """True when ``path`` is a file that starts with the GGUF magic."""
-    try:
-        with open(path, "rb") as f:
-            return f.read(4) == GGUF_MAGIC
-    except OSError:
-        return False
 
 
 def trained_context_length(meta: dict[str, Any]) -> int | None:

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from catalog.files import is_ct2_whisper, is_mlx_whisper
 from handlers.convert.ct2_reader import CT2FormatError, CT2Model, read_ct2
 
 log = logging.getLogger(__name__)
@@ -40,20 +41,6 @@ Array = npt.NDArray[np.generic]
 
 class ConversionError(ValueError):
     """The folder cannot be converted; the message says why."""
-
-
-def is_ct2_whisper(folder: str | Path) -> bool:
-    """True for a faster-whisper model folder (``model.bin`` + ``config.json``)."""
-    folder = Path(folder)
-    return (folder / "model.bin").is_file() and (folder / "config.json").is_file()
-
-
-def is_mlx_whisper(folder: str | Path) -> bool:
-    """True for an mlx-whisper model folder."""
-    folder = Path(folder)
-    return (folder / "config.json").is_file() and (
-        (folder / "weights.safetensors").is_file() or (folder / "weights.npz").is_file()
-    )
 
 
 def _linear(model: CT2Model, src: str, dst: str, out: dict[str, Array]) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from catalog.options import LoadOptions
 from handlers.embeddings.batcher import Cancelled
 from handlers.embeddings.st_engine import SentenceTransformerEngine
 from handlers.engine_protocol import EngineError, LoadError, ModelFilesMissing, Send, ShouldStop
@@ -28,7 +29,6 @@ from ipc.messages import (
     EngineMemory,
     Finished,
     HandlerMessage,
-    LoadSpec,
     Rerank,
     RerankResult,
 )
@@ -41,7 +41,7 @@ class CrossEncoderEngine:
 
     name = "cross-encoder"
 
-    def __init__(self, spec: LoadSpec) -> None:
+    def __init__(self, spec: LoadOptions) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         if not Path(spec.model_path).exists():
             raise ModelFilesMissing(f"model_path {spec.model_path!r} does not exist")
@@ -103,7 +103,7 @@ class BiEncoderRerankEngine:
 
     name = "bi-encoder"
 
-    def __init__(self, spec: LoadSpec) -> None:
+    def __init__(self, spec: LoadOptions) -> None:
         self.embedder = SentenceTransformerEngine(spec)
         self.context_length = self.embedder.context_length
         self.parallel = self.embedder.parallel

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from catalog.options import LoadOptions
 from handlers import shm_out
 from handlers.embeddings.batcher import Cancelled, MicroBatcher
 from handlers.embeddings.bge_m3 import M3Heads
@@ -35,15 +36,7 @@ from handlers.engine_protocol import (
     Send,
 )
 from handlers.engine_protocol import ShouldStop as ShouldStopFn
-from ipc.messages import (
-    Embed,
-    Embeddings,
-    EngineCounters,
-    EngineMemory,
-    Finished,
-    HandlerMessage,
-    LoadSpec,
-)
+from ipc.messages import Embed, Embeddings, EngineCounters, EngineMemory, Finished, HandlerMessage
 
 # Rows per forward pass inside one batch (sentence-transformers' default).
 FORWARD_ROWS = 32
@@ -114,7 +107,7 @@ class LruCache:
         return len(self._data)
 
 
-def load_sentence_transformer(spec: LoadSpec) -> Any:
+def load_sentence_transformer(spec: LoadOptions) -> Any:
     """The SentenceTransformer in ``spec.model_path`` (local files only)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if not Path(spec.model_path).exists():
@@ -136,7 +129,7 @@ class SentenceTransformerEngine:
 
     name = "sentence-transformers"
 
-    def __init__(self, spec: LoadSpec, model: Any = None) -> None:
+    def __init__(self, spec: LoadOptions, model: Any = None) -> None:
         import torch
 
         self._torch = torch
@@ -147,7 +140,7 @@ class SentenceTransformerEngine:
         self.tokenizer = self.model.tokenizer
         if self.tokenizer is None:
             raise LoadError(f"the model in {spec.model_path!r} has no tokenizer")
-        self.model_id = spec.model_id
+        self.model_id = spec.id
         max_seq = int(self.model.max_seq_length or 512)
         self.context_length = min(max_seq, spec.context_length or max_seq)
         self.dim = int(self.model.get_embedding_dimension())

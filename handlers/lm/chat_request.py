@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from catalog.options import LoadOptions
 from handlers.engine_protocol import EngineError
 from handlers.lm.chat_template import ChatTemplate, tool_definition
 from handlers.lm.constraints import check_schema
 from handlers.parsing import OutputParser, ToolCallParser, reasoning_parser, tool_parser
 from handlers.parsing.pattern import Alt, FreeText, Json, Lit, Pattern, optional, seq
 from handlers.parsing.reasoning import prompt_opens_reasoning, reasoning_pattern
-from ipc.messages import Generate, LoadSpec, ToolSpec
+from ipc.messages import Generate, ToolSpec
 
 # The markup used when calls must be forced but the model has no parser set.
 DEFAULT_TOOL_PARSER = "qwen3"
@@ -52,7 +53,7 @@ class PreparedChat:
     reasoning_budget: int = 0
 
 
-def prepare_chat(request: Generate, template: ChatTemplate, spec: LoadSpec) -> PreparedChat:
+def prepare_chat(request: Generate, template: ChatTemplate, spec: LoadOptions) -> PreparedChat:
     """Render the prompt and pick the parsers and constraint of ``request``."""
     tools = _offered_tools(request)
     forced = request.tool_choice not in ("auto", "none")

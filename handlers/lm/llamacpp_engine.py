@@ -14,6 +14,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from catalog.options import LoadOptions
 from handlers.convert.gguf import GGUFError, read_metadata, trained_context_length
 from handlers.engine_protocol import ContextLengthExceeded, Emit, EngineError, LoadError, ShouldStop
 from handlers.lm.chat_output import OutputStream
@@ -25,7 +26,6 @@ from ipc.messages import (
     Finished,
     FinishReason,
     Generate,
-    LoadSpec,
     TokenLogprob,
     TopLogprob,
     Usage,
@@ -60,7 +60,7 @@ class LlamaCppEngine:
 
     name = "llamacpp"
 
-    def __init__(self, spec: LoadSpec) -> None:
+    def __init__(self, spec: LoadOptions) -> None:
         import xllamacpp
 
         path = Path(spec.model_path)
@@ -210,7 +210,7 @@ def _checked_grammar(grammar: str, param: str) -> str:
     return grammar
 
 
-def _chat_template(meta: dict[str, Any], spec: LoadSpec) -> ChatTemplate:
+def _chat_template(meta: dict[str, Any], spec: LoadOptions) -> ChatTemplate:
     """The model's chat template (or ``chat_template_file``), checked at load."""
     source = meta.get("tokenizer.chat_template") or CHATML_TEMPLATE
     if spec.chat_template_file:

@@ -16,6 +16,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from catalog.options import LoadOptions
 from handlers.engine_protocol import ContextLengthExceeded, Emit, EngineError, LoadError, ShouldStop
 from handlers.lm.chat_output import OutputStream
 from handlers.lm.chat_request import PreparedChat, prepare_chat
@@ -26,15 +27,7 @@ from handlers.lm.mlx_guided import GuidedLogits, TokenTable, seeded, token_logpr
 from handlers.lm.mlx_loading import check_same_tokenizer, load_model, mlx_memory, resolve_model_dir
 from handlers.lm.stop_text import StopTextFilter
 from handlers.parsing.pattern import Lit, seq
-from ipc.messages import (
-    EngineMemory,
-    Finished,
-    FinishReason,
-    Generate,
-    LoadSpec,
-    TokenLogprob,
-    Usage,
-)
+from ipc.messages import EngineMemory, Finished, FinishReason, Generate, TokenLogprob, Usage
 
 DEFAULT_CONTEXT_LENGTH = 32768
 DEFAULT_MAX_TOKENS = 4096
@@ -62,7 +55,7 @@ class MlxEngine:
 
     name = "mlx"
 
-    def __init__(self, spec: LoadSpec) -> None:
+    def __init__(self, spec: LoadOptions) -> None:
         self.parallel = max(1, spec.max_concurrency)
         self._num_draft_tokens = spec.num_draft_tokens or 3
         self._inbox: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
@@ -78,7 +71,7 @@ class MlxEngine:
         if error is not None:
             raise error
 
-    def _load(self, spec: LoadSpec) -> None:
+    def _load(self, spec: LoadOptions) -> None:
         self._model, self._tokenizer, folder = load_model(spec)
         self._model_key = str(folder)
         self._spec = spec
@@ -228,7 +221,7 @@ class MlxEngine:
 
     # --- scheduler thread: the only one that touches MLX ------------------
 
-    def _run(self, spec: LoadSpec, loaded: queue.SimpleQueue[BaseException | None]) -> None:
+    def _run(self, spec: LoadOptions, loaded: queue.SimpleQueue[BaseException | None]) -> None:
         try:
             self._load(spec)
         except BaseException as exc:

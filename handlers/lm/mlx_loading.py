@@ -11,9 +11,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from handlers.convert.gguf import is_gguf
+from catalog.files import is_gguf
+from catalog.options import LoadOptions
 from handlers.engine_protocol import LoadError, ModelFilesMissing
-from ipc.messages import EngineMemory, LoadSpec
+from ipc.messages import EngineMemory
 
 
 def conversion_cache_root() -> Path:
@@ -97,7 +98,7 @@ def read_template(path: str) -> str:
     return text
 
 
-def load_model(spec: LoadSpec) -> tuple[Any, Any, Path]:
+def load_model(spec: LoadOptions) -> tuple[Any, Any, Path]:
     """(model, tokenizer, folder) for ``spec``, with LoRA and template applied."""
     from mlx_lm import load
 

@@ -14,11 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from handlers.convert.whisper_to_mlx import is_ct2_whisper
+from catalog.files import is_ct2_whisper
+from catalog.options import LoadOptions
 from handlers.engine_protocol import LoadError, ShouldStop
 from handlers.whisper.audio_decode import Samples
 from handlers.whisper.common import Cancelled, Options, WhisperEngine
-from ipc.messages import LoadSpec, Segment, Word
+from ipc.messages import Segment, Word
 
 BEAM_SIZE = 5  # faster-whisper's default: better words than greedy for tiny models
 
@@ -44,7 +45,7 @@ class FasterWhisperEngine(WhisperEngine):
 
     name = "faster-whisper"
 
-    def __init__(self, spec: LoadSpec) -> None:
+    def __init__(self, spec: LoadOptions) -> None:
         from faster_whisper import WhisperModel
 
         folder = Path(spec.model_path)
@@ -53,7 +54,7 @@ class FasterWhisperEngine(WhisperEngine):
                 f"{spec.model_path!r} is not a faster-whisper (CTranslate2) model folder "
                 "with model.bin and config.json"
             )
-        self.model_id = spec.model_id
+        self.model_id = spec.id
         self.parallel = max(1, spec.max_concurrency)
         device, compute_type = _device()
         try:

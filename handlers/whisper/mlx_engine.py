@@ -23,17 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from handlers.convert.whisper_to_mlx import (
-    ConversionError,
-    cached_conversion,
-    is_ct2_whisper,
-    is_mlx_whisper,
-)
+from catalog.files import is_ct2_whisper, is_mlx_whisper
+from catalog.options import LoadOptions
+from handlers.convert.whisper_to_mlx import ConversionError, cached_conversion
 from handlers.engine_protocol import LoadError, ShouldStop
 from handlers.lm.mlx_loading import conversion_cache_root, mlx_memory
 from handlers.whisper.audio_decode import Samples
 from handlers.whisper.common import Cancelled, Options, WhisperEngine
-from ipc.messages import EngineMemory, LoadSpec, Segment, Word
+from ipc.messages import EngineMemory, Segment, Word
 
 COMPRESSION_RATIO_THRESHOLD = 2.4
 LOGPROB_THRESHOLD = -1.0
@@ -61,8 +58,8 @@ class MlxWhisperEngine(WhisperEngine):
 
     name = "mlx"
 
-    def __init__(self, spec: LoadSpec) -> None:
-        self.model_id = spec.model_id
+    def __init__(self, spec: LoadOptions) -> None:
+        self.model_id = spec.id
         self.parallel = 1
         folder = resolve_folder(spec.model_path)
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlx-whisper")

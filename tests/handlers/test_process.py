@@ -32,6 +32,7 @@ import psutil
 import pytest
 
 from bodega.settings import embedded_lm_path
+from catalog.options import LoadOptions
 from ipc.channel import BlockingChannel
 from ipc.messages import (
     PROTOCOL_VERSION,
@@ -44,7 +45,6 @@ from ipc.messages import (
     GetStats,
     HandlerMessage,
     Hello,
-    LoadSpec,
     Ready,
     Sampling,
     ServerMessage,
@@ -69,7 +69,7 @@ pytestmark = [
 def spec_json(**fields: object) -> str:
     values: dict[str, object] = {"model_id": "smollm2", "model_path": MODEL, "n_threads": 1}
     values.update(fields)
-    return msgspec.json.encode(LoadSpec(**values)).decode()  # type: ignore[arg-type]
+    return msgspec.json.encode(LoadOptions(**values)).decode()  # type: ignore[arg-type]
 
 
 @dataclass

@@ -177,28 +177,6 @@ OTHER_STRUCTS: list[msgspec.Struct] = [
     m.Usage(prompt_tokens=1, completion_tokens=2, cached_tokens=3),
     m.EngineMemory(weights_bytes=1, active_bytes=2, cache_bytes=3, peak_bytes=4),
     m.EngineCounters(cache_entries=1, cache_hits=2, batches=3, rows_embedded=4),
-    m.LoadSpec(
-        model_id="smol",
-        model_path="/models/smol.gguf",
-        model_type="embeddings",
-        engine="llamacpp",
-        context_length=2048,
-        max_concurrency=4,
-        prompt_cache_size=8,
-        chat_template_file="/tmp/t.jinja",
-        n_threads=2,
-        lora_paths=["/adapters/a"],
-        lora_scales=[0.5],
-        trust_remote_code=True,
-        draft_model_path="/models/draft",
-        num_draft_tokens=4,
-        tool_call_parser="qwen3",
-        reasoning_parser="qwen3",
-        enable_auto_tool_choice=True,
-        batch_window_ms=5.0,
-        max_batch_size=8,
-        embedding_cache_size=0,
-    ),
 ]
 
 ALL_SAMPLES = SERVER_MESSAGES + HANDLER_MESSAGES + OTHER_STRUCTS

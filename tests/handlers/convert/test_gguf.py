@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from bodega.settings import embedded_lm_path
-from handlers.convert.gguf import GGUFError, is_gguf, read_metadata, trained_context_length
+from catalog.files import is_gguf
+from handlers.convert.gguf import GGUFError, read_metadata, trained_context_length
 
 MODEL = embedded_lm_path() or ""
 

@@ -12,14 +12,9 @@ import pytest
 
 from bodega.registry.handler import handler_env
 from bodega.settings import embedded_whisper_path
+from catalog.files import is_ct2_whisper, is_mlx_whisper
 from handlers.convert.ct2_reader import CT2FormatError, read_ct2
-from handlers.convert.whisper_to_mlx import (
-    ConversionError,
-    cached_conversion,
-    convert_tensors,
-    is_ct2_whisper,
-    is_mlx_whisper,
-)
+from handlers.convert.whisper_to_mlx import ConversionError, cached_conversion, convert_tensors
 from tests.speech import SENTENCES, require_tools, speak
 
 pytest.importorskip("mlx_whisper")
@@ -111,14 +106,14 @@ from faster_whisper import WhisperModel
 import mlx.core as mx
 import mlx_whisper
 from mlx_whisper.transcribe import ModelHolder
+from catalog.options import LoadOptions
 from handlers.whisper.mlx_engine import MlxWhisperEngine
-from ipc.messages import LoadSpec
 
 src, audio = sys.argv[1], sys.argv[2]
 ct2 = WhisperModel(src, device="cpu", compute_type="float32")
 segments, _ = ct2.transcribe(audio, beam_size=1, temperature=0.0, vad_filter=False)
 ct2_text = "".join(s.text for s in segments)
-engine = MlxWhisperEngine(LoadSpec(model_id="w", model_path=src, model_type="whisper"))
+engine = MlxWhisperEngine(LoadOptions(model_id="w", model_path=src, model_type="whisper"))
 def run():
     ModelHolder.model, ModelHolder.model_path = engine._model, "converted"
     return mlx_whisper.transcribe(audio, path_or_hf_repo="converted", temperature=0.0, fp16=False)

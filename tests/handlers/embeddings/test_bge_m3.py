@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from catalog.options import LoadOptions
 from handlers.embeddings.st_engine import SentenceTransformerEngine
 from handlers.engine_protocol import EngineError
-from ipc.messages import Embed, Embeddings, LoadSpec, ShmRef
+from ipc.messages import Embed, Embeddings, ShmRef
 from tests.tiny_m3 import COLBERT_DIM, HIDDEN, build_tiny_m3, reference_m3
 
 pytestmark = pytest.mark.timeout(120)
@@ -26,7 +27,7 @@ def m3_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def engine(m3_path: Path) -> Iterator[SentenceTransformerEngine]:
-    spec = LoadSpec(model_id="m3", model_path=str(m3_path), model_type="embeddings")
+    spec = LoadOptions(model_id="m3", model_path=str(m3_path), model_type="embeddings")
     eng = SentenceTransformerEngine(spec)
     yield eng
     eng.close()

