@@ -4,6 +4,10 @@ The main thread reads frames. ``Generate`` goes into the inbox; up to
 ``engine.parallel`` engine threads take work from it. ``Cancel`` removes a
 queued request at once or flags a running one, which the engine sees at its
 next step. Every request ends in exactly one ``Finished`` or ``Failed``.
+
+A frame of a request that cannot be sent (too large even for shared memory,
+or the spill failed: ``FrameTooLarge``) stops that request, which ends in
+``Failed(kind="too_large")``; the engine thread goes on with the next one.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import psutil
 from handlers import shm_out
 from handlers.engine_protocol import Counting, Engine, EngineError, RequestEngine, TextEngine
 from ipc.channel import BlockingChannel
-from ipc.framing import ProtocolError
+from ipc.framing import FrameTooLarge, ProtocolError
 from ipc.messages import (
     WORK_TYPES,
     Cancel,
@@ -121,24 +125,49 @@ class Runtime:
                 with self._cond:
                     self._running.discard(request.req_id)
                     self._cancelled.discard(request.req_id)
-            self._send(reply)
+            try:
+                self._channel.send(reply)
+            except FrameTooLarge as exc:
+                self._send(_too_large(request.req_id, exc))
+            except OSError:
+                pass  # the server is gone; the read loop ends the process
 
     def _run(self, request: Any) -> HandlerMessage:
         req_id: int = request.req_id
+        unsendable: list[FrameTooLarge] = []
+
+        def send(message: HandlerMessage) -> None:
+            if unsendable:
+                return  # the request is stopping: nothing more of it goes out
+            try:
+                self._channel.send(message)
+            except FrameTooLarge as exc:
+                unsendable.append(exc)
+            except OSError:
+                pass  # the server is gone; the read loop ends the process
 
         def should_stop() -> bool:
-            return req_id in self._cancelled
+            return req_id in self._cancelled or bool(unsendable)
 
         try:
             if isinstance(request, Generate):
-                return self._generate(request, should_stop)
-            return cast(RequestEngine, self._engine).handle(request, self._send, should_stop)
+                reply: HandlerMessage = self._generate(request, send, should_stop)
+            else:
+                reply = cast(RequestEngine, self._engine).handle(request, send, should_stop)
         except EngineError as exc:
-            return Failed(req_id=req_id, kind=exc.kind, message=str(exc), param=exc.param)  # type: ignore[arg-type]
+            reply = Failed(req_id=req_id, kind=exc.kind, message=str(exc), param=exc.param)  # type: ignore[arg-type]
         except Exception as exc:
-            return Failed(req_id=req_id, kind="internal", message=f"{type(exc).__name__}: {exc}")
+            reply = Failed(req_id=req_id, kind="internal", message=f"{type(exc).__name__}: {exc}")
+        if unsendable:
+            return _too_large(req_id, unsendable[0])
+        return reply
 
-    def _generate(self, request: Generate, should_stop: Callable[[], bool]) -> Finished:
+    def _generate(
+        self,
+        request: Generate,
+        send: Callable[[HandlerMessage], None],
+        should_stop: Callable[[], bool],
+    ) -> Finished:
         req_id = request.req_id
 
         def emit(
@@ -149,7 +178,7 @@ class Runtime:
             tool_calls: list[ToolCallDelta] | None = None,
             logprobs: list[TokenLogprob] | None = None,
         ) -> None:
-            self._send(
+            send(
                 Delta(
                     req_id=req_id,
                     text=text,
@@ -182,5 +211,13 @@ class Runtime:
     def _send(self, message: HandlerMessage) -> None:
         try:
             self._channel.send(message)
+        except FrameTooLarge:
+            pass  # only small frames come here (Stats, Finished of a cancel)
         except OSError:
             pass  # the server is gone; the read loop ends the process
+
+
+def _too_large(req_id: int, exc: FrameTooLarge) -> Failed:
+    return Failed(
+        req_id=req_id, kind="too_large", message=f"The answer is too large to send: {exc}"
+    )

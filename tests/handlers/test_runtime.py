@@ -13,6 +13,7 @@ so a ``GetStats`` round trip (``barrier``) proves every earlier frame, e.g. a
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import threading
@@ -23,7 +24,9 @@ import pytest
 
 from handlers.engine_protocol import ContextLengthExceeded, Emit, EngineError, ShouldStop
 from handlers.runtime import Runtime
+from ipc import shm
 from ipc.channel import BlockingChannel
+from ipc.framing import DEFAULT_MAX_FRAME
 from ipc.messages import (
     Cancel,
     Delta,
@@ -40,6 +43,7 @@ from ipc.messages import (
 )
 
 TIMEOUT = 10.0  # seconds any single wait may take before the test fails
+HUGE = "x" * (DEFAULT_MAX_FRAME + 1)  # a message holding it cannot travel in a frame
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -50,6 +54,9 @@ class FakeEngine:
     prompt "engine-error" / "too-long" / "boom": raise EngineError /
     ContextLengthExceeded / RuntimeError. prompt "until-stopped": emit nothing,
     wait until ``should_stop()`` (as an engine in a long decode step would).
+    prompt "huge": one Delta larger than a frame, then ``max_tokens`` more
+    tokens unless told to stop; "huge-boom": raise an error whose message is
+    larger than a frame.
     """
 
     name = "fake"
@@ -114,6 +121,10 @@ class FakeEngine:
             raise ContextLengthExceeded("prompt has 9000 tokens", param="prompt")
         if request.prompt == "boom":
             raise RuntimeError("kaboom")
+        if request.prompt == "huge-boom":
+            raise RuntimeError(HUGE)
+        if request.prompt == "huge":
+            emit(HUGE, 1)
         if request.prompt == "until-stopped":
             stopped = threading.Event()
             while not should_stop():
@@ -482,3 +493,41 @@ def test_ending_serve_stops_running_and_drops_queued(
     assert e.seen == [1]  # the queued one never ran
     # The running request still ended with exactly one frame, before serve returned.
     assert h.receive() == Finished(req_id=1, reason="cancelled", usage=Usage(prompt_tokens=3))
+
+
+def test_reply_larger_than_a_frame_travels_by_shared_memory(
+    make_harness: Callable[..., Harness],
+) -> None:
+    h = make_harness()
+    h.send(gen(1, tokens=2, prompt="huge"))
+    deltas, end = h.finish(1)
+    assert [d.text for d in deltas] == [HUGE, "t0 ", "t1 "]
+    assert isinstance(end, Finished) and end.usage.completion_tokens == 2
+    h.send(gen(2, prompt="huge-boom"))
+    _, failed = h.finish(2)
+    assert isinstance(failed, Failed) and failed.message == f"RuntimeError: {HUGE}"
+    h.send(gen(3, tokens=1))
+    assert isinstance(h.finish(3)[1], Finished)
+
+
+def test_reply_that_cannot_spill_fails_that_request_only(
+    make_harness: Callable[..., Harness], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(data: object, owner_pid: int | None = None) -> str:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(shm, "spill", full)
+    h = make_harness()
+    h.send(gen(1, tokens=50, prompt="huge"))
+    deltas, end = h.finish(1)
+    assert deltas == []  # the huge Delta could not go, and nothing after it
+    assert isinstance(end, Failed) and end.kind == "too_large"
+    assert "No space left on device" in end.message
+    assert h.engine.stop_seen == {1}  # the engine was stopped at its next step
+    # The last frame itself too large: still one Failed, and the thread lives on.
+    h.send(gen(2, prompt="huge-boom"))
+    _, end = h.finish(2)
+    assert isinstance(end, Failed) and end.kind == "too_large"
+    h.send(gen(3, tokens=2))
+    deltas, end = h.finish(3)
+    assert [d.text for d in deltas] == ["t0 ", "t1 "] and isinstance(end, Finished)
