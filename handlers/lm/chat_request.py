@@ -68,6 +68,7 @@ def prepare_chat(request: Generate, template: ChatTemplate, spec: LoadOptions) -
         tool_prompt=calls.system_prompt if calls else None,
         format_call=calls.format_call if calls else None,
         kwargs=request.chat_template_kwargs,
+        reasoning_effort=request.reasoning_effort,
     )
     in_reasoning = bool(spec.reasoning_parser) and prompt_opens_reasoning(prompt)
     reasoning = (

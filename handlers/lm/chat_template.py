@@ -18,6 +18,9 @@ from typing import Any
 from handlers.engine_protocol import EngineError
 from ipc.messages import ChatMessage, ToolSpec
 
+# ``reasoning_effort`` values that switch a template's thinking off.
+NO_THINKING_EFFORTS = ("none", "minimal")
+
 
 class ChatTemplate:
     """A Hugging Face style Jinja chat template, rendered in a sandbox."""
@@ -54,12 +57,14 @@ class ChatTemplate:
         tool_prompt: Callable[[list[dict[str, Any]]], str] | None = None,
         format_call: Callable[[str, dict[str, Any]], str] | None = None,
         kwargs: dict[str, Any] | None = None,
+        reasoning_effort: str | None = None,
     ) -> str:
         """The prompt for ``messages`` ending with the assistant's turn.
 
         ``tool_prompt(tools)`` and ``format_call(name, arguments)`` come from
         the tool-call parser and are used only when the template cannot
-        render tools itself.
+        render tools itself. ``kwargs`` (``chat_template_kwargs``) win over
+        the variables derived from ``reasoning_effort``.
         """
         openai_tools = [tool_definition(t) for t in tools or []]
         if self.renders_tools:
@@ -69,6 +74,7 @@ class ChatTemplate:
         context: dict[str, Any] = {
             "bos_token": self.bos_token,
             "eos_token": self.eos_token,
+            **self.effort_variables(reasoning_effort),
             **(kwargs or {}),
             "messages": rendered,
             "add_generation_prompt": True,
@@ -81,6 +87,17 @@ class ChatTemplate:
             raise EngineError(f"the chat template failed: {exc}", param="messages") from exc
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             raise EngineError(f"the chat template failed: {exc}", param="messages") from exc
+
+    def effort_variables(self, reasoning_effort: str | None) -> dict[str, Any]:
+        """Template variables for OpenAI's ``reasoning_effort``: the effort
+        itself (harmony / gpt-oss templates read it) and, for a template with
+        a thinking switch, ``enable_thinking`` off at "none" and "minimal"."""
+        if reasoning_effort is None:
+            return {}
+        variables: dict[str, Any] = {"reasoning_effort": reasoning_effort}
+        if "enable_thinking" in self.source:
+            variables["enable_thinking"] = reasoning_effort not in NO_THINKING_EFFORTS
+        return variables
 
 
 def tool_definition(tool: ToolSpec) -> dict[str, Any]:

@@ -3,29 +3,44 @@
 xllamacpp runs llama.cpp's server loop in-process: it batches the requests it
 is handed from several threads into shared decode steps (continuous batching
 over ``n_parallel`` slots) and reuses each slot's KV cache by longest common
-prefix (its prompt cache). Each call blocks its thread and streams chunks to a
-callback; returning True from the callback stops that request.
+prefix (its prompt cache; off with ``prompt_cache_size: 0``). Each call blocks
+its thread and streams chunks to a callback; returning True from the callback
+stops that request.
+
+llama.cpp rounds its context up (to a multiple of 256 tokens), so the engine
+holds each request to ``context_length`` itself: the first chunk reports the
+prompt's length (``return_progress``), and every later chunk is one token.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from catalog.options import LoadOptions
 from handlers.convert.gguf import GGUFError, read_metadata, trained_context_length
-from handlers.engine_protocol import ContextLengthExceeded, Emit, EngineError, LoadError, ShouldStop
+from handlers.engine_protocol import Emit, EngineError, LoadError, ShouldStop
 from handlers.lm.chat_output import OutputStream
 from handlers.lm.chat_request import prepare_chat
 from handlers.lm.chat_template import ChatTemplate
 from handlers.lm.constraints import UnsupportedSchema, to_lark
+from handlers.lm.request_checks import (
+    PENALTY_WINDOW,
+    check_logit_bias,
+    check_max_tokens,
+    constraint_param,
+    context_exceeded,
+    eos_rules,
+    finish_reason,
+)
 from ipc.messages import (
     EngineMemory,
     Finished,
-    FinishReason,
     Generate,
+    Sampling,
     TokenLogprob,
     TopLogprob,
     Usage,
@@ -38,21 +53,42 @@ CHATML_TEMPLATE = (
     "message['content'] + '<|im_end|>\\n' }}{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
+# llama.cpp's sampler chain in mlx-lm's order: penalties, then the filters on
+# the unscaled distribution, then the temperature. DRY, XTC, typical-p and
+# top-n-sigma are left out, so they are off whatever llama.cpp's defaults are.
+SAMPLERS = ["penalties", "top_p", "min_p", "top_k", "temperature"]
 
 
-def _sampling_fields(request: Generate) -> dict[str, Any]:
-    s = request.sampling
+def sampling_fields(sampling: Sampling) -> dict[str, Any]:
+    """llama.cpp's request fields for ``sampling``, every value explicit so that
+    llama.cpp's own defaults (temperature 0.8, top_k 40, min_p 0.05...) never
+    apply; no ``seed`` draws a fresh one."""
     fields: dict[str, Any] = {
-        "temperature": s.temperature,
-        "top_p": s.top_p,
-        "top_k": s.top_k,
-        "min_p": s.min_p,
-        "seed": s.seed,
-        "presence_penalty": s.presence_penalty,
-        "frequency_penalty": s.frequency_penalty,
-        "repeat_penalty": s.repetition_penalty,
+        "temperature": sampling.temperature,
+        "dynatemp_range": 0.0,
+        "top_p": sampling.top_p,
+        "top_k": sampling.top_k,
+        "min_p": sampling.min_p,
+        "presence_penalty": sampling.presence_penalty,
+        "frequency_penalty": sampling.frequency_penalty,
+        "repeat_penalty": sampling.repetition_penalty,
+        "repeat_last_n": PENALTY_WINDOW,
+        "mirostat": 0,
+        "samplers": list(SAMPLERS),
     }
-    return {k: v for k, v in fields.items() if v is not None}
+    if sampling.seed is not None:
+        fields["seed"] = sampling.seed
+    return fields
+
+
+@dataclass
+class _Outcome:
+    """How one llama.cpp call ended."""
+
+    ended: str | None  # llama.cpp's finish reason, or "length" at our context end
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
 
 
 class LlamaCppEngine:
@@ -81,7 +117,11 @@ class LlamaCppEngine:
         params.n_parallel = self.parallel
         params.cont_batching = True
         params.use_jinja = True
-        params.cache_prompt = True
+        params.ctx_shift = False  # the end of the context ends a request ("length")
+        self._cache_prompt = spec.prompt_cache_size > 0
+        params.cache_prompt = self._cache_prompt
+        if not self._cache_prompt:
+            params.cache_ram_mib = 0  # nor does its host-memory prompt cache keep any
         params.warmup = False
         if not os.environ.get("BODEGA_ENGINE_LOGS"):
             params.verbosity = 1  # llama.cpp's per-request timing lines are noise in our log
@@ -99,18 +139,15 @@ class LlamaCppEngine:
             raise LoadError(f"llama.cpp could not load {path}: {exc}") from exc
         self._model_bytes = path.stat().st_size
 
-    def generate(self, request: Generate, emit: Emit, should_stop: ShouldStop) -> Finished:
-        """Run one chat or prompt completion, streaming each token to ``emit``.
-
-        Chat prompts are rendered by our template code (tools, past calls,
-        ``chat_template_kwargs``) and sent to llama.cpp as raw prompts, so
-        both engines parse tool calls and reasoning the same way.
-        """
+    def request_body(self, request: Generate) -> dict[str, Any]:
+        """The llama.cpp request for ``request``, less its prompt and grammar."""
+        check_max_tokens(request)
         body: dict[str, Any] = {
             "stream": True,
             "stream_options": {"include_usage": True},
-            "cache_prompt": True,
-            **_sampling_fields(request),
+            "return_progress": True,
+            "cache_prompt": self._cache_prompt,
+            **sampling_fields(request.sampling),
         }
         if request.max_tokens is not None:
             body["max_tokens"] = request.max_tokens
@@ -119,73 +156,158 @@ class LlamaCppEngine:
         if request.logprobs:
             body["logprobs"] = max(1, request.top_logprobs)
         if request.logit_bias:
-            outside = [t for t in request.logit_bias if t >= self._vocab_size]
-            if outside:
-                raise EngineError(
-                    f"logit_bias token id {outside[0]} is outside the vocabulary "
-                    f"(0..{self._vocab_size - 1})",
-                    param="logit_bias",
-                )
+            check_logit_bias(request.logit_bias, self._vocab_size)
             body["logit_bias"] = [[token, bias] for token, bias in request.logit_bias.items()]
-        chat = request.messages is not None
+        return body
+
+    def generate(self, request: Generate, emit: Emit, should_stop: ShouldStop) -> Finished:
+        """Run one chat or prompt completion, streaming each token to ``emit``.
+
+        Chat prompts are rendered by our template code (tools, past calls,
+        ``chat_template_kwargs``) and sent to llama.cpp as raw prompts, so
+        both engines parse tool calls and reasoning the same way.
+        """
+        body = self.request_body(request)
         parses_tools = False
-        if chat:
+        if request.messages is not None:
             prepared = prepare_chat(request, self._template, self._spec)
             body["prompt"] = prepared.prompt
             if prepared.constraint is not None:
-                body["grammar"] = _checked_grammar(
-                    to_lark(prepared.constraint),
-                    "response_format.json_schema.schema" if request.response_format else "tools",
-                )
+                param = constraint_param(request)
+                body["grammar"] = _checked_grammar(to_lark(prepared.constraint, param), param)
             output = OutputStream(emit, prepared.parser)
             parses_tools = prepared.parses_tools
         else:
             body["prompt"] = request.prompt or ""
             output = OutputStream(emit, None)
+        ignore_eos, min_tokens = eos_rules(request, "grammar" in body)
+        if ignore_eos:
+            body["ignore_eos"] = True
 
-        state: dict[str, Any] = {"reason": None, "usage": None, "error": None}
+        if min_tokens:
+            outcome = self._with_min_tokens(body, min_tokens, request, output, should_stop)
+        else:
+            outcome = self._stream(body, request, output, should_stop)
+        output.close()
+        return Finished(
+            req_id=request.req_id,
+            reason=finish_reason(
+                outcome.ended,
+                cancelled=should_stop() and outcome.ended is None,
+                tool_calls=parses_tools and output.tool_calls > 0,
+            ),
+            usage=Usage(
+                prompt_tokens=outcome.prompt_tokens,
+                completion_tokens=outcome.completion_tokens,
+                cached_tokens=outcome.cached_tokens,
+            ),
+        )
+
+    def _with_min_tokens(
+        self,
+        body: dict[str, Any],
+        min_tokens: int,
+        request: Generate,
+        output: OutputStream,
+        should_stop: ShouldStop,
+    ) -> _Outcome:
+        """llama.cpp has no ``min_tokens``: the first ``min_tokens`` tokens are
+        decoded past end-of-sequence and without stop strings, then the rest
+        continues from them (their ids come with their log-probabilities)."""
+        first = min_tokens if request.max_tokens is None else min(min_tokens, request.max_tokens)
+        head = {k: v for k, v in body.items() if k != "stop"}
+        head.update(ignore_eos=True, max_tokens=first, logprobs=max(1, request.top_logprobs))
+        ids: list[int] = []
+        start = self._stream(head, request, output, should_stop, ids)
+        n = start.completion_tokens
+        left = None if request.max_tokens is None else request.max_tokens - n
+        room = self.context_length - start.prompt_tokens - n
+        if should_stop() or n < first or left == 0 or room < 1 or len(ids) != n:
+            return start
+        rest = {**body, "prompt": [body["prompt"], *ids]}
+        if left is not None:
+            rest["max_tokens"] = left
+        end = self._stream(rest, request, output, should_stop)
+        return _Outcome(
+            ended=end.ended,
+            prompt_tokens=start.prompt_tokens,
+            completion_tokens=n + end.completion_tokens,
+            cached_tokens=start.cached_tokens,
+        )
+
+    def _stream(
+        self,
+        body: dict[str, Any],
+        request: Generate,
+        output: OutputStream,
+        should_stop: ShouldStop,
+        ids: list[int] | None = None,
+    ) -> _Outcome:
+        """One llama.cpp call, its tokens into ``output`` (and their ids into ``ids``)."""
+        state: dict[str, Any] = {"ended": None, "usage": None, "error": None, "prompt": None}
+        counted = 0
+        progress: dict[str, Any] = {}
 
         def on_chunk(chunk: dict[str, Any]) -> bool:
+            nonlocal counted
             if "error" in chunk:
                 state["error"] = chunk["error"]
                 return True
+            if "prompt_progress" in chunk:
+                if not progress:
+                    progress.update(chunk["prompt_progress"])
+                    if progress.get("total", 0) >= self.context_length:
+                        return True  # no room for an answer: refused below
+                return should_stop()
             if chunk.get("usage"):
                 state["usage"] = chunk["usage"]
             for choice in chunk.get("choices") or ():
                 if choice.get("finish_reason"):
-                    state["reason"] = choice["finish_reason"]
+                    state["ended"] = choice["finish_reason"]
                     continue
                 text = choice.get("text")
-                if text is not None:
-                    # llama.cpp holds back text that may start a stop string and
-                    # releases it later in one chunk: each chunk is one token.
-                    output.add(text, 1, _logprobs(choice.get("logprobs"), request.top_logprobs))
+                if text is None:
+                    continue
+                raw = choice.get("logprobs")
+                if ids is not None and raw:
+                    ids.extend(int(e["id"]) for e in raw.get("content") or [] if "id" in e)
+                logprobs = _logprobs(raw, request.top_logprobs) if request.logprobs else None
+                # llama.cpp holds back text that may start a stop string (an
+                # empty chunk) and releases it with a later one: each chunk is
+                # one token.
+                output.add(text, 1, logprobs)
+                counted += 1
+                if counted >= self.context_length - progress.get("total", 0):
+                    state["ended"] = "length"  # the end of our context
+                    return True
             return should_stop()
 
         result = self._server.handle_completions(body, on_chunk)
         if isinstance(result, dict) and "error" in result:
             state["error"] = result["error"]
+        prompt_tokens = int(progress.get("total", 0))
         if state["error"] is not None:
-            raise _request_error(state["error"], "messages" if chat else "prompt")
-        output.close()
-
+            raise self._request_error(state["error"], request)
+        if prompt_tokens >= self.context_length:
+            raise context_exceeded(request, prompt_tokens, self.context_length)
         usage = state["usage"] or {}
-        reason: FinishReason
-        if should_stop() and state["reason"] is None:
-            reason = "cancelled"
-        elif state["reason"] == "length":
-            reason = "length"
-        else:
-            reason = "tool_calls" if parses_tools and output.tool_calls else "stop"
-        return Finished(
-            req_id=request.req_id,
-            reason=reason,
-            usage=Usage(
-                prompt_tokens=usage.get("prompt_tokens", 0),
-                completion_tokens=usage.get("completion_tokens", output.tokens_seen),
-                cached_tokens=(usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0),
+        return _Outcome(
+            ended=state["ended"],
+            prompt_tokens=int(usage.get("prompt_tokens", prompt_tokens)),
+            completion_tokens=int(usage.get("completion_tokens", counted)),
+            cached_tokens=int(
+                (usage.get("prompt_tokens_details") or {}).get(
+                    "cached_tokens", progress.get("cache", 0)
+                )
             ),
         )
+
+    def _request_error(self, error: dict[str, Any], request: Generate) -> EngineError:
+        if error.get("type") == "exceed_context_size_error":
+            return context_exceeded(
+                request, int(error.get("n_prompt_tokens", 0)), self.context_length
+            )
+        return EngineError(str(error.get("message", "llama.cpp rejected the request")))
 
     def memory(self) -> EngineMemory:
         """The size of the mapped weights; llama.cpp reports nothing finer."""
@@ -232,18 +354,6 @@ def _chat_template(meta: dict[str, Any], spec: LoadOptions) -> ChatTemplate:
         )
     except Exception as exc:  # jinja2's TemplateSyntaxError and friends
         raise LoadError(f"the chat template is not valid Jinja: {exc}") from exc
-
-
-def _request_error(error: dict[str, Any], prompt_field: str) -> EngineError:
-    message = str(error.get("message", "llama.cpp rejected the request"))
-    if error.get("type") == "exceed_context_size_error":
-        return ContextLengthExceeded(
-            f"This model's maximum context length is {error.get('n_ctx')} tokens, "
-            f"but the prompt has {error.get('n_prompt_tokens')} tokens. "
-            "Shorten the prompt or load the model with a larger context_length.",
-            param=prompt_field,
-        )
-    return EngineError(message)
 
 
 def _logprobs(raw: dict[str, Any] | None, top: int) -> list[TokenLogprob] | None:

@@ -178,6 +178,36 @@ class GuidedLogits:
         return True
 
 
+class EosGate:
+    """An mlx-lm logits processor that keeps the end-of-sequence tokens out:
+    for the first ``min_tokens`` generated tokens, or throughout with
+    ``always`` (``ignore_eos``; llama.cpp biases them to -inf the same way).
+
+    The first call sees the prompt; each later call one token more.
+    """
+
+    def __init__(self, eos_ids: list[int], *, min_tokens: int = 0, always: bool = False) -> None:
+        self._eos = list(eos_ids)
+        self._min_tokens = min_tokens
+        self._always = always
+        self._start: int | None = None
+        self._mask: Any = None
+
+    def __call__(self, tokens: Any, logits: Any) -> Any:
+        import mlx.core as mx
+
+        seen = len(tokens)
+        if self._start is None:
+            self._start = seen
+        if not self._always and seen - self._start >= self._min_tokens:
+            return logits
+        if self._mask is None or self._mask.shape[-1] != logits.shape[-1]:
+            mask = np.zeros(logits.shape[-1], dtype=np.float32)
+            mask[[i for i in self._eos if i < logits.shape[-1]]] = -np.inf
+            self._mask = mx.array(mask)
+        return logits + self._mask
+
+
 def seeded(sampler: Callable[[Any], Any], seed: int) -> Callable[[Any], Any]:
     """``sampler`` drawing from its own seeded stream, whatever else is batched."""
     import mlx.core as mx

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,7 @@ from handlers.lm.chat_template import ChatTemplate
 from handlers.lm.constraints import check_schema, closed, to_lark, to_regex
 from handlers.parsing import tool_parser
 from handlers.parsing.pattern import Alt, FreeText, Json, Lit, Repeat, Seq
-from ipc.messages import ChatMessage, ToolCall, ToolSpec
+from ipc.messages import ChatMessage, Generate, ToolCall, ToolSpec
 
 CHATML = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + "
@@ -69,6 +70,56 @@ def test_template_kwargs_reach_the_template() -> None:
     template = ChatTemplate("{{ 'on' if enable_thinking else 'off' }}")
     assert template.render([], kwargs={"enable_thinking": True}) == "on"
     assert template.render([], kwargs={"enable_thinking": False}) == "off"
+
+
+THINKING = (
+    "{% if enable_thinking is defined and not enable_thinking %}no-think{% else %}think{% endif %}"
+)
+
+
+@pytest.mark.parametrize(
+    ("effort", "expected"),
+    [(None, "think"), ("none", "no-think"), ("minimal", "no-think"), ("low", "think"),
+     ("high", "think")],
+)  # fmt: skip
+def test_reasoning_effort_switches_thinking(effort: str | None, expected: str) -> None:
+    assert ChatTemplate(THINKING).render([], reasoning_effort=effort) == expected
+
+
+def test_chat_template_kwargs_win_over_reasoning_effort() -> None:
+    template = ChatTemplate(THINKING)
+    rendered = template.render([], kwargs={"enable_thinking": True}, reasoning_effort="none")
+    assert rendered == "think"
+
+
+def test_reasoning_effort_reaches_the_template() -> None:
+    harmony_like = "Reasoning: {{ reasoning_effort | default('medium') }}"
+    template = ChatTemplate(harmony_like)
+    assert template.render([], reasoning_effort="high") == "Reasoning: high"
+    assert template.render([]) == "Reasoning: medium"
+    # A template without a thinking switch gets no enable_thinking.
+    assert "enable_thinking" not in template.effort_variables("none")
+
+
+def test_prepare_chat_passes_reasoning_effort() -> None:
+    from handlers.lm.chat_request import prepare_chat
+
+    spec = _spec()
+    request = Generate(req_id=1, messages=[ChatMessage(role="user", content="hi")])
+    template = ChatTemplate(THINKING)
+    assert prepare_chat(request, template, spec).prompt == "think"
+    request.reasoning_effort = "none"
+    assert prepare_chat(request, template, spec).prompt == "no-think"
+
+
+def _spec() -> Any:
+    try:
+        from catalog.options import LoadOptions
+    except ImportError:  # before the catalog package
+        from ipc.messages import LoadSpec  # type: ignore[attr-defined]
+
+        return LoadSpec(model_id="m", model_path="m")
+    return LoadOptions(model_path="m")
 
 
 def test_template_errors_are_request_errors() -> None:
