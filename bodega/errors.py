@@ -3,6 +3,8 @@
 Everything a client can get wrong or a model can fail at is a ``BodegaError``
 subclass carrying its HTTP status and OpenAI error ``type``/``code``. Routes
 raise them; ``app.py`` renders them as ``{"error": {message, type, param, code}}``.
+A handler's ``Failed`` frame becomes one of them through ``error_from_failed``,
+the one table from ``ErrorKind`` to error.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import re
 
 import msgspec
+
+from ipc.messages import ErrorKind, Failed
 
 
 class BodegaError(Exception):
@@ -169,6 +173,20 @@ class ModelUnavailable(BodegaError):
     code = "model_unavailable"
 
 
+class ModelRestarting(ModelUnavailable):
+    """The model's handler is restarting and no more requests can wait for it."""
+
+    code = "model_restarting"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        """Tell the client when the restart is likely done."""
+        return {"Retry-After": str(self.retry_after)}
+
+
 class ToolNotFound(BodegaError):
     """``/v1/tools/execute`` names no built-in tool."""
 
@@ -191,6 +209,32 @@ class QueueTimeout(BodegaError):
     status = 504
     type = "timeout_error"
     code = "queue_timeout"
+
+
+# What each kind of handler failure is, over HTTP; the message is the handler's.
+_FAILED_KINDS: dict[ErrorKind, type[BodegaError]] = {
+    "invalid_request": InvalidRequest,
+    "context_length_exceeded": ContextLengthExceeded,
+    "too_large": PayloadTooLarge,
+    "not_found": ModelFilesNotFound,
+    "load_error": ModelLoadFailed,
+    "protocol_error": HandlerFailed,
+    "internal": HandlerFailed,
+}
+
+
+def error_from_failed(failed: Failed) -> BodegaError:
+    """The HTTP-facing error for a handler's ``Failed`` frame."""
+    error = _FAILED_KINDS[failed.kind]
+    if error is HandlerFailed:
+        return HandlerFailed(f"The model failed: {failed.message}")
+    return error(failed.message, param=failed.param)
+
+
+def load_error_from_failed(failed: Failed, model_id: str) -> BodegaError:
+    """The error of a load that the handler answered with ``Failed``."""
+    error = ModelFilesNotFound if failed.kind == "not_found" else ModelLoadFailed
+    return error(f"could not load model {model_id!r}: {failed.message}")
 
 
 _PATH = re.compile(r"at `\$\.?([^`]*)`")

@@ -15,13 +15,14 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import NoReturn
 
 import msgspec
 
 from catalog.options import LoadOptions
 from handlers.engine_loader import open_engine
-from handlers.engine_protocol import LoadError
+from handlers.engine_protocol import Engine, LoadError
 from handlers.runtime import Runtime
 from ipc.channel import BlockingChannel
 from ipc.messages import PROTOCOL_VERSION, Failed, Hello, Ready, ServerMessage
@@ -43,8 +44,11 @@ def _die_with_parent(poll_seconds: float = 1.0) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run one handler process; returns the exit status."""
+def main(
+    argv: list[str] | None = None, open_engine: Callable[[LoadOptions], Engine] = open_engine
+) -> int:
+    """Run one handler process; returns the exit status. ``open_engine`` loads
+    the model (tests pass a fake engine to run the real runtime without one)."""
     parser = argparse.ArgumentParser(prog="python -m handlers")
     parser.add_argument("--socket", required=True, help="the server's Unix socket")
     parser.add_argument("--spec", required=True, help="catalog.options.LoadOptions as JSON")

@@ -264,6 +264,7 @@ ErrorKind = Literal[
     "protocol_error",
     "invalid_request",
     "context_length_exceeded",
+    "too_large",
     "internal",
 ]
 

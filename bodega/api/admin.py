@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import trio
 from quart import Blueprint, Response
 
-from bodega.registry.registry import Model
+from bodega.openai.models import LoadAnswer, LoadedModel, LoadedModels, ModelMemory, UnloadAnswer
+from bodega.registry.model import Model, ModelState
 from bodega.settings import ModelSpec
 from ipc.messages import EngineMemory
 
@@ -18,38 +17,39 @@ blueprint = Blueprint("admin", __name__)
 MB = 1024 * 1024
 
 
-def describe(model: Model) -> dict[str, Any]:
-    """The registry's view of one model (no IPC)."""
-    handler = model.handler
-    info: dict[str, Any] = {
-        "id": model.id,
-        "type": model.spec.model_type,
-        "model_path": model.spec.model_path,
-        "engine": handler.engine or model.spec.engine,
-        "context_length": handler.context_length,
-        "max_concurrency": model.spec.max_concurrency,
-        "created_at": handler.created_at,
-        "status": handler.status,
-        "pid": handler.pid,
-    }
-    if handler.error:
-        info["error"] = handler.error
-    return info
+def describe(model: Model, state: ModelState | None = None) -> LoadedModel:
+    """The registry's view of one model (no IPC), from a snapshot of its state."""
+    state = state or model.state()
+    return LoadedModel(
+        id=model.id,
+        type=model.spec.model_type,
+        model_path=model.spec.model_path,
+        engine=state.engine,
+        context_length=state.context_length,
+        max_concurrency=model.spec.max_concurrency,
+        created_at=state.created_at,
+        status=state.status,
+        pid=state.pid,
+        restarts=state.restarts,
+        last_exit_code=state.last_exit_code,
+        last_restart_at=state.last_restart_at,
+        error=state.error,
+    )
 
 
-def memory_of(model: Model) -> dict[str, float]:
+def memory_of(model: Model) -> ModelMemory:
     """``memory`` in the Bodega docs' shape, from the last ``Stats``."""
     stats = model.handler.last_stats
     rss_mb = round(stats.rss_bytes / MB, 1) if stats else 0.0
     engine = stats.memory if stats else EngineMemory()
     active = round(engine.active_bytes / MB, 1)
-    return {
-        "metal_active_mb": active,
-        "metal_cache_mb": round(engine.cache_bytes / MB, 1),
-        "metal_peak_mb": round(engine.peak_bytes / MB, 1),
-        "rss_mb": rss_mb,
-        "total_mb": round(rss_mb + active, 1),
-    }
+    return ModelMemory(
+        metal_active_mb=active,
+        metal_cache_mb=round(engine.cache_bytes / MB, 1),
+        metal_peak_mb=round(engine.peak_bytes / MB, 1),
+        rss_mb=rss_mb,
+        total_mb=round(rss_mb + active, 1),
+    )
 
 
 async def refresh_stats(models: list[Model]) -> None:
@@ -64,14 +64,14 @@ async def load_model() -> Response:
     """Spawn a handler for the model and wait until it is ready."""
     spec = await decode_json(ModelSpec)
     model = await registry().load(spec)
-    return json_response({"status": "loaded", "model": describe(model)}, status=201)
+    return json_response(LoadAnswer(model=describe(model)), status=201)
 
 
 @blueprint.delete("/v1/admin/unload-model/<path:model_id>")
 async def unload_model(model_id: str) -> Response:
     """Stop the model's handler and free its memory."""
     model = await registry().unload(model_id)
-    return json_response({"status": "unloaded", "id": model.id})
+    return json_response(UnloadAnswer(id=model.id))
 
 
 @blueprint.get("/v1/admin/loaded-models")
@@ -79,14 +79,11 @@ async def loaded_models() -> Response:
     """Every registered model with status, pid and memory."""
     models = registry().models
     await refresh_stats(models)
-    data = [
-        {
-            **describe(m),
-            "memory": memory_of(m),
-            "tokens_generated": m.handler.last_stats.tokens_generated
-            if m.handler.last_stats
-            else 0,
-        }
-        for m in models
-    ]
-    return json_response({"object": "list", "data": data, "total": len(data)})
+    data = []
+    for m in models:
+        info = describe(m)
+        info.memory = memory_of(m)
+        stats = m.handler.last_stats
+        info.tokens_generated = stats.tokens_generated if stats else 0
+        data.append(info)
+    return json_response(LoadedModels(data=data, total=len(data)))

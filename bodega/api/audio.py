@@ -40,10 +40,11 @@ from bodega.openai.audio import (
     words_out,
 )
 from bodega.services.audio import AudioRequest, check_extension, transcribe
+from bodega.services.frames import first_frame
 from bodega.settings import Settings
 from ipc.messages import Segment, Transcript
 
-from .common import first_frame, json_response, registry, sse_response
+from .common import json_response, registry, sse_response
 
 blueprint = Blueprint("audio", __name__)
 

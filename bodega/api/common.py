@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar, cast
 
 import msgspec
 from quart import Response, current_app, request
 
-from bodega.errors import HandlerFailed, InvalidRequest, from_validation_error
+from bodega.errors import InvalidRequest, from_validation_error
 from bodega.limits import Limits
+from bodega.openai.field_policy import decode_request
 from bodega.openai.responses import encoder
 from bodega.registry.registry import Registry
 
@@ -32,7 +33,7 @@ async def decode_json(body_type: type[T]) -> T:
     if not body:
         raise InvalidRequest("The request body is empty; expected a JSON object.")
     try:
-        return msgspec.json.decode(body, type=body_type)
+        return decode_request(body, body_type, request.path)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise from_validation_error(exc) from None
 
@@ -51,16 +52,3 @@ def sse_response(events: AsyncIterator[bytes]) -> Response:
     )
     response.timeout = None
     return response
-
-
-async def first_frame(frames: AsyncGenerator[T, None]) -> T:
-    """A request's first frame, awaited before answering: errors before any
-    output (unknown model, full queue, bad input) become HTTP statuses even
-    for streams. ``frames`` is closed if that fails."""
-    try:
-        return await frames.__anext__()
-    except StopAsyncIteration:
-        raise HandlerFailed("The model ended the request without an answer.") from None
-    except BaseException:
-        await frames.aclose()
-        raise

@@ -16,13 +16,12 @@ from quart import Blueprint, Response, current_app, request
 from bodega.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 from bodega.openai.rag import Deleted, DocumentList, RagAnswer, RagQueryRequest, UploadResponse
 from bodega.registry.registry import TEXT_MODELS
-from bodega.services.rag.prompt import grounded_messages
+from bodega.services import text
+from bodega.services.rag.prompt import grounded_request
 from bodega.services.rag.service import RagService
 from bodega.settings import Settings, default_data_dir
-from ipc.messages import Sampling
 
 from .common import decode_json, json_response, registry, sse_response
-from .text import chat_answer, chat_stream
 
 blueprint = Blueprint("rag", __name__)
 
@@ -90,16 +89,16 @@ async def query() -> Response:
     meta, hits = await service.retrieve(
         body.file_id, body.query, body.top_k or service.config.top_k
     )
-    messages = grounded_messages(meta.filename, body.query, hits)
-    sampling = Sampling(seed=body.seed)
-    if body.temperature is not None:
-        sampling.temperature = body.temperature
-    fields = {
-        "messages": messages,
-        "max_tokens": body.max_tokens or service.config.max_tokens,
-    }
+    message = grounded_request(
+        meta.filename,
+        body.query,
+        hits,
+        max_tokens=body.max_tokens or service.config.max_tokens,
+        temperature=body.temperature,
+        seed=body.seed,
+    )
     if not body.stream:
-        completion = await chat_answer(chat_model, fields, sampling, 1, logprobs=False)
+        completion = await text.chat_answer(chat_model, message, 1, logprobs=False)
         return json_response(
             RagAnswer(
                 **msgspec.structs.asdict(completion),
@@ -109,7 +108,7 @@ async def query() -> Response:
             )
         )
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    events = await chat_stream(
-        chat_model, fields, sampling, 1, logprobs=False, include_usage=include_usage
+    events = await text.chat_stream(
+        chat_model, message, 1, logprobs=False, include_usage=include_usage
     )
     return sse_response(events)

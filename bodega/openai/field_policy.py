@@ -294,7 +294,7 @@ _KEYS = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _UNKNOWN = "Object contains unknown field"
 
 
-def decode_request(body: bytes, body_type: type[T], route: str) -> T:
+def decode_request(body: bytes | str, body_type: type[T], route: str) -> T:
     """``body`` decoded into ``body_type``. For chat and completions requests
     also: unknown top-level fields logged (once per name), REFUSED fields
     checked. Raises msgspec's errors as ``msgspec.json.decode`` does, and

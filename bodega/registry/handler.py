@@ -3,7 +3,9 @@
 The server listens on a Unix socket, spawns ``python -m handlers``, accepts its
 connection, says ``Hello`` and waits for ``Ready``. One reader task then routes
 every frame to the request it belongs to. If the socket breaks, every pending
-request gets a ``Failed`` and the model is marked failed; the server lives on.
+request gets a ``Failed``, the process is reaped and ``exited`` is set; the
+model decides whether to restart it (bodega.registry.model). The handler's
+stderr passes through to the server's, and its tail is kept for error reports.
 """
 
 from __future__ import annotations
@@ -13,15 +15,20 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 import trio
 
-from bodega.errors import HandlerFailed, ModelFilesNotFound, ModelLoadFailed, ModelUnavailable
+from bodega.errors import (
+    HandlerFailed,
+    ModelLoadFailed,
+    ModelUnavailable,
+    load_error_from_failed,
+)
 from bodega.settings import ModelSpec
 from catalog.options import LoadOptions, load_options
 from ipc.channel import TrioChannel
@@ -31,7 +38,6 @@ from ipc.messages import (
     TERMINAL_TYPES,
     Cancel,
     Failed,
-    Generate,
     GetStats,
     HandlerMessage,
     Hello,
@@ -41,6 +47,7 @@ from ipc.messages import (
     ShmRef,
     Shutdown,
     Stats,
+    WorkMessage,
 )
 
 Status = Literal["loading", "running", "failed", "stopping", "stopped"]
@@ -48,6 +55,9 @@ Status = Literal["loading", "running", "failed", "stopping", "stopped"]
 STREAM_BUFFER = 4096
 CANCEL_DEADLINE = 1.0
 STATS_TIMEOUT = 2.0
+STDERR_TAIL_BYTES = 2048
+# The handler program; it takes ``--socket PATH --spec JSON``.
+HANDLER_COMMAND = (sys.executable, "-m", "handlers")
 _PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
 
 
@@ -96,8 +106,15 @@ def handler_env(engine: str) -> dict[str, str]:
 class HandlerProcess:
     """Spawns, talks to and stops one handler subprocess."""
 
-    def __init__(self, spec: ModelSpec, socket_path: Path, engine: str) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        socket_path: Path,
+        engine: str,
+        command: tuple[str, ...] = HANDLER_COMMAND,
+    ) -> None:
         self.spec = spec
+        self.command = command
         self.socket_path = socket_path
         self.status: Status = "loading"
         self.error: str | None = None
@@ -112,6 +129,10 @@ class HandlerProcess:
         self._stats_waiters: dict[int, trio.MemorySendChannel[Stats]] = {}
         self._ids = itertools.count(1)
         self._nursery: trio.Nursery | None = None
+        self.returncode: int | None = None
+        # Set once the process is gone, whoever ended it.
+        self.exited = trio.Event()
+        self._stderr_tail = b""
 
     # --- lifecycle -------------------------------------------------------
 
@@ -123,18 +144,19 @@ class HandlerProcess:
             listener.listen(1)
             self._process = await trio.lowlevel.open_process(
                 [
-                    sys.executable,
-                    "-m",
-                    "handlers",
+                    *self.command,
                     "--socket",
                     str(self.socket_path),
                     "--spec",
                     msgspec.json.encode(load_spec(self.spec, self.engine)).decode(),
                 ],
                 stdin=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
                 env=handler_env(self.engine),
             )
             self.pid = self._process.pid
+            assert self._process.stderr is not None
+            nursery.start_soon(self._pump_stderr, self._process.stderr)
             with trio.move_on_after(load_timeout) as scope:
                 ready = await self._connect_and_handshake(listener)
             if scope.cancelled_caught:
@@ -144,6 +166,7 @@ class HandlerProcess:
         except BaseException:
             self.status = "failed"
             await self._kill()
+            self._mark_exited()
             raise
         finally:
             listener.close()
@@ -165,7 +188,9 @@ class HandlerProcess:
 
         async def watch_exit() -> None:
             code = await process.wait()
-            raise ModelLoadFailed(f"model handler exited with code {code} before connecting")
+            raise ModelLoadFailed(
+                f"model handler exited with code {code} before connecting{self._tail_note()}"
+            )
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(accept)
@@ -180,10 +205,10 @@ class HandlerProcess:
             code = await process.wait()
             raise ModelLoadFailed(
                 f"model handler for {self.spec.id!r} exited while loading (code {code})"
+                + self._tail_note()
             ) from exc
         if isinstance(first, Failed):
-            error = ModelFilesNotFound if first.kind == "not_found" else ModelLoadFailed
-            raise error(f"could not load model {self.spec.id!r}: {first.message}")
+            raise load_error_from_failed(first, self.spec.id)
         if not isinstance(first, Ready) or first.protocol_version != PROTOCOL_VERSION:
             raise ModelLoadFailed(f"model handler for {self.spec.id!r} broke the handshake")
         return first
@@ -206,6 +231,37 @@ class HandlerProcess:
             await self._kill()
             self._fail_pending("the model was unloaded")
             self.status = "stopped"
+            self._mark_exited()
+
+    def stderr_tail(self) -> str:
+        """The last lines the handler wrote to stderr."""
+        text = self._stderr_tail.decode("utf-8", "replace")
+        return text.split("\n", 1)[1] if len(self._stderr_tail) == STDERR_TAIL_BYTES else text
+
+    def _tail_note(self) -> str:
+        tail = self.stderr_tail().strip()
+        return f"; its stderr ended with: {tail[-500:]}" if tail else ""
+
+    def _mark_exited(self) -> None:
+        if self._process is not None:
+            self.returncode = self._process.returncode
+        self.exited.set()
+
+    async def _pump_stderr(self, stream: trio.abc.ReceiveStream) -> None:
+        """Pass the handler's stderr through and keep its tail."""
+        async with stream:
+            while True:
+                try:
+                    chunk = await stream.receive_some(65536)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    return
+                if not chunk:
+                    return
+                self._stderr_tail = (self._stderr_tail + chunk)[-STDERR_TAIL_BYTES:]
+                try:
+                    os.write(2, chunk)
+                except OSError:
+                    pass  # no stderr to pass it to; the tail is still kept
 
     async def _kill(self) -> None:
         if self._process is not None and self._process.returncode is None:
@@ -235,12 +291,14 @@ class HandlerProcess:
             return
         self.status = "failed"
         if self._process is not None:
-            with trio.move_on_after(2):
+            # A dead process is reaped at once; the wait only names its exit code.
+            with trio.move_on_after(1):
                 code = await self._process.wait()
                 reason = f"the model handler exited unexpectedly (exit code {code})"
             await self._kill()
         self.error = reason
         self._fail_pending(reason)
+        self._mark_exited()
 
     def _route(self, message: HandlerMessage) -> None:
         if isinstance(message, Stats):
@@ -303,17 +361,11 @@ class HandlerProcess:
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise HandlerFailed(f"model {self.spec.id!r} is not answering") from exc
 
-    def generate(
-        self, **fields: Any
-    ) -> AbstractAsyncContextManager[trio.MemoryReceiveChannel[HandlerMessage]]:
-        """Start a ``Generate`` and yield the stream of its frames."""
-        return self.request(lambda req_id: Generate(req_id=req_id, **fields))
-
     @asynccontextmanager
     async def request(
-        self, make: Callable[[int], ServerMessage]
+        self, message: WorkMessage
     ) -> AsyncIterator[trio.MemoryReceiveChannel[HandlerMessage]]:
-        """Send the request ``make(req_id)`` and yield the stream of its frames.
+        """Send ``message`` under a fresh ``req_id`` and yield the stream of its frames.
 
         The stream ends with one of ``TERMINAL_TYPES`` (``Finished``, ``Failed``,
         ...). Leaving the block before that (client gone, error) cancels the
@@ -323,7 +375,7 @@ class HandlerProcess:
         send, receive = trio.open_memory_channel[HandlerMessage](STREAM_BUFFER)
         self._streams[req_id] = send
         try:
-            await self._send(make(req_id))
+            await self._send(msgspec.structs.replace(message, req_id=req_id))
             yield receive
         finally:
             if self._streams.pop(req_id, None) is not None:

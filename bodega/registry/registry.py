@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -22,8 +21,8 @@ from bodega.settings import ModelSpec
 from catalog.files import looks_like_repo_id
 from ipc import shm
 
-from .admission import Admission
-from .handler import HandlerProcess
+from .handler import HANDLER_COMMAND
+from .model import Model
 from .options import check_supported
 
 CURRENT = "current"
@@ -37,21 +36,9 @@ SERVED_BY = {
     "rerank": "/v1/rerank",
     "whisper": "/v1/audio/transcriptions",
 }
+# Statuses in which a model takes requests (a restarting one makes them wait).
+SERVING = ("running", "restarting")
 _RUNTIME_DIR = re.compile(r"^bodega-(\d+)$")
-
-
-@dataclass
-class Model:
-    """A registered model: its handler process and its admission queue."""
-
-    spec: ModelSpec
-    handler: HandlerProcess
-    admission: Admission
-
-    @property
-    def id(self) -> str:
-        """The id clients use."""
-        return self.spec.id
 
 
 def runtime_root() -> Path:
@@ -74,8 +61,15 @@ def sweep_stale(root: Path | None = None) -> list[str]:
 class Registry:
     """Owns every handler; all of them live in one nursery."""
 
-    def __init__(self, nursery: trio.Nursery, *, load_timeout: float = 600.0) -> None:
+    def __init__(
+        self,
+        nursery: trio.Nursery,
+        *,
+        load_timeout: float = 600.0,
+        handler_command: tuple[str, ...] = HANDLER_COMMAND,
+    ) -> None:
         self._nursery = nursery
+        self._handler_command = handler_command
         self._load_timeout = load_timeout
         self._models: dict[str, Model] = {}
         self._lm_order: list[str] = []
@@ -96,22 +90,21 @@ class Registry:
             )
         engine = check_supported(spec)
         self._validate_paths(spec, engine)
-        self._socket_ids += 1
-        handler = HandlerProcess(spec, self.runtime_dir / f"h{self._socket_ids}.sock", engine)
-        model = Model(
-            spec=spec,
-            handler=handler,
-            admission=Admission(spec.max_concurrency, spec.queue_size, spec.queue_timeout),
-        )
+        model = Model(spec, self._socket_path, engine, self._load_timeout, self._handler_command)
         self._models[spec.id] = model
         try:
-            await handler.start(self._nursery, self._load_timeout)
+            await model.start(self._nursery)
         except BaseException:
             self._models.pop(spec.id, None)
             raise
         if spec.model_type in ("lm", "multimodal"):
             self._lm_order.append(spec.id)
         return model
+
+    def _socket_path(self) -> Path:
+        """A fresh socket path for the next handler (a restart gets its own)."""
+        self._socket_ids += 1
+        return self.runtime_dir / f"h{self._socket_ids}.sock"
 
     @staticmethod
     def _validate_paths(spec: ModelSpec, engine: str) -> None:
@@ -138,7 +131,7 @@ class Registry:
             raise ModelNotFound(f"The model {model_id!r} is not loaded.", param="model_id")
         if model_id in self._lm_order:
             self._lm_order.remove(model_id)
-        await model.handler.stop()
+        await model.stop()
         return model
 
     def get(self, model_id: str) -> Model:
@@ -160,17 +153,16 @@ class Registry:
         if not self._models:
             raise NoModelLoaded("No model is loaded. Load one with POST /v1/admin/load-model.")
         if name == CURRENT:
-            running = [m for m in self._lm_order if self._models[m].handler.status == "running"]
+            running = [m for m in self._lm_order if self._models[m].status in SERVING]
             if not running:
                 raise NoModelLoaded("No language model is running.")
             return self._models[running[-1]]
         model = self._models.get(name)
         if model is None:
             raise ModelNotFound(f"The model {name!r} does not exist or is not loaded.", param=param)
-        handler = model.handler
-        if handler.status != "running":
-            detail = f": {handler.error}" if handler.error else ""
-            raise ModelUnavailable(f"The model {name!r} is {handler.status}{detail}")
+        if model.status not in SERVING:
+            detail = f": {model.error}" if model.error else ""
+            raise ModelUnavailable(f"The model {name!r} is {model.status}{detail}")
         kind = model.spec.model_type
         if kinds is not None and kind not in kinds:
             raise InvalidRequest(
@@ -185,7 +177,7 @@ class Registry:
         """Stop every handler (in parallel) and remove the runtime folder."""
         async with trio.open_nursery() as nursery:
             for model in self._models.values():
-                nursery.start_soon(model.handler.stop)
+                nursery.start_soon(model.stop)
         self._models.clear()
         self._lm_order.clear()
         shutil.rmtree(self.runtime_dir, ignore_errors=True)

@@ -10,13 +10,13 @@ work in the handler.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from dataclasses import dataclass
 
 from bodega.errors import HandlerFailed, InvalidRequest
-from bodega.registry.registry import Model
-from bodega.services.generation import error_from_failed
+from bodega.registry.model import Model
 from ipc import shm
-from ipc.messages import Failed, Finished, Segment, Transcribe, Transcript
+from ipc.messages import Finished, Segment, Transcribe, Transcript
 
 # The containers a client may upload (the handler checks the bytes too).
 AUDIO_FORMATS = ("wav", "mp3", "m4a", "ogg", "flac", "webm")
@@ -56,36 +56,27 @@ async def transcribe(
     model: Model, request: AudioRequest
 ) -> AsyncGenerator[Segment | Transcript, None]:
     """Run one transcription on ``model`` (a Whisper model) and yield its frames."""
-    async with await model.admission.acquire():
-        owner = shm.ShmOwner()
-        try:
-            payload = shm.pack(request.audio, owner)
-            with_audio = Transcribe(
-                req_id=0,
-                audio=payload,
-                filename=request.filename,
-                task="translate" if request.task == "translate" else "transcribe",
-                language=request.language,
-                prompt=request.prompt,
-                temperature=request.temperature,
-                word_timestamps=request.word_timestamps,
-            )
-
-            def make(req_id: int) -> Transcribe:
-                with_audio.req_id = req_id
-                return with_audio
-
-            async with model.handler.request(make) as frames:
-                async for frame in frames:
-                    if isinstance(frame, Failed):
-                        raise error_from_failed(frame)
-                    if isinstance(frame, Segment):
-                        yield frame
-                    elif isinstance(frame, Transcript):
-                        yield frame
-                        return
-                    elif isinstance(frame, Finished):
-                        break  # cancelled behind our back (the handler is stopping)
-        finally:
-            owner.release_all()
+    owner = shm.ShmOwner()
+    try:
+        message = Transcribe(
+            req_id=0,
+            audio=shm.pack(request.audio, owner),
+            filename=request.filename,
+            task="translate" if request.task == "translate" else "transcribe",
+            language=request.language,
+            prompt=request.prompt,
+            temperature=request.temperature,
+            word_timestamps=request.word_timestamps,
+        )
+        async with aclosing(model.stream(message)) as frames:
+            async for frame in frames:
+                if isinstance(frame, Segment):
+                    yield frame
+                elif isinstance(frame, Transcript):
+                    yield frame
+                    return
+                elif isinstance(frame, Finished):
+                    break  # cancelled behind our back (the handler is stopping)
+    finally:
+        owner.release_all()
     raise HandlerFailed("The model stopped answering before the transcription finished.")

@@ -1,19 +1,19 @@
-"""Chat completions: OpenAI chat requests -> handler ``Generate`` fields."""
+"""Chat completions: an OpenAI chat request -> the handler's ``Generate``."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from bodega.errors import InvalidRequest
 from bodega.openai.requests import ChatCompletionRequest, ChatMessageIn, ResponseFormat
-from ipc.messages import ChatMessage, JsonSchemaFormat, ToolCall, ToolSpec
+from ipc.messages import ChatMessage, Generate, JsonSchemaFormat, ToolCall, ToolSpec
+
+from .sampling import sampling_of, stop_of
 
 # Bounds on what a request may ask the engine to compile or render.
 MAX_TOOLS = 128
 
 
-def chat_fields(request: ChatCompletionRequest) -> dict[str, Any]:
-    """The ``Generate`` fields of a chat request, checked."""
+def chat_request(request: ChatCompletionRequest) -> Generate:
+    """The ``Generate`` of a chat request, checked."""
     tools = [
         ToolSpec(
             name=t.function.name,
@@ -25,18 +25,24 @@ def chat_fields(request: ChatCompletionRequest) -> dict[str, Any]:
     ]
     if len(tools) > MAX_TOOLS:
         raise InvalidRequest(f"tools takes at most {MAX_TOOLS} functions", param="tools")
-    return {
-        "messages": chat_messages(request),
-        "max_tokens": max_tokens_of(request),
-        "tools": tools,
-        "tool_choice": _tool_choice(request, tools),
-        "parallel_tool_calls": request.parallel_tool_calls is not False,
-        "response_format": _response_format(request.response_format),
-        "chat_template_kwargs": request.chat_template_kwargs or {},
-        "logprobs": bool(request.logprobs),
-        "top_logprobs": _top_logprobs(request),
-        "logit_bias": logit_bias_of(request.logit_bias),
-    }
+    return Generate(
+        req_id=0,
+        messages=chat_messages(request),
+        max_tokens=max_tokens_of(request),
+        stop=stop_of(request),
+        sampling=sampling_of(request),
+        tools=tools,
+        tool_choice=_tool_choice(request, tools),
+        parallel_tool_calls=request.parallel_tool_calls is not False,
+        response_format=_response_format(request.response_format),
+        chat_template_kwargs=request.chat_template_kwargs or {},
+        logprobs=bool(request.logprobs),
+        top_logprobs=_top_logprobs(request),
+        logit_bias=logit_bias_of(request.logit_bias),
+        ignore_eos=request.ignore_eos,
+        min_tokens=request.min_tokens,
+        reasoning_effort=request.reasoning_effort,
+    )
 
 
 def chat_messages(request: ChatCompletionRequest) -> list[ChatMessage]:
@@ -101,7 +107,8 @@ def _response_format(fmt: ResponseFormat | None) -> JsonSchemaFormat | None:
     if fmt is None or fmt.type == "text":
         return None
     if fmt.type == "json_object":
-        return JsonSchemaFormat(schema={"type": "object"}, name="json_object")
+        # llama.cpp's extension: json_object with a schema constrains to it.
+        return JsonSchemaFormat(schema=fmt.schema or {"type": "object"}, name="json_object")
     spec = fmt.json_schema
     if spec is None:
         raise InvalidRequest(

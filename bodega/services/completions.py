@@ -1,19 +1,34 @@
-"""Legacy completions: OpenAI prompt requests -> handler ``Generate`` fields."""
+"""Legacy completions: an OpenAI prompt request -> the handler's ``Generate``."""
 
 from __future__ import annotations
 
 from bodega.errors import InvalidRequest
 from bodega.openai.requests import CompletionRequest
+from ipc.messages import Generate
+
+from .chat import logit_bias_of
+from .sampling import sampling_of, stop_of
+
+
+def completion_request(request: CompletionRequest) -> Generate:
+    """The ``Generate`` of a legacy completion request, checked."""
+    return Generate(
+        req_id=0,
+        prompt=prompt_of(request),
+        max_tokens=request.max_tokens,
+        stop=stop_of(request),
+        sampling=sampling_of(request),
+        logprobs=request.logprobs is not None,
+        top_logprobs=request.logprobs or 0,
+        logit_bias=logit_bias_of(request.logit_bias),
+        ignore_eos=request.ignore_eos,
+        min_tokens=request.min_tokens,
+    )
 
 
 def prompt_of(request: CompletionRequest) -> str:
-    """The single prompt of the request; refuse what is not supported yet."""
-    if request.echo:
-        raise InvalidRequest("echo is not supported yet", param="echo")
-    if request.suffix:
-        raise InvalidRequest("suffix is not supported yet", param="suffix")
-    if request.best_of not in (None, 1):
-        raise InvalidRequest("best_of must be 1", param="best_of")
+    """The single prompt of the request (echo, suffix and best_of are refused
+    by bodega.openai.field_policy before this)."""
     prompt = request.prompt
     if isinstance(prompt, list):
         if len(prompt) != 1:

@@ -14,10 +14,9 @@ from typing import Any
 
 from bodega.errors import HandlerFailed, InvalidRequest
 from bodega.openai.embeddings import MAX_INPUTS, EmbeddingType
-from bodega.registry.registry import Model
-from bodega.services.generation import error_from_failed
+from bodega.registry.model import Model
 from ipc import shm
-from ipc.messages import Embed, Embeddings, Failed, Finished, ShmRef
+from ipc.messages import Embed, Embeddings, ShmRef
 
 # The most text (characters) or token ids one request may carry to a handler:
 # well inside an IPC frame, far beyond what any embeddings model reads.
@@ -133,37 +132,27 @@ async def embed(
 ) -> EmbeddingResult:
     """Embed ``inputs`` on ``model``, an embeddings model (admission, handler, errors)."""
 
-    def make(req_id: int) -> Embed:
-        return Embed(
-            req_id=req_id,
-            texts=inputs.texts,
-            token_ids=inputs.token_ids,
-            truncate=truncate,
-            dimensions=dimensions,
-            embedding_type=embedding_type,
-            return_sparse=return_sparse,
-        )
-
-    async with await model.admission.acquire():
-        async with model.handler.request(make) as frames:
-            async for frame in frames:
-                if isinstance(frame, Failed):
-                    raise error_from_failed(frame)
-                if isinstance(frame, Embeddings):
-                    data = await read_payload(model, frame.vectors)
-                    if len(data) != frame.rows * frame.dim * 4:
-                        raise HandlerFailed("The model answered a malformed embedding matrix.")
-                    return EmbeddingResult(
-                        rows=frame.rows,
-                        dim=frame.dim,
-                        data=data,
-                        counts=frame.counts,
-                        sparse=frame.sparse,
-                        prompt_tokens=frame.prompt_tokens,
-                    )
-                if isinstance(frame, Finished):
-                    break
-    raise HandlerFailed("The model stopped answering before the request finished.")
+    message = Embed(
+        req_id=0,
+        texts=inputs.texts,
+        token_ids=inputs.token_ids,
+        truncate=truncate,
+        dimensions=dimensions,
+        embedding_type=embedding_type,
+        return_sparse=return_sparse,
+    )
+    frame = await model.call(message, expect=Embeddings)
+    data = await read_payload(model, frame.vectors)
+    if len(data) != frame.rows * frame.dim * 4:
+        raise HandlerFailed("The model answered a malformed embedding matrix.")
+    return EmbeddingResult(
+        rows=frame.rows,
+        dim=frame.dim,
+        data=data,
+        counts=frame.counts,
+        sparse=frame.sparse,
+        prompt_tokens=frame.prompt_tokens,
+    )
 
 
 def vectors_as_floats(result: EmbeddingResult) -> list[list[float]]:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bodega.errors import HandlerFailed
-from bodega.registry.registry import Model
-from bodega.services.generation import error_from_failed
-from ipc.messages import Failed, Finished, Rerank, RerankResult
+from bodega.registry.model import Model
+from ipc.messages import Rerank, RerankResult
 
 
 @dataclass
@@ -21,19 +20,11 @@ class Ranked:
 async def rerank(model: Model, query: str, documents: list[str]) -> tuple[list[Ranked], int]:
     """The documents sorted by score (highest first, ties by index) and the
     number of tokens the model read (``model`` is a rerank model)."""
-    async with await model.admission.acquire():
-        async with model.handler.request(
-            lambda req_id: Rerank(req_id=req_id, query=query, documents=documents)
-        ) as frames:
-            async for frame in frames:
-                if isinstance(frame, Failed):
-                    raise error_from_failed(frame)
-                if isinstance(frame, RerankResult):
-                    if len(frame.scores) != len(documents):
-                        raise HandlerFailed("The model scored the wrong number of documents.")
-                    ranked = [Ranked(i, s) for i, s in enumerate(frame.scores)]
-                    ranked.sort(key=lambda r: (-r.score, r.index))
-                    return ranked, frame.prompt_tokens
-                if isinstance(frame, Finished):
-                    break
-    raise HandlerFailed("The model stopped answering before the request finished.")
+    result = await model.call(
+        Rerank(req_id=0, query=query, documents=documents), expect=RerankResult
+    )
+    if len(result.scores) != len(documents):
+        raise HandlerFailed("The model scored the wrong number of documents.")
+    ranked = [Ranked(i, s) for i, s in enumerate(result.scores)]
+    ranked.sort(key=lambda r: (-r.score, r.index))
+    return ranked, result.prompt_tokens

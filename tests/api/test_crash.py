@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 
 import httpx
 import pytest
@@ -13,10 +14,11 @@ from tests.helpers import Server, long_completion, sse_events, wait_until
 
 
 @pytest.mark.parametrize("engine", ["llamacpp", "mlx"])
-def test_killed_handler_mid_stream(server: Server, engine: str) -> None:
+def test_killed_handler_mid_stream_is_restarted(server: Server, engine: str) -> None:
     assert server.load("crashy", engine=engine).status_code == 201
     try:
         pid = server.model_info("crashy")["pid"]
+        other_pid = server.model_info("smollm2-135m")["pid"]
         events = []
         with server.client.stream("POST", "/v1/completions", json=long_completion("crashy")) as r:
             for i, event in enumerate(sse_events(r)):
@@ -28,15 +30,42 @@ def test_killed_handler_mid_stream(server: Server, engine: str) -> None:
         assert error["code"] == "model_failed"
         assert "exit code -9" in error["message"]
 
+        # Within 5 s the model answers again, from a new process.
+        started = time.monotonic()
+        r = server.client.post(
+            "/v1/completions", json={"model": "crashy", "prompt": "Hi", "max_tokens": 1}
+        )
+        assert r.status_code == 200, r.text
+        assert time.monotonic() - started < 5
         info = server.model_info("crashy")
-        assert info["status"] == "failed"
+        assert info["status"] == "running"
+        assert info["pid"] != pid
+        assert info["restarts"] == 1
+        assert info["last_exit_code"] == -9
+        assert info["last_restart_at"] is not None
+        health = server.client.get("/health").json()
+        detail = {d["id"]: d for d in health["models_detail"]}
+        assert detail["crashy"]["restarts"] == 1
+        # The other model never noticed.
+        assert detail["smollm2-135m"]["restarts"] == 0
+        assert server.model_info("smollm2-135m")["pid"] == other_pid
+    finally:
+        assert server.unload("crashy").status_code == 200
+
+
+def test_killed_handler_with_restart_never_stays_failed(server: Server) -> None:
+    assert server.load("crashy", restart="never").status_code == 201
+    try:
+        os.kill(server.model_info("crashy")["pid"], signal.SIGKILL)
+        wait_until(lambda: server.model_info("crashy")["status"] == "failed")
+        info = server.model_info("crashy")
         assert "exit code -9" in info["error"]
+        assert info["last_exit_code"] == -9
         r = server.client.post(
             "/v1/completions", json={"model": "crashy", "prompt": "Hi", "max_tokens": 1}
         )
         assert r.status_code == 503
         assert r.json()["error"]["code"] == "model_unavailable"
-        # the server and the other model are fine
         health = server.client.get("/health").json()
         assert {d["id"]: d["status"] for d in health["models_detail"]}["crashy"] == "failed"
         ok = server.client.post(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ipc.messages import ChatMessage
+from ipc.messages import ChatMessage, Generate, Sampling
 
 from .store import Hit
 
@@ -19,3 +19,24 @@ def grounded_messages(filename: str, query: str, hits: list[Hit]) -> list[ChatMe
     excerpts = "\n\n".join(f"[Page {h.page}] {h.text}" for h in ordered)
     user = f"Excerpts from {filename}:\n\n{excerpts}\n\nQuestion: {query}"
     return [ChatMessage(role="system", content=SYSTEM), ChatMessage(role="user", content=user)]
+
+
+def grounded_request(
+    filename: str,
+    query: str,
+    hits: list[Hit],
+    *,
+    max_tokens: int,
+    temperature: float | None,
+    seed: int | None,
+) -> Generate:
+    """The chat ``Generate`` that answers ``query`` from ``hits``."""
+    sampling = Sampling(seed=seed)
+    if temperature is not None:
+        sampling.temperature = temperature
+    return Generate(
+        req_id=0,
+        messages=grounded_messages(filename, query, hits),
+        max_tokens=max_tokens,
+        sampling=sampling,
+    )

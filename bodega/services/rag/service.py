@@ -12,7 +12,8 @@ import numpy as np
 import trio
 
 from bodega.errors import ModelNotFound, ModelUnavailable, NoModelLoaded, UnprocessableContent
-from bodega.registry.registry import Model, Registry
+from bodega.registry.model import Model
+from bodega.registry.registry import Registry
 from bodega.services.embeddings import EmbeddingResult, Inputs, embed
 
 from .chunking import Chunk, chunk_pages

@@ -1,0 +1,113 @@
+"""Wire types of the model-management, model-list and health answers."""
+
+from __future__ import annotations
+
+import msgspec
+
+from bodega.registry.admission import QueueStats
+
+
+class ModelMemory(msgspec.Struct):
+    """``memory`` in the Bodega docs' shape, in MB."""
+
+    metal_active_mb: float = 0.0
+    metal_cache_mb: float = 0.0
+    metal_peak_mb: float = 0.0
+    rss_mb: float = 0.0
+    total_mb: float = 0.0
+
+
+class LoadedModel(msgspec.Struct, omit_defaults=True):
+    """One model in ``load-model`` and ``loaded-models`` answers."""
+
+    id: str
+    type: str
+    model_path: str
+    engine: str
+    context_length: int | None
+    max_concurrency: int
+    created_at: int
+    status: str
+    pid: int | None
+    restarts: int
+    last_exit_code: int | None
+    last_restart_at: int | None
+    error: str | None = None
+    memory: ModelMemory | None = None
+    tokens_generated: int | None = None
+
+
+class LoadedModels(msgspec.Struct):
+    """``GET /v1/admin/loaded-models``."""
+
+    data: list[LoadedModel]
+    total: int
+    object: str = "list"
+
+
+class LoadAnswer(msgspec.Struct):
+    """``POST /v1/admin/load-model``."""
+
+    model: LoadedModel
+    status: str = "loaded"
+
+
+class UnloadAnswer(msgspec.Struct):
+    """``DELETE /v1/admin/unload-model/{id}``."""
+
+    id: str
+    status: str = "unloaded"
+
+
+class ModelCard(msgspec.Struct):
+    """One entry of ``GET /v1/models``."""
+
+    id: str
+    created: int
+    type: str
+    status: str
+    context_length: int | None
+    object: str = "model"
+    owned_by: str = "bodega"
+
+
+class ModelList(msgspec.Struct):
+    """``GET /v1/models``."""
+
+    data: list[ModelCard]
+    object: str = "list"
+
+
+class HealthDetail(msgspec.Struct):
+    """One model in ``/health``."""
+
+    id: str
+    type: str
+    status: str
+    ram_usage_mb: float
+    restarts: int
+    last_exit_code: int | None
+    last_restart_at: int | None
+
+
+class Health(msgspec.Struct, omit_defaults=True):
+    """``GET /health``."""
+
+    status: str
+    model_id: str | None
+    model_status: str
+    models_detail: list[HealthDetail] | None = None
+
+
+class QueueSummary(msgspec.Struct):
+    """``queue_stats`` of ``GET /v1/queue/stats``."""
+
+    queue_size: int
+    active_requests: int
+    models: dict[str, QueueStats]
+
+
+class QueueStatsAnswer(msgspec.Struct):
+    """``GET /v1/queue/stats``."""
+
+    queue_stats: QueueSummary

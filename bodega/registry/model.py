@@ -1,0 +1,258 @@
+"""One served model: its handler process, its admission queue, its restarts.
+
+Every service reaches a handler through ``Model.stream`` (all frames of a
+request) or ``Model.call`` (its last frame): admission, then the request under
+a fresh id, then the frames, with a ``Failed`` turned into the error
+``bodega.errors`` maps it to. A handler that dies is restarted with backoff
+according to the model's ``restart`` policy; requests that arrive or wait
+meanwhile wait for it, up to ``queue_timeout``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
+from pathlib import Path
+from typing import Literal, TypeVar
+
+import msgspec
+import trio
+
+from bodega.errors import (
+    BodegaError,
+    HandlerFailed,
+    ModelRestarting,
+    ModelUnavailable,
+    QueueFull,
+    error_from_failed,
+)
+from bodega.settings import ModelSpec
+from ipc.messages import TERMINAL_TYPES, Failed, Finished, HandlerMessage, WorkMessage
+
+from .admission import Admission
+from .handler import HANDLER_COMMAND, HandlerProcess
+
+ModelStatus = Literal["loading", "running", "restarting", "failed", "stopping", "stopped"]
+T = TypeVar("T", bound=HandlerMessage)
+
+RESTART_BACKOFF_FIRST = 1.0
+RESTART_BACKOFF_CAP = 60.0
+# This many failures within the window and the model stays failed.
+RESTART_FAILURE_LIMIT = 5
+RESTART_WINDOW = 600.0
+
+
+class ModelState(msgspec.Struct, kw_only=True):
+    """A snapshot of a model's process state, as admin and health report it."""
+
+    status: ModelStatus
+    pid: int | None
+    engine: str
+    context_length: int | None
+    created_at: int
+    restarts: int = 0
+    last_exit_code: int | None = None
+    last_restart_at: int | None = None
+    error: str | None = None
+
+
+class Model:
+    """A registered model: its spec, its current handler process and its queue."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        socket_path: Callable[[], Path],
+        engine: str,
+        load_timeout: float,
+        command: tuple[str, ...] = HANDLER_COMMAND,
+    ) -> None:
+        self.spec = spec
+        self.admission = Admission(spec.max_concurrency, spec.queue_size, spec.queue_timeout)
+        self._socket_path = socket_path
+        self._engine = engine
+        self._load_timeout = load_timeout
+        self._command = command
+        self.handler = HandlerProcess(spec, socket_path(), engine, command)
+        self.created_at = self.handler.created_at
+        self._restarting = False
+        self._failed_for_good: str | None = None
+        self._failures: deque[float] = deque()
+        self.restarts = 0
+        self.last_exit_code: int | None = None
+        self.last_restart_at: int | None = None
+        # Set and replaced whenever the model's state changes.
+        self._changed = trio.Event()
+
+    @property
+    def id(self) -> str:
+        """The id clients use."""
+        return self.spec.id
+
+    @property
+    def status(self) -> ModelStatus:
+        """``restarting`` from a crash until the new handler's ``Ready``."""
+        status = self.handler.status
+        if self._restarting or (status == "failed" and self._restart_pending()):
+            return "restarting"
+        return status
+
+    def _restart_pending(self) -> bool:
+        """The handler died and the supervisor has not given up on it (yet)."""
+        return self._failed_for_good is None and self.spec.restart != "never"
+
+    @property
+    def error(self) -> str | None:
+        """Why the model is failed (the last handler's exit and stderr tail)."""
+        return self._failed_for_good or self.handler.error
+
+    def state(self) -> ModelState:
+        """A snapshot of the process state."""
+        handler = self.handler
+        return ModelState(
+            status=self.status,
+            pid=handler.pid,
+            engine=handler.engine or self.spec.engine,
+            context_length=handler.context_length,
+            created_at=self.created_at,
+            restarts=self.restarts,
+            last_exit_code=self.last_exit_code,
+            last_restart_at=self.last_restart_at,
+            error=self.error if self.status != "running" else None,
+        )
+
+    # --- requests ----------------------------------------------------------
+
+    async def stream(self, message: WorkMessage) -> AsyncGenerator[HandlerMessage, None]:
+        """Run ``message`` and yield its frames, the terminal one last.
+
+        A ``Failed`` frame is raised as its ``BodegaError``; leaving early
+        (client gone) cancels the work in the handler.
+        """
+        try:
+            slot = await self.admission.acquire()
+        except QueueFull as exc:
+            if self.status == "restarting":
+                raise ModelRestarting(
+                    f"The model {self.id!r} is restarting and its queue is full.",
+                    retry_after=exc.retry_after,
+                ) from None
+            raise
+        async with slot:
+            handler = await self._running_handler()
+            async with handler.request(message) as frames:
+                async for frame in frames:
+                    if isinstance(frame, Failed):
+                        raise error_from_failed(frame)
+                    yield frame
+                    if isinstance(frame, TERMINAL_TYPES):
+                        return
+        raise HandlerFailed("The model stopped answering before the request finished.")
+
+    async def call(self, message: WorkMessage, expect: type[T]) -> T:
+        """Run ``message`` and return its last frame, which must be an ``expect``."""
+        async with aclosing(self.stream(message)) as frames:
+            async for frame in frames:
+                if isinstance(frame, expect):
+                    return frame
+                if isinstance(frame, Finished):
+                    break  # cancelled behind our back: the handler is stopping
+        raise HandlerFailed("The model stopped answering before the request finished.")
+
+    async def _running_handler(self) -> HandlerProcess:
+        """The handler, once running: a restart in progress is waited for."""
+        with trio.move_on_after(self.spec.queue_timeout):
+            while self.status in ("loading", "restarting"):
+                await self._changed.wait()
+        handler = self.handler
+        if handler.status == "running":
+            return handler
+        if self.status in ("loading", "restarting"):
+            raise ModelUnavailable(
+                f"The model {self.id!r} is still restarting after "
+                f"{self.spec.queue_timeout:g} s (queue_timeout)."
+            )
+        detail = f": {self.error}" if self.error else ""
+        raise ModelUnavailable(f"The model {self.id!r} is {self.status}{detail}")
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    # --- lifecycle ---------------------------------------------------------
+
+    async def start(self, nursery: trio.Nursery) -> None:
+        """Load the model's first handler; a failure here is a load error, not retried."""
+        await self.handler.start(nursery, self._load_timeout)
+        nursery.start_soon(self._supervise, nursery)
+
+    async def stop(self) -> None:
+        """Stop the handler for good; a pending restart is abandoned."""
+        self._restarting = False
+        self._notify()
+        await self.handler.stop()
+
+    async def _supervise(self, nursery: trio.Nursery) -> None:
+        """Restart the handler whenever it dies, as the ``restart`` policy says."""
+        while True:
+            await self.handler.exited.wait()
+            if self.handler.status in ("stopping", "stopped"):
+                return
+            self.last_exit_code = self.handler.returncode
+            if not self._should_restart(self.last_exit_code):
+                self._failed_for_good = self.handler.error or "the model handler exited"
+                self._notify()
+                return
+            if not await self._restart(nursery):
+                return
+
+    def _should_restart(self, code: int | None) -> bool:
+        policy = self.spec.restart
+        return policy == "always" or (policy == "on-failure" and code != 0)
+
+    async def _restart(self, nursery: trio.Nursery) -> bool:
+        """Start new handlers with backoff until one runs; False once given up."""
+        self._restarting = True
+        self._notify()
+        try:
+            while True:
+                now = time.monotonic()
+                self._failures.append(now)
+                while self._failures and now - self._failures[0] > RESTART_WINDOW:
+                    self._failures.popleft()
+                if len(self._failures) >= RESTART_FAILURE_LIMIT:
+                    self._give_up()
+                    return False
+                delay = RESTART_BACKOFF_FIRST * 2 ** (len(self._failures) - 1)
+                await trio.sleep(min(RESTART_BACKOFF_CAP, delay))
+                if not self._restarting:
+                    return False  # unloaded meanwhile
+                if await self._try_start(nursery):
+                    return True
+        finally:
+            self._restarting = False
+            self._notify()
+
+    async def _try_start(self, nursery: trio.Nursery) -> bool:
+        handler = HandlerProcess(self.spec, self._socket_path(), self._engine, self._command)
+        self.handler = handler
+        try:
+            await handler.start(nursery, self._load_timeout)
+        except BodegaError as exc:
+            handler.error = exc.message
+            self.last_exit_code = handler.returncode
+            return False
+        self.restarts += 1
+        self.last_restart_at = int(time.time())
+        return True
+
+    def _give_up(self) -> None:
+        handler = self.handler
+        tail = handler.stderr_tail().strip()
+        self._failed_for_good = (
+            f"{handler.error or 'the model handler failed'}; gave up after "
+            f"{RESTART_FAILURE_LIMIT} failures within {RESTART_WINDOW / 60:g} minutes"
+            + (f"; its stderr ended with: {tail[-500:]}" if tail else "")
+        )
