@@ -34,7 +34,7 @@ import httpx
 import msgspec
 import psutil
 
-from bodega.registry.handler import handler_env
+from bodega.registry.handler_env import handler_env
 from bodega.settings import EMBEDDED_LM_ID, ModelSpec, embedded_lm_path
 
 from .client import HttpChat

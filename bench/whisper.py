@@ -19,7 +19,7 @@ from typing import IO, Any
 
 import httpx
 
-from bodega.registry.handler import handler_env
+from bodega.registry.handler_env import handler_env
 from bodega.settings import embedded_whisper_path
 
 from .registry import Options, register

@@ -15,7 +15,7 @@ from hypercorn.trio import serve as hypercorn_serve
 from bodega import fast_send
 from bodega.app import create_app
 from bodega.errors import BodegaError
-from bodega.registry.handler import handler_env
+from bodega.registry.handler_env import handler_env
 from bodega.registry.registry import Registry, sweep_stale
 from bodega.settings import CONFIG_ENV, ConfigError, Settings, build_settings
 

@@ -50,6 +50,8 @@ from ipc.messages import (
     WorkMessage,
 )
 
+from .handler_env import handler_env
+
 Status = Literal["loading", "running", "failed", "stopping", "stopped"]
 # Frames buffered per request before the client is deemed too slow to keep up.
 STREAM_BUFFER = 4096
@@ -58,49 +60,11 @@ STATS_TIMEOUT = 2.0
 STDERR_TAIL_BYTES = 2048
 # The handler program; it takes ``--socket PATH --spec JSON``.
 HANDLER_COMMAND = (sys.executable, "-m", "handlers")
-_PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 def load_spec(spec: ModelSpec, engine: str) -> LoadOptions:
     """What the handler loads: the LoadOptions part of ``spec``, id and engine resolved."""
     return load_options(spec, model_id=spec.id, engine=engine)
-
-
-def openblas_library() -> str | None:
-    """Debian's OpenBLAS, which MLX's CPU backend on Linux runs far faster with.
-
-    The ``mlx-cpu`` wheel bundles the reference BLAS (1.8 GFLOP/s float32 GEMM
-    here); preloading OpenBLAS lifts that to about 121 GFLOP/s.
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    for folder in (
-        "/usr/lib/x86_64-linux-gnu",
-        "/usr/lib/aarch64-linux-gnu",
-        "/usr/lib64",
-        "/usr/lib",
-    ):
-        candidate = Path(folder) / "libopenblas.so.0"
-        if candidate.is_file():
-            return str(candidate)
-    return None
-
-
-def handler_env(engine: str) -> dict[str, str]:
-    """The environment of a handler (or converter) process for ``engine``."""
-    env = dict(os.environ)
-    path = env.get("PYTHONPATH")
-    env["PYTHONPATH"] = _PROJECT_ROOT + (os.pathsep + path if path else "")
-    blas = openblas_library() if engine == "mlx" else None
-    if blas and "LD_PRELOAD" not in env:
-        env["LD_PRELOAD"] = blas
-    if engine in ("sentence-transformers", "cross-encoder", "bi-encoder"):
-        env["HF_HUB_OFFLINE"] = "1"  # local files only, never the Hugging Face hub
-        env.setdefault("TOKENIZERS_PARALLELISM", "false")
-        # torch's OpenMP threads otherwise spin between operations, taking the
-        # CPU the HTTP process needs: 3x the throughput on a busy 2-core box.
-        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    return env
 
 
 class HandlerProcess:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bodega.registry.handler import openblas_library
+from bodega.registry.handler_env import openblas_library
 from bodega.settings import embedded_lm_path
 from tests.helpers import SYSTEM, Server, long_completion, queue_stats, sse_events, wait_until
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bodega.registry.handler import handler_env
+from bodega.registry.handler_env import handler_env
 from bodega.settings import embedded_whisper_path
 from catalog.files import is_ct2_whisper, is_mlx_whisper
 from handlers.convert.ct2_reader import CT2FormatError, read_ct2
