@@ -21,7 +21,7 @@ from typing import NoReturn
 import msgspec
 
 from catalog.options import LoadOptions
-from handlers.engine_loader import open_engine
+from handlers.engine_loader import import_engine, open_engine
 from handlers.engine_protocol import Engine, LoadError
 from handlers.runtime import Runtime
 from ipc.channel import BlockingChannel
@@ -45,10 +45,13 @@ def _die_with_parent(poll_seconds: float = 1.0) -> None:
 
 
 def main(
-    argv: list[str] | None = None, open_engine: Callable[[LoadOptions], Engine] = open_engine
+    argv: list[str] | None = None,
+    open_engine: Callable[[LoadOptions], Engine] = open_engine,
+    warm_up: Callable[[LoadOptions], object] | None = import_engine,
 ) -> int:
     """Run one handler process; returns the exit status. ``open_engine`` loads
-    the model (tests pass a fake engine to run the real runtime without one)."""
+    the model (tests pass a fake engine to run the real runtime without one);
+    ``warm_up`` imports what it needs before the server says go."""
     parser = argparse.ArgumentParser(prog="python -m handlers")
     parser.add_argument("--socket", required=True, help="the server's Unix socket")
     parser.add_argument("--spec", required=True, help="catalog.options.LoadOptions as JSON")
@@ -57,6 +60,8 @@ def main(
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` dumps every thread's stack
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides when we stop
 
+    if warm_up is not None:
+        _warm(warm_up, args.spec)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(args.socket)
     channel: BlockingChannel[ServerMessage] = BlockingChannel(sock, ServerMessage)
@@ -98,6 +103,16 @@ def main(
     Runtime(channel, engine).serve()
     channel.close()
     _leave(0)
+
+
+def _warm(warm_up: Callable[[LoadOptions], object], spec_json: str) -> None:
+    """Import the engine's modules while the server holds a restart's backoff,
+    so a restarted model answers a backoff sooner. Any error here is reported
+    by the real load that follows."""
+    try:
+        warm_up(msgspec.json.decode(spec_json, type=LoadOptions))
+    except Exception:  # the load after Hello reports it
+        pass
 
 
 def _leave(code: int) -> NoReturn:

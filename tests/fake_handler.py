@@ -76,4 +76,4 @@ def open_fake_engine(spec: LoadOptions) -> FakeTextEngine:
 
 
 if __name__ == "__main__":
-    sys.exit(main(open_engine=open_fake_engine))
+    sys.exit(main(open_engine=open_fake_engine, warm_up=None))

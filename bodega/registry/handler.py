@@ -100,8 +100,10 @@ class HandlerProcess:
 
     # --- lifecycle -------------------------------------------------------
 
-    async def start(self, nursery: trio.Nursery, load_timeout: float) -> None:
-        """Spawn the handler and wait until its model is loaded."""
+    async def start(self, nursery: trio.Nursery, load_timeout: float, hold: float = 0.0) -> None:
+        """Spawn the handler and wait until its model is loaded. ``hold`` keeps
+        the model from loading for that many seconds (a restart's backoff)
+        while the new process imports its engine."""
         listener = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
         try:
             await listener.bind(str(self.socket_path))
@@ -119,16 +121,19 @@ class HandlerProcess:
                 env=handler_env(self.engine),
             )
             self.pid = self._process.pid
+            self._check_not_stopped()
             assert self._process.stderr is not None
             nursery.start_soon(self._pump_stderr, self._process.stderr)
-            with trio.move_on_after(load_timeout) as scope:
-                ready = await self._connect_and_handshake(listener)
+            with trio.move_on_after(load_timeout + hold) as scope:
+                ready = await self._connect_and_handshake(listener, trio.current_time() + hold)
             if scope.cancelled_caught:
                 raise ModelLoadFailed(
                     f"model {self.spec.id!r} did not load within {load_timeout:g} s"
                 )
+            self._check_not_stopped()
         except BaseException:
-            self.status = "failed"
+            if self.status == "loading":  # not unloaded meanwhile
+                self.status = "failed"
             await self._kill()
             self._mark_exited()
             raise
@@ -141,13 +146,20 @@ class HandlerProcess:
         self._nursery = nursery
         nursery.start_soon(self._read_loop)
 
-    async def _connect_and_handshake(self, listener: trio.socket.SocketType) -> Ready:
+    def _check_not_stopped(self) -> None:
+        if self.status != "loading":
+            raise ModelLoadFailed(f"model {self.spec.id!r} was unloaded while loading")
+
+    async def _connect_and_handshake(
+        self, listener: trio.socket.SocketType, release_at: float
+    ) -> Ready:
         assert self._process is not None
         process = self._process
 
         async def accept() -> None:
             conn, _ = await listener.accept()
             self._channel = TrioChannel(trio.SocketStream(conn), HandlerMessage)
+            await trio.sleep_until(release_at)  # the handler loads on Hello
             nursery.cancel_scope.cancel()
 
         async def watch_exit() -> None:
@@ -181,15 +193,15 @@ class HandlerProcess:
         """Ask the handler to exit; kill it if it does not within ``timeout``."""
         if self.status in ("stopping", "stopped"):
             return
-        self.status = "stopping"
+        loading, self.status = self.status == "loading", "stopping"
         with trio.CancelScope(shield=True):
-            if self._channel is not None:
+            if self._channel is not None and not loading:  # a loading one has nothing to finish
                 with trio.move_on_after(timeout / 2):
                     try:
                         await self._channel.send(Shutdown())
                     except (trio.BrokenResourceError, trio.ClosedResourceError):
                         pass
-            if self._process is not None:
+            if self._process is not None and not loading:
                 with trio.move_on_after(timeout):
                     await self._process.wait()
             await self._kill()

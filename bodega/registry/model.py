@@ -226,20 +226,21 @@ class Model:
                     self._give_up()
                     return False
                 delay = RESTART_BACKOFF_FIRST * 2 ** (len(self._failures) - 1)
-                await trio.sleep(min(RESTART_BACKOFF_CAP, delay))
+                if await self._try_start(nursery, hold=min(RESTART_BACKOFF_CAP, delay)):
+                    return True
                 if not self._restarting:
                     return False  # unloaded meanwhile
-                if await self._try_start(nursery):
-                    return True
         finally:
             self._restarting = False
             self._notify()
 
-    async def _try_start(self, nursery: trio.Nursery) -> bool:
+    async def _try_start(self, nursery: trio.Nursery, hold: float) -> bool:
+        """Start a new handler whose model loads after ``hold`` seconds (the
+        backoff, during which it imports its engine)."""
         handler = HandlerProcess(self.spec, self._socket_path(), self._engine, self._command)
         self.handler = handler
         try:
-            await handler.start(nursery, self._load_timeout)
+            await handler.start(nursery, self._load_timeout, hold=hold)
         except BodegaError as exc:
             handler.error = exc.message
             self.last_exit_code = handler.returncode

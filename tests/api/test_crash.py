@@ -36,7 +36,7 @@ def test_killed_handler_mid_stream_is_restarted(server: Server, engine: str) -> 
             "/v1/completions", json={"model": "crashy", "prompt": "Hi", "max_tokens": 1}
         )
         assert r.status_code == 200, r.text
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < 5, time.monotonic() - started
         info = server.model_info("crashy")
         assert info["status"] == "running"
         assert info["pid"] != pid

@@ -72,9 +72,7 @@ def test_exact(expression: str, expected: str) -> None:
 
 def test_fraction_has_a_decimal_approximation() -> None:
     result = calculate("1/3")
-    assert result == Calculation(
-        expression="1/3", value="1/3", exact=True, decimal="0." + "3" * 30
-    )
+    assert result == Calculation(expression="1/3", value="1/3", exact=True, decimal="0." + "3" * 30)
     assert calculate("2/3").decimal.startswith("0.6666666")
 
 

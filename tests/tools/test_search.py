@@ -213,9 +213,7 @@ def test_env_overrides_config() -> None:
         ("BODEGA_TOOLS_NEWS_SEARCH_URL", "ftp://x"),
     ],
 )
-def test_bad_env_is_a_config_error(
-    monkeypatch: pytest.MonkeyPatch, name: str, value: str
-) -> None:
+def test_bad_env_is_a_config_error(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=name):
         build_settings(model_path="/x.gguf")
