@@ -13,14 +13,6 @@ import pytest
 
 from tests.helpers import SYSTEM, Server, chat_body
 
-WIRING = pytest.mark.xfail(
-    reason="needs the route wiring (field_policy.decode_request in decode_json)", strict=False
-)
-EXTENSION_WIRING = pytest.mark.xfail(
-    reason="needs the route wiring (services pass the field to Generate; handlers honour it)",
-    strict=False,
-)
-
 NO_EFFECT = {
     "service_tier": "auto",
     "store": True,
@@ -76,7 +68,6 @@ def test_refusable_field_at_its_default_is_accepted(server: Server, field: str, 
     assert chat(server, **{field: value}).status_code == 200
 
 
-@WIRING
 @pytest.mark.parametrize(
     ("field", "value"),
     [
@@ -93,7 +84,6 @@ def test_refused_chat_field_is_a_400_naming_it(server: Server, field: str, value
     assert error_param(chat(server, **{field: value})) == field
 
 
-@WIRING
 def test_refused_field_is_named_in_a_stream_too(server: Server) -> None:
     assert error_param(chat(server, stream=True, verbosity="high")) == "verbosity"
 
@@ -152,7 +142,6 @@ def test_sdk_with_every_no_effect_field(sdk: openai.OpenAI) -> None:
     assert completion.choices[0].message.content is not None
 
 
-@WIRING
 def test_sdk_refused_field(sdk: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as info:
         sdk.chat.completions.create(
@@ -163,7 +152,6 @@ def test_sdk_refused_field(sdk: openai.OpenAI) -> None:
     assert info.value.body["param"] == "web_search_options"  # type: ignore[index]
 
 
-@WIRING
 def test_schema_outside_json_object_is_a_400(server: Server) -> None:
     fmt = {
         "type": "json_schema",
@@ -173,7 +161,6 @@ def test_schema_outside_json_object_is_a_400(server: Server) -> None:
     assert error_param(chat(server, response_format=fmt)) == "response_format.schema"
 
 
-@WIRING
 def test_min_tokens_above_max_tokens_is_a_400(server: Server) -> None:
     assert error_param(chat(server, max_tokens=4, min_tokens=8)) == "min_tokens"
 
@@ -181,7 +168,6 @@ def test_min_tokens_above_max_tokens_is_a_400(server: Server) -> None:
 # --- vendor extensions, honoured ---------------------------------------------
 
 
-@EXTENSION_WIRING
 def test_json_object_with_a_schema_constrains_the_answer(server: Server) -> None:
     schema = {
         "type": "object",
@@ -221,14 +207,12 @@ def test_short_answer_stops_early_by_itself(server: Server) -> None:
     assert body["usage"]["completion_tokens"] < 24
 
 
-@EXTENSION_WIRING
 def test_ignore_eos_generates_to_max_tokens(server: Server) -> None:
     body = short_answer(server, ignore_eos=True)
     assert body["choices"][0]["finish_reason"] == "length"
     assert body["usage"]["completion_tokens"] == 48
 
 
-@EXTENSION_WIRING
 def test_min_tokens_delays_the_end(server: Server) -> None:
     body = short_answer(server, min_tokens=30)
     assert body["usage"]["completion_tokens"] >= 30
