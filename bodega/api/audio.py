@@ -16,7 +16,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 
 import trio
-from quart import Blueprint, Response, current_app, request
+from quart import Blueprint, Response, request
 from werkzeug.datastructures import FileStorage, MultiDict
 
 from bodega.errors import (
@@ -41,10 +41,9 @@ from bodega.openai.audio import (
 )
 from bodega.services.audio import AudioRequest, check_extension, transcribe
 from bodega.services.frames import first_frame
-from bodega.settings import Settings
 from ipc.messages import Segment, Transcript
 
-from .common import json_response, registry, sse_response
+from .common import json_response, limits, registry, sse_response
 
 blueprint = Blueprint("audio", __name__)
 
@@ -76,11 +75,6 @@ class Form:
     response_format: str
     granularities: tuple[str, ...]
     stream: bool
-
-
-def _settings() -> Settings:
-    settings: Settings = current_app.extensions["bodega.settings"]
-    return settings
 
 
 def _one(form: MultiDict[str, str], name: str) -> str | None:
@@ -240,7 +234,7 @@ def _respond(form: Form, task: str, segments: list[Segment], transcript: Transcr
 
 
 async def _audio(task: str) -> Response:
-    max_audio = _settings().server.max_audio_bytes
+    max_audio = limits().audio_bytes
     form_fields, upload = await _read_form(max_audio)
     form = _check_form(form_fields)
     model = registry().resolve(form.model, kinds=("whisper",))

@@ -21,7 +21,7 @@ from bodega.services.rag.prompt import grounded_request
 from bodega.services.rag.service import RagService
 from bodega.settings import Settings, default_data_dir
 
-from .common import decode_json, json_response, registry, sse_response
+from .common import decode_json, json_response, limits, registry, sse_response
 
 blueprint = Blueprint("rag", __name__)
 
@@ -41,7 +41,7 @@ def rag() -> RagService:
 async def upload() -> Response:
     """Index the uploaded PDF (multipart field ``file``)."""
     service = rag()
-    limit = service.config.max_upload_bytes
+    limit = limits().rag_upload_bytes
     if request.mimetype != "multipart/form-data":
         # Read (bounded by max_body_bytes) what was sent, so that the
         # connection stays usable for the client's next request.
