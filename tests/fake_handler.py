@@ -5,8 +5,10 @@ Admission, Registry, restarts) is tested in seconds.
 Run as ``python -m tests.fake_handler --socket PATH --spec JSON`` (the
 registry's ``handler_command``). The spec's ``model_path`` is a JSON file read
 at every load, so a test can change how the next (re)start behaves:
-``{"load": "ok" | "fail" | "exit", "load_delay": seconds}``. ``fail`` answers
-``Failed``; ``exit`` writes to stderr and exits with code 3 before ``Ready``.
+``{"load": "ok" | "fail" | "exit", "load_delay": seconds, "warm": "exit"}``.
+``fail`` answers ``Failed``; ``exit`` writes to stderr and exits with code 3
+before ``Ready``; ``"warm": "exit"`` exits with code 4 while warming up, before
+the handler connects to the server.
 
 The prompt picks what a ``Generate`` does: ``crash`` emits one token and then
 SIGKILLs its own process; ``slow`` emits ``max_tokens`` tokens 50 ms apart;
@@ -75,5 +77,12 @@ def open_fake_engine(spec: LoadOptions) -> FakeTextEngine:
     return FakeTextEngine(spec)
 
 
+def warm_up(spec: LoadOptions) -> None:
+    """Exit before connecting when the JSON file at ``spec.model_path`` says so."""
+    with open(spec.model_path) as f:
+        if json.load(f).get("warm") == "exit":
+            os._exit(4)
+
+
 if __name__ == "__main__":
-    sys.exit(main(open_engine=open_fake_engine, warm_up=None))
+    sys.exit(main(open_engine=open_fake_engine, warm_up=warm_up))

@@ -156,6 +156,8 @@ class HandlerProcess:
         assert self._process is not None
         process = self._process
 
+        exit_code: int | None = None
+
         async def accept() -> None:
             conn, _ = await listener.accept()
             self._channel = TrioChannel(trio.SocketStream(conn), HandlerMessage)
@@ -163,14 +165,19 @@ class HandlerProcess:
             nursery.cancel_scope.cancel()
 
         async def watch_exit() -> None:
-            code = await process.wait()
-            raise ModelLoadFailed(
-                f"model handler exited with code {code} before connecting{self._tail_note()}"
-            )
+            nonlocal exit_code
+            exit_code = await process.wait()
+            nursery.cancel_scope.cancel()
 
+        # Neither child raises: an error inside the nursery would reach the
+        # caller wrapped in an ExceptionGroup, past its `except BodegaError`.
         async with trio.open_nursery() as nursery:
             nursery.start_soon(accept)
             nursery.start_soon(watch_exit)
+        if exit_code is not None:
+            raise ModelLoadFailed(
+                f"model handler exited with code {exit_code} before loading{self._tail_note()}"
+            )
         assert self._channel is not None
         try:
             await self._channel.send(

@@ -10,6 +10,7 @@ meanwhile wait for it, up to ``queue_timeout``.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, Callable
@@ -36,6 +37,7 @@ from .handler import HANDLER_COMMAND, HandlerProcess
 
 ModelStatus = Literal["loading", "running", "restarting", "failed", "stopping", "stopped"]
 T = TypeVar("T", bound=HandlerMessage)
+log = logging.getLogger(__name__)
 
 RESTART_BACKOFF_FIRST = 1.0
 RESTART_BACKOFF_CAP = 60.0
@@ -195,7 +197,17 @@ class Model:
         await self.handler.stop()
 
     async def _supervise(self, nursery: trio.Nursery) -> None:
-        """Restart the handler whenever it dies, as the ``restart`` policy says."""
+        """Restart the handler whenever it dies, as the ``restart`` policy says.
+        A bug in here fails this model, never the server it runs in."""
+        try:
+            await self._supervise_forever(nursery)
+        except Exception as exc:
+            log.exception("supervising model %r failed", self.id)
+            self._restarting = False
+            self._failed_for_good = f"its supervisor failed: {type(exc).__name__}: {exc}"
+            self._notify()
+
+    async def _supervise_forever(self, nursery: trio.Nursery) -> None:
         while True:
             await self.handler.exited.wait()
             if self.handler.status in ("stopping", "stopped"):

@@ -211,3 +211,38 @@ async def test_an_unload_during_the_backoff_stops_the_restart(
     await trio.sleep(1.5)
     assert model.status == "stopped"
     assert model.state().restarts == 0
+
+
+async def test_an_unload_while_the_new_handler_waits_out_the_backoff(
+    registry: Registry, tmp_path: Path
+) -> None:
+    model_module.RESTART_BACKOFF_FIRST = 2.0
+    model = await registry.load(spec(tmp_path, "m"))
+    old_pid = model.state().pid
+    await crash(model)
+    with trio.fail_after(5):  # the new process starts at once and waits for its go
+        while model.state().pid in (None, old_pid):
+            await trio.sleep(0.02)
+    await trio.sleep(0.3)  # connected by now, held until the backoff ends
+    await registry.unload("m")
+    assert model.status == "stopped"
+    assert model.state().restarts == 0
+    # The registry (and the server around it) lives on.
+    other = await registry.load(spec(tmp_path, "other"))
+    assert await answer(other) == "t0 t1 t2 "
+
+
+async def test_a_handler_dying_before_it_connects_is_a_failed_restart(
+    registry: Registry, tmp_path: Path
+) -> None:
+    model = await registry.load(spec(tmp_path, "m"))
+    configure(tmp_path / "m.json", warm="exit")
+    await crash(model)
+    with trio.fail_after(30):
+        while model.status != "failed":
+            await trio.sleep(0.05)
+    state = model.state()
+    assert state.last_exit_code == 4
+    assert state.error is not None and "before loading" in state.error
+    other = await registry.load(spec(tmp_path, "other"))
+    assert await answer(other) == "t0 t1 t2 "
