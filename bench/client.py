@@ -30,11 +30,13 @@ def _is_plain_text(data: bytes) -> bool:
     """Whether an event is a mid-stream chunk with text and nothing else to
     record: most events are, and skipping their JSON decoding keeps this
     client's CPU (taken from the server it measures) small."""
+    if b'": ' in data:  # Python's json.dumps spacing (mlx_lm.server)
+        data = data.replace(b'": ', b'":')
     return (
         b'"finish_reason":null' in data
         and b'"content":"' in data
         and b'"content":""' not in data
-        and b'"usage":null' in data
+        and b'"usage":{' not in data
     )
 
 

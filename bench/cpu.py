@@ -14,11 +14,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import psutil
-
-from .server import BodegaServer
 
 T = TypeVar("T")
 _BUSY_FIELDS = ("user", "nice", "system", "irq", "softirq", "steal")
@@ -50,15 +48,31 @@ class CpuUsage:
         return self.foreign / self.wall if self.wall > 0 else 0.0
 
 
-class CpuMeter:
-    """Measures CPU use of this process, a server's process tree and the rest."""
+class ProcessTree(Protocol):
+    """A server whose CPU counts as ours: (main process, its children) seconds."""
 
-    def __init__(self, server: BodegaServer | None = None) -> None:
-        self._server = server
+    def cpu_seconds(self) -> tuple[float, float]:
+        """CPU seconds so far of the main process and of all its children."""
+        ...
+
+
+class CpuMeter:
+    """Measures CPU use of this process, servers' process trees and the rest.
+
+    The servers' main processes count as ``http``, their children as
+    ``handlers``; a peer server measured against Bodega is one of them, so
+    that its idle threads are not taken for someone else's load.
+    """
+
+    def __init__(self, *servers: ProcessTree | None) -> None:
+        self._servers = [s for s in servers if s is not None]
         self._me = psutil.Process()
 
     def _snapshot(self) -> tuple[float, float, float, float, float]:
-        http, handlers = self._server.cpu_seconds() if self._server else (0.0, 0.0)
+        http = handlers = 0.0
+        for server in self._servers:
+            main, children = server.cpu_seconds()
+            http, handlers = http + main, handlers + children
         return time.perf_counter(), _machine_busy(), _process_cpu(self._me), http, handlers
 
     def measure(self, step: Callable[[], T]) -> tuple[T, CpuUsage]:

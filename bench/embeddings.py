@@ -39,7 +39,7 @@ from bodega.settings import EMBEDDED_EMBEDDINGS_ID, embedded_embeddings_path
 from .cpu import CpuMeter, CpuUsage, wait_for_quiet
 from .rawhttp import Connection, embeddings_body, vector_count
 from .registry import Options, register
-from .report import Table, fmt, median, spread, verdict
+from .report import Table, fmt, median, percentile, spread, verdict
 from .server import BodegaServer
 
 CONCURRENT = 64
@@ -89,8 +89,9 @@ def write_config(folder: Path) -> Path:
 class Client:
     """A pool of keep-alive connections on one event loop."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, model: str = EMBEDDED_EMBEDDINGS_ID) -> None:
         self.port = port
+        self.model = model
         self.loop = asyncio.new_event_loop()
         self.conns: list[Connection] = []
 
@@ -108,9 +109,7 @@ class Client:
         """One request per text, all at once, each on its own connection."""
 
         async def one(conn: Connection, text: str) -> None:
-            reply = await conn.post_json(
-                "/v1/embeddings", embeddings_body(EMBEDDED_EMBEDDINGS_ID, text)
-            )
+            reply = await conn.post_json("/v1/embeddings", embeddings_body(self.model, text))
             assert vector_count(reply) == 1
 
         async def go() -> None:
@@ -120,7 +119,7 @@ class Client:
 
     def single(self, text: str) -> None:
         """One request on the first connection."""
-        body = embeddings_body(EMBEDDED_EMBEDDINGS_ID, text)
+        body = embeddings_body(self.model, text)
         self.loop.run_until_complete(self.conns[0].post_json("/v1/embeddings", body))
 
     def close(self) -> None:
@@ -155,14 +154,6 @@ def pick(samples: list[Timed]) -> tuple[list[Timed], str]:
         samples,
         f"WARNING: busy machine, all {len(samples)} samples used (others' cores: {loads})",
     )
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The ``q`` quantile (0..1) by nearest rank; NaN for none."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
 @register(

@@ -69,9 +69,10 @@ class Connection:
 class SseConnection:
     """One blocking keep-alive connection reading chunked SSE responses.
 
-    ``stream`` yields each event's ``data:`` payload as it arrives; the
-    response must be chunked (as Hypercorn sends streams) and is read to its
-    end, so the connection is reusable afterwards.
+    ``stream`` yields each event's ``data:`` payload as it arrives; a chunked
+    response (as Hypercorn and llama-server send streams) is read to its end,
+    so the connection is reusable afterwards; one that ends with the
+    connection (no length, not chunked) is read until the server closes it.
     """
 
     def __init__(self, host: str, port: int, timeout: float) -> None:
@@ -117,6 +118,16 @@ class SseConnection:
             self._read_exactly(2)
         self._read_until(b"\r\n")  # no trailers: the blank line ending the body
 
+    def _until_close(self) -> Iterator[bytes]:
+        """The rest of a body that ends when the server closes the connection;
+        a new connection is opened for the next request."""
+        data, self._buffer = self._buffer, b""
+        while data:
+            yield data
+            data = self._sock.recv(65536)
+        self._sock.close()
+        self._sock = self._connect()
+
     def stream(self, path: str, body: bytes) -> Iterator[bytes]:
         """POST ``body`` and yield the ``data:`` payload of every SSE event;
         HttpError unless the answer is a 200 stream."""
@@ -133,11 +144,16 @@ class SseConnection:
         headers = {
             k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:])
         }
-        if headers.get("transfer-encoding") != "chunked":
+        chunks: Iterator[bytes]
+        if headers.get("transfer-encoding") == "chunked":
+            chunks = self._chunks()
+        elif status == 200 and "content-length" not in headers:
+            chunks = self._until_close()  # an HTTP/1.0-style stream (mlx_lm.server)
+        else:
             data = self._read_exactly(int(headers.get("content-length", "0")))
             raise HttpError(f"HTTP {status}: {data[:200]!r}")
         pending = b""
-        for chunk in self._chunks():
+        for chunk in chunks:
             pending += chunk
             *events, pending = pending.split(b"\n\n")
             for event in events:

@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from .report import Table
 
 # Modules that register groups, in the order they run.
-GROUP_MODULES: tuple[str, ...] = ("bench.lm", "bench.mlx", "bench.whisper", "bench.embeddings")
+GROUP_MODULES: tuple[str, ...] = (
+    "bench.lm",
+    "bench.mlx",
+    "bench.whisper",
+    "bench.embeddings",
+    "bench.peers",
+)
 
 
 @dataclass(frozen=True)

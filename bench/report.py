@@ -55,6 +55,14 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile (0..1) by nearest rank; NaN for none."""
+    ordered = sorted(v for v in values if not math.isnan(v))
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+
 def fmt(value: float, spec: str, suffix: str = "", prefix: str = "") -> str:
     """``value`` formatted with ``spec``, or ``-`` when it is not a number."""
     if math.isnan(value):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from catalog.engines import NoEngine
@@ -11,34 +13,45 @@ from catalog.engines import resolve_engine as _resolve_engine
 from catalog.options import LoadOptions
 from handlers.engine_protocol import Engine, LoadError
 
-# (model_type, engine) -> (module, class, the heavy libraries it loads with).
-# Engine modules import their libraries lazily; a handler that waits for the
-# server's go (a restart's backoff) imports them first: mlx_lm alone takes
-# over two seconds on 2 cores.
-ENGINE_CLASSES: dict[tuple[str, str], tuple[str, str, tuple[str, ...]]] = {
-    ("lm", "llamacpp"): ("handlers.lm.llamacpp_engine", "LlamaCppEngine", ("xllamacpp",)),
-    ("lm", "mlx"): ("handlers.lm.mlx_engine", "MlxEngine", ("mlx_lm",)),
-    ("embeddings", "sentence-transformers"): (
-        "handlers.embeddings.st_engine",
-        "SentenceTransformerEngine",
-        ("sentence_transformers",),
+
+@dataclass(frozen=True)
+class EngineEntry:
+    """Where an engine's class lives, and what its handler process imports.
+
+    ``libraries``: what the engine loads with, imported while the handler
+    waits for the server's go (a restart's backoff). ``unused``: libraries
+    its dependencies import when installed that it never uses; they are kept
+    out of its process (transformers imports torch: 2 s and 200 MB of an MLX
+    handler's start for nothing).
+    """
+
+    module: str
+    cls: str
+    libraries: tuple[str, ...] = ()
+    unused: tuple[str, ...] = ()
+
+
+# Engine modules import their libraries lazily (mlx_lm alone takes seconds).
+ENGINE_CLASSES: dict[tuple[str, str], EngineEntry] = {
+    ("lm", "llamacpp"): EngineEntry(
+        "handlers.lm.llamacpp_engine", "LlamaCppEngine", ("xllamacpp",)
     ),
-    ("rerank", "cross-encoder"): (
-        "handlers.embeddings.rerank",
-        "CrossEncoderEngine",
-        ("sentence_transformers",),
+    ("lm", "mlx"): EngineEntry("handlers.lm.mlx_engine", "MlxEngine", ("mlx_lm",), ("torch",)),
+    ("embeddings", "sentence-transformers"): EngineEntry(
+        "handlers.embeddings.st_engine", "SentenceTransformerEngine", ("sentence_transformers",)
     ),
-    ("rerank", "bi-encoder"): (
-        "handlers.embeddings.rerank",
-        "BiEncoderRerankEngine",
-        ("sentence_transformers",),
+    ("rerank", "cross-encoder"): EngineEntry(
+        "handlers.embeddings.rerank", "CrossEncoderEngine", ("sentence_transformers",)
     ),
-    ("whisper", "faster-whisper"): (
-        "handlers.whisper.ct2_engine",
-        "FasterWhisperEngine",
-        ("faster_whisper",),
+    ("rerank", "bi-encoder"): EngineEntry(
+        "handlers.embeddings.rerank", "BiEncoderRerankEngine", ("sentence_transformers",)
     ),
-    ("whisper", "mlx"): ("handlers.whisper.mlx_engine", "MlxWhisperEngine", ("mlx_whisper",)),
+    ("whisper", "faster-whisper"): EngineEntry(
+        "handlers.whisper.ct2_engine", "FasterWhisperEngine", ("faster_whisper",)
+    ),
+    ("whisper", "mlx"): EngineEntry(
+        "handlers.whisper.mlx_engine", "MlxWhisperEngine", ("mlx_whisper",)
+    ),
 }
 
 
@@ -51,22 +64,32 @@ def resolve_engine(spec: LoadOptions) -> str:
         raise LoadError(str(exc)) from None
 
 
-def engine_class(spec: LoadOptions) -> Callable[[LoadOptions], Engine]:
-    """The engine class for ``spec``, its module imported."""
+def _entry(spec: LoadOptions) -> EngineEntry:
     engine = resolve_engine(spec)
     try:
-        module, name, _ = ENGINE_CLASSES[(spec.model_type, engine)]
+        return ENGINE_CLASSES[(spec.model_type, engine)]
     except KeyError:
         raise LoadError(f"engine {engine!r} cannot serve model_type {spec.model_type!r}") from None
-    cls: Callable[[LoadOptions], Engine] = getattr(importlib.import_module(module), name)
+
+
+def engine_class(spec: LoadOptions) -> Callable[[LoadOptions], Engine]:
+    """The engine class for ``spec``, its module imported."""
+    entry = _entry(spec)
+    cls: Callable[[LoadOptions], Engine] = getattr(importlib.import_module(entry.module), entry.cls)
     return cls
 
 
 def import_engine(spec: LoadOptions) -> None:
-    """Import everything ``spec``'s engine loads with: the slow part of a
-    handler's start that needs no model yet."""
+    """In a handler process, before anything else: keep out what ``spec``'s
+    engine never uses, and import everything it loads with (the slow part of
+    a handler's start that needs no model yet)."""
+    entry = _entry(spec)
+    for name in entry.unused:
+        # None in sys.modules is Python's own switch: `import torch` then fails
+        # and importlib.util.find_spec("torch") is None, so transformers skips it.
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
     engine_class(spec)
-    for library in ENGINE_CLASSES[(spec.model_type, resolve_engine(spec))][2]:
+    for library in entry.libraries:
         importlib.import_module(library)
 
 

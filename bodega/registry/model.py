@@ -237,9 +237,14 @@ class Model:
                 if len(self._failures) >= RESTART_FAILURE_LIMIT:
                     self._give_up()
                     return False
-                delay = RESTART_BACKOFF_FIRST * 2 ** (len(self._failures) - 1)
-                if await self._try_start(nursery, hold=min(RESTART_BACKOFF_CAP, delay)):
+                delay = min(
+                    RESTART_BACKOFF_CAP, RESTART_BACKOFF_FIRST * 2 ** (len(self._failures) - 1)
+                )
+                attempt = trio.current_time()
+                if await self._try_start(nursery, hold=delay):
                     return True
+                # One that died early still waits out its backoff: no crash loop.
+                await trio.sleep_until(attempt + delay)
                 if not self._restarting:
                     return False  # unloaded meanwhile
         finally:

@@ -233,14 +233,19 @@ async def test_an_unload_while_the_new_handler_waits_out_the_backoff(
 
 
 async def test_a_handler_dying_before_it_connects_is_a_failed_restart(
-    registry: Registry, tmp_path: Path
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(model_module, "RESTART_BACKOFF_FIRST", 1.0)
+    monkeypatch.setattr(model_module, "RESTART_FAILURE_LIMIT", 3)
     model = await registry.load(spec(tmp_path, "m"))
     configure(tmp_path / "m.json", warm="exit")
     await crash(model)
+    started = trio.current_time()
     with trio.fail_after(30):
         while model.status != "failed":
             await trio.sleep(0.05)
+    # Dying early does not skip the backoff: 1 s + 2 s before the third failure.
+    assert trio.current_time() - started >= 3.0
     state = model.state()
     assert state.last_exit_code == 4
     assert state.error is not None and "before loading" in state.error
