@@ -53,6 +53,8 @@ def infinity_server(log_path: Path) -> ServerProcess:
             "cpu",
             "--port",
             str(port),
+            "--url-prefix",
+            "/v1",
             "--log-level",
             "warning",
         ],

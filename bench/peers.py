@@ -18,6 +18,7 @@ and PNG plots.
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -162,14 +163,19 @@ def mlx(options: Options, records: list[dict[str, object]]) -> Table:
 def run(options: Options) -> list[Table]:
     """Every peer comparison this machine can run; results also written to files."""
     records: list[dict[str, object]] = []
-    tables = [llamacpp(options, records)]
-    try:
-        import mlx_lm  # noqa: F401
-    except ImportError:
-        tables.append(Table("mlx_lm.server: skipped (pip install '.[mlx]')", ["-"]))
-    else:
-        tables.append(mlx(options, records))
-    tables.append(compare_embeddings(options, records))
+    tables = []
+    for name, compare in (
+        ("llama.cpp server", llamacpp),
+        ("mlx_lm.server", mlx),
+        ("embeddings", compare_embeddings),
+    ):
+        if name == "mlx_lm.server" and importlib.util.find_spec("mlx_lm") is None:
+            tables.append(Table(f"{name}: skipped (pip install '.[mlx]')", ["-"]))
+            continue
+        try:
+            tables.append(compare(options, records))
+        except Exception as exc:  # one broken peer must not hide the others
+            tables.append(Table(f"{name}: FAILED: {type(exc).__name__}: {exc}", ["-"]))
     paths = write_results("peers", records)
     tables[-1].notes.append("Results: " + ", ".join(str(p) for p in paths))
     return tables

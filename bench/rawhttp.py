@@ -122,9 +122,12 @@ class SseConnection:
         """The rest of a body that ends when the server closes the connection;
         a new connection is opened for the next request."""
         data, self._buffer = self._buffer, b""
-        while data:
-            yield data
+        while True:
+            if data:
+                yield data
             data = self._sock.recv(65536)
+            if not data:
+                break
         self._sock.close()
         self._sock = self._connect()
 
