@@ -8,8 +8,9 @@
   the MLX folder Bodega's mlx engine loads (the converted embedded GGUF), both
   with the handler's environment (the OpenBLAS preload). 64-token streams at
   1, 4 and 8 at once.
-- **Embeddings**: ``bench.peer_embeddings`` (infinity-emb, from its own
-  virtual environment).
+- **Embeddings**: ``bench.peer_embeddings`` (infinity-emb) and **speech**:
+  ``bench.peer_speech`` (faster-whisper-server), both from their own virtual
+  environment (``make peers-env``).
 
 Each server is started by the bench, serves only the model measured, and is
 stopped before the next comparison. Results go to ``bench/results/`` as JSON
@@ -27,6 +28,7 @@ from bodega.settings import embedded_lm_path
 
 from .peer_chat import ChatSide, Targets, compare_chat
 from .peer_embeddings import compare_embeddings
+from .peer_speech import compare_speech
 from .registry import Options, register
 from .report import Table
 from .results import write_results
@@ -157,7 +159,7 @@ def mlx(options: Options, records: list[dict[str, object]]) -> Table:
 
 @register(
     "peers",
-    "Bodega vs llama.cpp's server, mlx_lm.server and an embeddings server",
+    "Bodega vs llama.cpp's server, mlx_lm.server, infinity-emb, faster-whisper-server",
     needs=("xllamacpp",),
 )
 def run(options: Options) -> list[Table]:
@@ -168,6 +170,7 @@ def run(options: Options) -> list[Table]:
         ("llama.cpp server", llamacpp),
         ("mlx_lm.server", mlx),
         ("embeddings", compare_embeddings),
+        ("speech", compare_speech),
     ):
         if name == "mlx_lm.server" and importlib.util.find_spec("mlx_lm") is None:
             tables.append(Table(f"{name}: skipped (pip install '.[mlx]')", ["-"]))
