@@ -76,6 +76,11 @@ def sampling_fields(sampling: Sampling) -> dict[str, Any]:
         "mirostat": 0,
         "samplers": list(SAMPLERS),
     }
+    if sampling.temperature == 0 and not sampling.top_k:
+        # Greedy: the argmax whatever the filters. top_k 1 finds it in one pass;
+        # with top_k off llama.cpp sorts the whole vocabulary per token and
+        # stream (-7% aggregate at 8 streams on the embedded model).
+        fields["top_k"] = 1
     if sampling.seed is not None:
         fields["seed"] = sampling.seed
     return fields
