@@ -85,6 +85,18 @@ def compare_chat(
         warm = [prompt(1900 + i) for i in range(workers)]
         _sample(meter, ours, warm, WARMUP_TOKENS, WARMUP_TIMEOUT)
         _sample(meter, theirs, warm, WARMUP_TOKENS, WARMUP_TIMEOUT)
+        first: list[Pair] = []
+        if targets.ttft_ms is not None:
+            first_runner = PairRunner(meter, budget / 5)
+            while first_runner.want_more(first, 3 * want, 1):
+                prompts = [prompt(counter)]
+                counter += 1
+                first.append(
+                    first_runner.take(
+                        partial(_sample, meter, ours, prompts, 1, 30.0),
+                        partial(_sample, meter, theirs, prompts, 1, 30.0),
+                    )
+                )
         while todo := [n for n in levels if runner.want_more(pairs[n], want, max_tokens)]:
             for n in todo:
                 prompts = [prompt(counter + i) for i in range(n)]
@@ -99,7 +111,37 @@ def compare_chat(
     finally:
         ours.close()
         theirs.close()
-    return _report(bodega, peer, pairs, max_tokens, targets, title, runner.waited)
+    table, records = _report(bodega, peer, pairs, max_tokens, targets, title, runner.waited)
+    if targets.ttft_ms is not None:
+        _first_token(table, records, first, targets.ttft_ms, peer.name)
+    return table, records
+
+
+def _first_token(
+    table: Table, records: list[dict[str, Any]], pairs: list[Pair], target_ms: float, peer: str
+) -> None:
+    """The paired TTFT gap of one-token requests: the target the levels' p50s
+    (a few batched samples each) are too noisy for."""
+    used, note = usable(pairs, 1)
+    gaps = [p.server.first.ttft_ms - p.local.first.ttft_ms for p in used]
+    gap = median(gaps)
+    ok = gap <= target_ms
+    ours = median([p.server.first.ttft_ms for p in used])
+    theirs = median([p.local.first.ttft_ms for p in used])
+    table.notes.append(
+        f"TTFT, one stream, max_tokens 1: Bodega {ours:.1f} ms, "
+        f"peer {theirs:.1f} ms, paired gap {gap:+.1f} ms "
+        f"(target <= +{target_ms:g} ms: {verdict(ok, gap)}); {note}."
+    )
+    records.append(
+        {
+            "kind": "ttft",
+            "peer": peer,
+            "gap_ms": gap,
+            "gaps_ms": gaps,
+            "ok": ok,
+        }
+    )
 
 
 def _report(
@@ -146,9 +188,7 @@ def _report(
         )
         ttft_gap = ours["ttft_p50_ms"] - theirs["ttft_p50_ms"]
         target = targets.ratio.get(n)
-        ok = (target is None or ratio >= target) and (
-            targets.ttft_ms is None or ttft_gap <= targets.ttft_ms
-        )
+        ok = target is None or ratio >= target
         table.add(
             n,
             len(used),
@@ -156,7 +196,7 @@ def _report(
             fmt(theirs["aggregate_tps"], ".1f"),
             fmt(ratio, ".3f", prefix="x"),
             f">= x{target:g}" if target is not None else "-",
-            verdict(ok, ratio) if target is not None or targets.ttft_ms is not None else "",
+            verdict(ok, ratio) if target is not None else "",
             fmt(ours["ttft_p50_ms"], ".0f"),
             fmt(theirs["ttft_p50_ms"], ".0f"),
             fmt(ours["ttft_p99_ms"], ".0f"),
@@ -184,11 +224,8 @@ def _report(
         "Aggregate tok/s: completion tokens of all streams / (last end - first send), median "
         "over pairs; ratio: Bodega / peer per pair, median. TTFT percentiles over every stream; "
         "stream tok/s: each stream's decode rate, median.",
-        (
-            f"Targets: TTFT p50 no more than {targets.ttft_ms:g} ms behind the peer's. "
-            if targets.ttft_ms is not None
-            else ""
-        )
+        "TTFT at several streams is mostly their prompts' batched prefill; the one-stream "
+        "TTFT target is measured on its own (below). "
         + f"{waited:.0f} s spent waiting for a quiet machine.",
         *notes,
         f"Every stream produced exactly {max_tokens} tokens (finish_reason=length)."

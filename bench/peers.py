@@ -98,8 +98,8 @@ def llamacpp(options: Options, records: list[dict[str, object]]) -> Table:
             ChatSide(peer.name, peer, MODEL_ID),
             LLAMACPP_LEVELS,
             max_tokens=LLAMACPP_TOKENS,
-            want=options.reps(full=3, quick=1),
-            budget=60.0 if options.quick else 300.0,
+            want=options.reps(full=5, quick=1),
+            budget=60.0 if options.quick else 480.0,
             targets=LLAMACPP_TARGETS,
             title=(
                 f"Bodega vs llama.cpp's own server: {MODEL_ID} GGUF, {SLOTS} slots x {CONTEXT} "
