@@ -1,0 +1,1 @@
+"""Images in requests: data URLs, the guarded fetcher for http(s) URLs."""
