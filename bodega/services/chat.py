@@ -47,17 +47,18 @@ def chat_request(request: ChatCompletionRequest) -> Generate:
 
 def chat_messages(request: ChatCompletionRequest) -> list[ChatMessage]:
     """Check the request's messages and flatten their text content."""
-    return [_message(i, m) for i, m in enumerate(request.messages)]
+    return [_message(i, m, request.model) for i, m in enumerate(request.messages)]
 
 
-def _message(i: int, message: ChatMessageIn) -> ChatMessage:
+def _message(i: int, message: ChatMessageIn, model: str) -> ChatMessage:
     content = message.content
     if isinstance(content, list):
         texts = []
         for j, part in enumerate(content):
             if part.type != "text" or part.text is None:
                 raise InvalidRequest(
-                    f"content part of type {part.type!r} needs a multimodal model",
+                    f"The model {model!r} is not multimodal: it takes text content parts "
+                    f"only, not {part.type!r} (images need a model_type multimodal model).",
                     param=f"messages[{i}].content[{j}].type",
                 )
             texts.append(part.text)
