@@ -8,6 +8,7 @@ relays its tokens (stop strings, parsers, finish reason).
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 from typing import Any
@@ -47,6 +48,16 @@ def sampler_settings(sampling: Sampling) -> dict[str, Any]:
         "min_p": sampling.min_p,
         "top_k": sampling.top_k,
     }
+
+
+@functools.lru_cache(maxsize=64)
+def shared_sampler(temp: float, top_p: float, min_p: float, top_k: int) -> Any:
+    """One sampler object per setting: mlx-lm's BatchGenerator samples the
+    whole batch in one call only when its rows share the very same sampler
+    (8 streams: one argmax instead of eight). Unseeded samplers are stateless."""
+    from mlx_lm.sample_utils import make_sampler
+
+    return make_sampler(temp=temp, top_p=top_p, min_p=min_p, top_k=top_k)
 
 
 def penalty_settings(sampling: Sampling) -> dict[str, Any]:
@@ -226,10 +237,12 @@ class MlxEngine:
                 return completion_tokens, "length" if finish == "length" else "stop"
 
     def _sampler(self, sampling: Sampling) -> Any:
-        from mlx_lm.sample_utils import make_sampler
+        settings = sampler_settings(sampling)
+        if sampling.seed is not None:
+            from mlx_lm.sample_utils import make_sampler
 
-        sampler = make_sampler(**sampler_settings(sampling))
-        return seeded(sampler, sampling.seed) if sampling.seed is not None else sampler
+            return seeded(make_sampler(**settings), sampling.seed)
+        return shared_sampler(**settings)
 
     def _logits_processors(self, request: Generate) -> list[Any]:
         from mlx_lm.sample_utils import make_logits_processors
