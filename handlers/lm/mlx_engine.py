@@ -146,6 +146,29 @@ class MlxEngine:
     def generate(self, request: Generate, emit: Emit, should_stop: ShouldStop) -> Finished:
         """Queue the request for the scheduler and relay its tokens."""
         assert self._scheduler is not None
+        with self._scheduler.preparing():
+            job, prepared, min_tokens = self._job(request)
+            self._scheduler.submit(job)
+        output = OutputStream(emit, prepared.parser if prepared else None)
+        completion_tokens, ended = self._relay(job, request, min_tokens, output, should_stop)
+        cancelled = ended == "cancelled"
+        if not cancelled:
+            output.close()
+        parses_tools = prepared is not None and prepared.parses_tools
+        return Finished(
+            req_id=request.req_id,
+            reason=finish_reason(
+                ended, cancelled=cancelled, tool_calls=parses_tools and output.tool_calls > 0
+            ),
+            usage=Usage(
+                prompt_tokens=len(job.tokens),
+                completion_tokens=completion_tokens,
+                cached_tokens=job.cached_tokens,
+            ),
+        )
+
+    def _job(self, request: Generate) -> tuple[Job, PreparedChat | None, int]:
+        """The scheduler's job for ``request``, its prepared chat and min_tokens."""
         prepared = None
         if request.messages is not None:
             prepared = prepare_chat(request, self._template, self._spec)
@@ -176,24 +199,7 @@ class MlxEngine:
             logits_processors=processors,
             top_logprobs=request.top_logprobs if request.logprobs else -1,
         )
-        output = OutputStream(emit, prepared.parser if prepared else None)
-        self._scheduler.submit(job)
-        completion_tokens, ended = self._relay(job, request, min_tokens, output, should_stop)
-        cancelled = ended == "cancelled"
-        if not cancelled:
-            output.close()
-        parses_tools = prepared is not None and prepared.parses_tools
-        return Finished(
-            req_id=request.req_id,
-            reason=finish_reason(
-                ended, cancelled=cancelled, tool_calls=parses_tools and output.tool_calls > 0
-            ),
-            usage=Usage(
-                prompt_tokens=len(tokens),
-                completion_tokens=completion_tokens,
-                cached_tokens=job.cached_tokens,
-            ),
-        )
+        return job, prepared, min_tokens
 
     def _relay(
         self,

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +23,7 @@ from handlers.lm.mlx_guided import TokenTable, token_logprob
 from ipc.messages import TokenLogprob
 
 IDLE_WAIT_SECONDS = 0.1
+ADMIT_WAIT_SECONDS = 0.1
 
 
 @dataclass
@@ -60,6 +64,23 @@ class Scheduler:
         self.closed = False
         self._m = loaded
         self._parallel = parallel
+        self._preparing = 0
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def preparing(self) -> Iterator[None]:
+        """Around a request's preparation (template, tokens) and its ``submit``:
+        while any is under way, newly admitted prompts wait for it (at most
+        ``ADMIT_WAIT_SECONDS``) so that prompts arriving together are
+        prefilled in one batch instead of the later ones waiting a whole
+        prefill of the first."""
+        with self._lock:
+            self._preparing += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._preparing -= 1
 
     def submit(self, job: Job) -> None:
         """Queue a job."""
@@ -89,11 +110,23 @@ class Scheduler:
 
         batch = new_batch()
         running: dict[int, tuple[Job, Any]] = {}
+        admitted_at: float | None = None  # the first admission since the last step
         while not self.closed:
             job = self._next_job(block=not running)
+            if (
+                job is None
+                and admitted_at is not None
+                and self._preparing > 0
+                and time.monotonic() - admitted_at < ADMIT_WAIT_SECONDS
+            ):
+                job = self._next_job(block=True, timeout=0.002)
+                if job is None:
+                    continue  # still preparing: look again
             if job is not None:
                 self._admit(batch, running, job)
+                admitted_at = admitted_at or time.monotonic()
                 continue  # admit everything waiting before the next step
+            admitted_at = None
             gone = [uid for uid, (j, _) in running.items() if j.cancelled.is_set()]
             if gone:
                 batch.remove(gone)
@@ -123,10 +156,10 @@ class Scheduler:
                             self._m.model_key, list(r.all_tokens), r.prompt_cache
                         )
 
-    def _next_job(self, *, block: bool) -> Job | None:
+    def _next_job(self, *, block: bool, timeout: float = IDLE_WAIT_SECONDS) -> Job | None:
         try:
             if block:
-                return self.inbox.get(timeout=IDLE_WAIT_SECONDS)
+                return self.inbox.get(timeout=timeout)
             return self.inbox.get_nowait()
         except queue.Empty:
             return None
