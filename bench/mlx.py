@@ -25,7 +25,6 @@ import random
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import IO, Any
@@ -40,10 +39,11 @@ from bodega.settings import EMBEDDED_LM_ID, ModelSpec, embedded_lm_path
 from .client import HttpChat
 from .cpu import CpuMeter, CpuUsage
 from .lm import TOPICS, Pair, PairRunner, Sample, sample_timeout, usable
+from .peer_chat import http_sample
 from .registry import Options, register
 from .report import Table, fmt, median, spread, verdict
 from .server import PROJECT_ROOT, BodegaServer
-from .timing import Batch, Stream, run_together
+from .timing import Batch, Stream
 
 MAX_TOKENS = 32
 WARMUP_TOKENS = 4
@@ -230,14 +230,6 @@ def _local_sample(meter: CpuMeter, worker: InProcessMlx, text: str, max_tokens: 
     return Sample(batch=Batch([stream]), cpu=cpu, engine_tps=stream.engine_tps)
 
 
-def _server_sample(
-    meter: CpuMeter, http: HttpChat, prompts: Sequence[str], max_tokens: int, timeout: float
-) -> Sample:
-    calls = [partial(http.stream, p, max_tokens, i, timeout) for i, p in enumerate(prompts)]
-    batch, cpu = meter.measure(partial(run_together, calls))
-    return Sample(batch=batch, cpu=cpu)
-
-
 # --- 1. single stream ----------------------------------------------------------
 
 
@@ -252,14 +244,14 @@ def single_stream(
     pairs: list[Pair] = []
     try:
         http.warm()
-        _server_sample(meter, http, [short_prompt(0)], WARMUP_TOKENS, 60.0)
+        http_sample(meter, http, [short_prompt(0)], WARMUP_TOKENS, 60.0)
         _local_sample(meter, worker, short_prompt(0), WARMUP_TOKENS)
         while runner.want_more(pairs, want, MAX_TOKENS):
             text = short_prompt(1 + len(pairs))
             timeout = sample_timeout(pairs, MAX_TOKENS, default=60.0)
             pairs.append(
                 runner.take(
-                    partial(_server_sample, meter, http, [text], MAX_TOKENS, timeout),
+                    partial(http_sample, meter, http, [text], MAX_TOKENS, timeout),
                     partial(_local_sample, meter, worker, text, MAX_TOKENS),
                 )
             )
@@ -487,7 +479,7 @@ def concurrency(options: Options, server: BodegaServer) -> Table:
         on.warm()
         off.warm()
         warm_prompts = [short_prompt(1900 + i) for i in range(BATCH_SLOTS)]
-        _server_sample(meter, on, warm_prompts, WARMUP_TOKENS, 120.0)
+        http_sample(meter, on, warm_prompts, WARMUP_TOKENS, 120.0)
         flip = False
         for _ in range(reps):
             for n in CONCURRENCY:
@@ -496,7 +488,7 @@ def concurrency(options: Options, server: BodegaServer) -> Table:
                 order = [("off", off), ("on", on)] if flip else [("on", on), ("off", off)]
                 flip = not flip
                 for label, http in order:
-                    sample = _server_sample(meter, http, prompts, CONCURRENT_MAX_TOKENS, 300.0)
+                    sample = http_sample(meter, http, prompts, CONCURRENT_MAX_TOKENS, 300.0)
                     samples.setdefault((n, label), []).append(sample)
     finally:
         on.close()

@@ -43,9 +43,10 @@ class Targets:
     ttft_ms: float | None = None
 
 
-def _sample(
-    meter: CpuMeter, http: HttpChat, prompts: list[str], max_tokens: int, timeout: float
+def http_sample(
+    meter: CpuMeter, http: HttpChat, prompts: Sequence[str], max_tokens: int, timeout: float
 ) -> Sample:
+    """``prompts`` streamed together over ``http``, with the CPU used meanwhile."""
     calls = [partial(http.stream, p, max_tokens, i, timeout) for i, p in enumerate(prompts)]
     batch, cpu = meter.measure(partial(run_together, calls))
     return Sample(batch=batch, cpu=cpu)
@@ -83,8 +84,8 @@ def compare_chat(
         ours.warm()
         theirs.warm()
         warm = [prompt(1900 + i) for i in range(workers)]
-        _sample(meter, ours, warm, WARMUP_TOKENS, WARMUP_TIMEOUT)
-        _sample(meter, theirs, warm, WARMUP_TOKENS, WARMUP_TIMEOUT)
+        http_sample(meter, ours, warm, WARMUP_TOKENS, WARMUP_TIMEOUT)
+        http_sample(meter, theirs, warm, WARMUP_TOKENS, WARMUP_TIMEOUT)
         first: list[Pair] = []
         if targets.ttft_ms is not None:
             first_runner = PairRunner(meter, budget / 5)
@@ -93,8 +94,8 @@ def compare_chat(
                 counter += 1
                 first.append(
                     first_runner.take(
-                        partial(_sample, meter, ours, prompts, 1, 30.0),
-                        partial(_sample, meter, theirs, prompts, 1, 30.0),
+                        partial(http_sample, meter, ours, prompts, 1, 30.0),
+                        partial(http_sample, meter, theirs, prompts, 1, 30.0),
                     )
                 )
         while todo := [n for n in levels if runner.want_more(pairs[n], want, max_tokens)]:
@@ -104,8 +105,8 @@ def compare_chat(
                 timeout = sample_timeout(pairs[n], max_tokens, default=20.0 + 5.0 * n)
                 pairs[n].append(
                     runner.take(
-                        partial(_sample, meter, ours, prompts, max_tokens, timeout),
-                        partial(_sample, meter, theirs, prompts, max_tokens, timeout),
+                        partial(http_sample, meter, ours, prompts, max_tokens, timeout),
+                        partial(http_sample, meter, theirs, prompts, max_tokens, timeout),
                     )
                 )
     finally:
