@@ -64,17 +64,15 @@ def resolve_engine(spec: LoadOptions) -> str:
         raise LoadError(str(exc)) from None
 
 
-def _entry(spec: LoadOptions) -> EngineEntry:
-    engine = resolve_engine(spec)
+def _entry(spec: LoadOptions, engine: str) -> EngineEntry:
     try:
         return ENGINE_CLASSES[(spec.model_type, engine)]
     except KeyError:
         raise LoadError(f"engine {engine!r} cannot serve model_type {spec.model_type!r}") from None
 
 
-def engine_class(spec: LoadOptions) -> Callable[[LoadOptions], Engine]:
-    """The engine class for ``spec``, its module imported."""
-    entry = _entry(spec)
+def _class(entry: EngineEntry) -> Callable[[LoadOptions], Engine]:
+    """The engine class of ``entry``, its module imported."""
     cls: Callable[[LoadOptions], Engine] = getattr(importlib.import_module(entry.module), entry.cls)
     return cls
 
@@ -83,19 +81,20 @@ def import_engine(spec: LoadOptions) -> None:
     """In a handler process, before anything else: keep out what ``spec``'s
     engine never uses, and import everything it loads with (the slow part of
     a handler's start that needs no model yet)."""
-    entry = _entry(spec)
+    entry = _entry(spec, resolve_engine(spec))
     for name in entry.unused:
         # None in sys.modules is Python's own switch: `import torch` then fails
         # and importlib.util.find_spec("torch") is None, so transformers skips it.
         sys.modules.setdefault(name, None)  # type: ignore[arg-type]
-    engine_class(spec)
+    _class(entry)
     for library in entry.libraries:
         importlib.import_module(library)
 
 
 def open_engine(spec: LoadOptions) -> Engine:
     """Load the model of ``spec`` into the engine it names or implies."""
-    cls = engine_class(spec)
-    if resolve_engine(spec) == "llamacpp" and not Path(spec.model_path).exists():
+    engine = resolve_engine(spec)
+    cls = _class(_entry(spec, engine))
+    if engine == "llamacpp" and not Path(spec.model_path).exists():
         raise LoadError(f"model_path {spec.model_path!r} does not exist")
     return cls(spec)
