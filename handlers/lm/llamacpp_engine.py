@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from catalog.options import LoadOptions
 from handlers.convert.gguf import GGUFError, read_metadata, trained_context_length
 from handlers.engine_protocol import Emit, EngineError, LoadError, ShouldStop
@@ -91,9 +93,7 @@ class _Outcome:
     """How one llama.cpp call ended."""
 
     ended: str | None  # llama.cpp's finish reason, or "length" at our context end
-    prompt_tokens: int
-    completion_tokens: int
-    cached_tokens: int
+    usage: Usage
 
 
 class LlamaCppEngine:
@@ -201,11 +201,7 @@ class LlamaCppEngine:
                 cancelled=should_stop() and outcome.ended is None,
                 tool_calls=parses_tools and output.tool_calls > 0,
             ),
-            usage=Usage(
-                prompt_tokens=outcome.prompt_tokens,
-                completion_tokens=outcome.completion_tokens,
-                cached_tokens=outcome.cached_tokens,
-            ),
+            usage=outcome.usage,
         )
 
     def _with_min_tokens(
@@ -224,21 +220,19 @@ class LlamaCppEngine:
         head.update(ignore_eos=True, max_tokens=first, logprobs=max(1, request.top_logprobs))
         ids: list[int] = []
         start = self._stream(head, request, output, should_stop, ids)
-        n = start.completion_tokens
+        n = start.usage.completion_tokens
         left = None if request.max_tokens is None else request.max_tokens - n
-        room = self.context_length - start.prompt_tokens - n
+        room = self.context_length - start.usage.prompt_tokens - n
         if should_stop() or n < first or left == 0 or room < 1 or len(ids) != n:
             return start
         rest = {**body, "prompt": [body["prompt"], *ids]}
         if left is not None:
             rest["max_tokens"] = left
         end = self._stream(rest, request, output, should_stop)
-        return _Outcome(
-            ended=end.ended,
-            prompt_tokens=start.prompt_tokens,
-            completion_tokens=n + end.completion_tokens,
-            cached_tokens=start.cached_tokens,
+        usage = msgspec.structs.replace(
+            start.usage, completion_tokens=n + end.usage.completion_tokens
         )
+        return _Outcome(ended=end.ended, usage=usage)
 
     def _stream(
         self,
@@ -298,12 +292,14 @@ class LlamaCppEngine:
         usage = state["usage"] or {}
         return _Outcome(
             ended=state["ended"],
-            prompt_tokens=int(usage.get("prompt_tokens", prompt_tokens)),
-            completion_tokens=int(usage.get("completion_tokens", counted)),
-            cached_tokens=int(
-                (usage.get("prompt_tokens_details") or {}).get(
-                    "cached_tokens", progress.get("cache", 0)
-                )
+            usage=Usage(
+                prompt_tokens=int(usage.get("prompt_tokens", prompt_tokens)),
+                completion_tokens=int(usage.get("completion_tokens", counted)),
+                cached_tokens=int(
+                    (usage.get("prompt_tokens_details") or {}).get(
+                        "cached_tokens", progress.get("cache", 0)
+                    )
+                ),
             ),
         )
 
