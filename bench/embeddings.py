@@ -215,15 +215,18 @@ def run(options: Options) -> list[Table]:
     return [throughput, _latency_table(latency, local_one, cached)]
 
 
+def pick_pairs(first: list[Timed], second: list[Timed]) -> tuple[list[tuple[Timed, Timed]], str]:
+    """The pairs (quiet on both sides, when there are enough) figures come
+    from, and a note saying which."""
+    pairs = list(zip(first, second, strict=True))
+    quiet = [(a, b) for a, b in pairs if a.quiet and b.quiet]
+    if len(quiet) >= max(2, len(pairs) // 3):
+        return quiet, f"{len(quiet)}/{len(pairs)} quiet pairs used"
+    return pairs, f"WARNING: busy machine, all {len(pairs)} pairs used"
+
+
 def _throughput_table(server_side: list[Timed], local_side: list[Timed]) -> Table:
-    quiet_pairs = [
-        (s, loc) for s, loc in zip(server_side, local_side, strict=True) if s.quiet and loc.quiet
-    ]
-    if len(quiet_pairs) >= max(2, len(server_side) // 3):
-        used, note = quiet_pairs, f"{len(quiet_pairs)}/{len(server_side)} quiet pairs used"
-    else:
-        used = list(zip(server_side, local_side, strict=True))
-        note = f"WARNING: busy machine, all {len(used)} pairs used"
+    used, note = pick_pairs(server_side, local_side)
     loads = ", ".join(
         f"{max(s.cpu.foreign_cores, loc.cpu.foreign_cores):.2f}"
         for s, loc in zip(server_side, local_side, strict=True)

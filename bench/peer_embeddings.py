@@ -24,13 +24,21 @@ from typing import Any
 from bodega.settings import EMBEDDED_EMBEDDINGS_ID, embedded_embeddings_path
 
 from .cpu import CpuMeter, wait_for_quiet
-from .embeddings import CONCURRENT, GATE_WAIT, QUIET_CORES, Client, Timed, texts_for, timed
+from .embeddings import (
+    CONCURRENT,
+    GATE_WAIT,
+    QUIET_CORES,
+    Client,
+    Timed,
+    pick_pairs,
+    texts_for,
+    timed,
+)
 from .embeddings import write_config as bodega_config
 from .registry import Options
 from .report import Table, fmt, median, percentile, verdict
-from .server import PROJECT_ROOT, BodegaServer, ServerProcess
+from .server import PEERS_VENV, BodegaServer, ServerProcess
 
-PEERS_VENV = PROJECT_ROOT / ".venv-peers"
 PEER_NAME = "infinity-emb"
 THROUGHPUT_TARGET = 1.0
 
@@ -111,8 +119,7 @@ def _table(
     throughput: dict[str, list[Timed]], latency: dict[str, list[float]], records: list[Any]
 ) -> Table:
     ours, theirs = throughput["bodega"], throughput[PEER_NAME]
-    quiet = [(a, b) for a, b in zip(ours, theirs, strict=True) if a.quiet and b.quiet]
-    used = quiet if len(quiet) >= max(2, len(ours) // 3) else list(zip(ours, theirs, strict=True))
+    used, note = pick_pairs(ours, theirs)
     ratios = [b.seconds / a.seconds for a, b in used]  # texts/s ours over theirs
     ratio = median(ratios)
     tps = {
@@ -143,10 +150,7 @@ def _table(
         fmt(p50[PEER_NAME], ".1f"),
         fmt(percentile(latency[PEER_NAME], 0.99), ".1f"),
     )
-    table.notes.append(
-        f"{len(used)}/{len(ours)} pairs used ({'quiet' if used and used[0] in quiet else 'all'}); "
-        "ratio: Bodega texts/s over the peer's per pair, median."
-    )
+    table.notes.append(f"{note}; ratio: Bodega texts/s over the peer's per pair, median.")
     records.append(
         {
             "kind": "embeddings",

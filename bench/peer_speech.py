@@ -13,7 +13,6 @@ peer's per pair. That server reads the model from a form field ``model_name``
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,27 +22,15 @@ from bodega.settings import EMBEDDED_WHISPER_ID, embedded_whisper_path
 
 from .registry import Options
 from .report import Table, fmt, median, spread, verdict
-from .server import PROJECT_ROOT, BodegaServer, ServerProcess
+from .server import PEERS_VENV, BodegaServer, ServerProcess
 from .whisper import CLIP_SECONDS, make_clip, server_seconds
 
-PEERS_VENV = PROJECT_ROOT / ".venv-peers"
 PEER_NAME = "faster-whisper-server"
 TARGET = 1.0
 
 
 def _peer_seconds(client: httpx.Client, clip: Path) -> float:
-    files = {"file": (clip.name, clip.read_bytes())}
-    started = time.perf_counter()
-    reply = client.post(
-        "/v1/audio/transcriptions",
-        data={"model_name": EMBEDDED_WHISPER_ID, "response_format": "json"},
-        files=files,
-        timeout=600,
-    )
-    elapsed = time.perf_counter() - started
-    if reply.status_code != 200:
-        raise RuntimeError(f"{PEER_NAME} answered {reply.status_code}: {reply.text[:300]}")
-    return elapsed
+    return server_seconds(client, EMBEDDED_WHISPER_ID, clip, model_field="model_name")
 
 
 def compare_speech(options: Options, records: list[dict[str, Any]]) -> Table:

@@ -17,6 +17,8 @@ import httpx
 import psutil
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# The peer servers that need packages of their own (`make peers-env`).
+PEERS_VENV = PROJECT_ROOT / ".venv-peers"
 START_TIMEOUT = 120.0
 STOP_TIMEOUT = 15.0
 

@@ -114,11 +114,16 @@ class Worker:
             self._process.wait()
 
 
-def server_seconds(client: httpx.Client, model: str, clip: Path) -> float:
-    """Wall seconds of one transcription through the HTTP API, upload included."""
+def server_seconds(
+    client: httpx.Client, model: str, clip: Path, model_field: str = "model"
+) -> float:
+    """Wall seconds of one transcription through the HTTP API, upload included.
+    ``model_field``: the form field naming the model (OpenAI's ``model``)."""
     files = {"file": (clip.name, clip.read_bytes())}
     started = time.perf_counter()
-    reply = client.post("/v1/audio/transcriptions", data={"model": model}, files=files, timeout=600)
+    reply = client.post(
+        "/v1/audio/transcriptions", data={model_field: model}, files=files, timeout=600
+    )
     elapsed = time.perf_counter() - started
     if reply.status_code != 200:
         raise RuntimeError(f"transcription answered {reply.status_code}: {reply.text[:300]}")
