@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 import httpx
 import trio
 
-from bodega.errors import InvalidRequest, PayloadTooLarge
+from bodega.errors import InvalidRequest
 
-from .image_bytes import checked_image
+from .image_bytes import checked_image, too_large
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
@@ -162,14 +162,10 @@ async def _checked_address(
 async def _bounded_body(response: httpx.Response, max_bytes: int, param: str) -> bytes:
     declared = response.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise PayloadTooLarge(
-            f"The image is larger than the {max_bytes} bytes allowed.", param=param
-        )
+        raise too_large(max_bytes, param)
     body = bytearray()
     async for chunk in response.aiter_bytes():
         body += chunk
         if len(body) > max_bytes:
-            raise PayloadTooLarge(
-                f"The image is larger than the {max_bytes} bytes allowed.", param=param
-            )
+            raise too_large(max_bytes, param)
     return bytes(body)

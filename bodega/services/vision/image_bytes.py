@@ -12,6 +12,11 @@ from bodega.errors import InvalidRequest, PayloadTooLarge
 FORMATS = ("PNG", "JPEG", "WEBP", "GIF")  # GIF: its first frame
 
 
+def too_large(max_bytes: int, param: str) -> PayloadTooLarge:
+    """The 413 for an image over ``max_bytes``."""
+    return PayloadTooLarge(f"The image is larger than the {max_bytes} bytes allowed.", param=param)
+
+
 def checked_image(data: bytes, *, param: str) -> str:
     """The format of ``data`` (one of ``FORMATS``); InvalidRequest naming
     ``param`` when it is not a whole image of one of them."""
@@ -40,9 +45,7 @@ def data_url_image(url: str, *, max_bytes: int, param: str) -> bytes:
     if not header.endswith(";base64"):
         raise InvalidRequest("Only base64 data URLs are supported (…;base64,…).", param=param)
     if len(payload) > (max_bytes * 4) // 3 + 4:
-        raise PayloadTooLarge(
-            f"The image is larger than the {max_bytes} bytes allowed.", param=param
-        )
+        raise too_large(max_bytes, param)
     try:
         data = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
@@ -50,8 +53,6 @@ def data_url_image(url: str, *, max_bytes: int, param: str) -> bytes:
             "The data URL's base64 is malformed or truncated.", param=param
         ) from None
     if len(data) > max_bytes:
-        raise PayloadTooLarge(
-            f"The image is larger than the {max_bytes} bytes allowed.", param=param
-        )
+        raise too_large(max_bytes, param)
     checked_image(data, param=param)
     return data
