@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Generic, TypeVar
+
 import msgspec
 
 from bodega.registry.admission import QueueStats
@@ -71,11 +73,17 @@ class ModelCard(msgspec.Struct):
     owned_by: str = "bodega"
 
 
-class ModelList(msgspec.Struct):
-    """``GET /v1/models``."""
+T = TypeVar("T")
 
-    data: list[ModelCard]
+
+class ObjectList(msgspec.Struct, Generic[T]):
+    """OpenAI's list envelope, ``{"object": "list", "data": [...]}``."""
+
+    data: list[T]
     object: str = "list"
+
+
+ModelList = ObjectList[ModelCard]  # GET /v1/models
 
 
 class HealthDetail(msgspec.Struct):

@@ -13,6 +13,7 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from bodega.openai.models import ObjectList
 from bodega.openai.responses import ChatCompletion
 from bodega.services.rag.store import DocumentMeta, Hit
 
@@ -46,11 +47,7 @@ class UploadResponse(msgspec.Struct):
     status: str = "indexed"
 
 
-class DocumentList(msgspec.Struct):
-    """``GET /v1/rag/documents``."""
-
-    data: list[DocumentMeta]
-    object: str = "list"
+DocumentList = ObjectList[DocumentMeta]  # GET /v1/rag/documents
 
 
 class Deleted(msgspec.Struct):
