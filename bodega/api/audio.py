@@ -40,7 +40,7 @@ from bodega.openai.audio import (
     words_out,
 )
 from bodega.services.audio import AudioRequest, check_extension, transcribe
-from bodega.services.frames import first_frame
+from bodega.services.frames import first_frame, gather
 from ipc.messages import Segment, Transcript
 
 from .common import json_response, limits, registry, sse_response
@@ -170,16 +170,6 @@ def _check_form(form: MultiDict[str, str]) -> Form:
     )
 
 
-async def _collect(first: Segment | Transcript, frames: Frames) -> tuple[list[Segment], Transcript]:
-    segments: list[Segment] = []
-    frame = first
-    async with aclosing(frames):
-        while isinstance(frame, Segment):
-            segments.append(frame)
-            frame = await frames.__anext__()
-    return segments, frame
-
-
 def _usage(transcript: Transcript) -> DurationUsage:
     return DurationUsage(seconds=math.ceil(transcript.duration))
 
@@ -259,7 +249,7 @@ async def _audio(task: str) -> Response:
     first = await first_frame(frames)
     if form.stream:
         return sse_response(_events(first, frames))
-    segments, transcript = await _collect(first, frames)
+    segments, transcript = await gather(first, frames, Segment, Transcript)
     return _respond(form, task, segments, transcript)
 
 

@@ -35,7 +35,7 @@ from bodega.registry.model import Model
 from ipc.messages import Delta, Finished, Generate, Usage
 
 from .choices import Assembled, chat_logprobs, completion_logprobs, delta_out, finish_reason
-from .frames import first_frame
+from .frames import first_frame, gather
 
 Frames = AsyncGenerator[Delta | Finished, None]
 
@@ -72,13 +72,11 @@ def choice_message(message: Generate, index: int) -> Generate:
 
 async def collect(first: Delta | Finished, frames: Frames) -> tuple[Assembled, Finished]:
     """All output of a non-streaming choice, and its ``Finished``."""
+    deltas, finished = await gather(first, frames, Delta, Finished)
     assembled = Assembled()
-    frame = first
-    async with aclosing(frames):
-        while isinstance(frame, Delta):
-            assembled.add(frame)
-            frame = await frames.__anext__()
-    return assembled, frame
+    for delta in deltas:
+        assembled.add(delta)
+    return assembled, finished
 
 
 async def run_choices(model: Model, message: Generate, n: int) -> list[tuple[Assembled, Finished]]:
