@@ -60,7 +60,21 @@ class ServerSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_body_bytes: Annotated[int, Meta(ge=1024)] = 32 * 1024 * 1024
     # Audio uploads (transcriptions, translations); the body limit applies too.
     max_audio_bytes: Annotated[int, Meta(ge=1)] = 25 * 1024 * 1024
+    # Images in chat requests: http(s) URLs are fetched (public hosts only,
+    # unless listed in remote_image_allowed_hosts); any image over
+    # max_image_bytes is a 413.
+    remote_images: bool = True
+    remote_image_allowed_hosts: list[str] = []
+    max_image_bytes: Annotated[int, Meta(ge=1)] = 10 * 1024 * 1024
     data_dir: str | None = None  # default: the user data dir (platformdirs)
+
+
+class VisionSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The ``vision:`` section: the inference-service vision API."""
+
+    # ``image_path`` in /api/v1/vision requests is read only under this folder;
+    # unset, paths are refused.
+    image_root: str | None = None
 
 
 class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -68,6 +82,7 @@ class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     server: ServerSection = msgspec.field(default_factory=ServerSection)
     models: list[ModelSpec] = []
+    vision: VisionSection = msgspec.field(default_factory=VisionSection)
     tools: ToolsSection = msgspec.field(default_factory=ToolsSection)
     rag: RagSection = msgspec.field(default_factory=RagSection)
 
@@ -77,6 +92,7 @@ class Settings(msgspec.Struct, kw_only=True):
 
     server: ServerSection
     models: list[ModelSpec]
+    vision: VisionSection = msgspec.field(default_factory=VisionSection)
     tools: ToolsSection = msgspec.field(default_factory=ToolsSection)
     rag: RagSection = msgspec.field(default_factory=RagSection)
 
@@ -211,4 +227,4 @@ def build_settings(
         tools = tools_with_env(config.tools, os.environ)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    return Settings(server=server, models=models, tools=tools, rag=config.rag)
+    return Settings(server=server, models=models, tools=tools, rag=config.rag, vision=config.vision)

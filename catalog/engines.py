@@ -27,6 +27,9 @@ ENGINE_SPECIFIC: tuple[str, ...] = (
     "lora_paths",
     "lora_scales",
     "disable_auto_resize",
+    "mmproj_path",
+    "max_images",
+    "max_image_pixels",
     "enable_auto_tool_choice",
     "tool_call_parser",
     "reasoning_parser",
@@ -41,6 +44,7 @@ ENGINE_SPECIFIC: tuple[str, ...] = (
 _BATCHING = frozenset({"batch_window_ms", "max_batch_size", "embedding_cache_size"})
 
 _CHAT_PARSING = ("enable_auto_tool_choice", "tool_call_parser", "reasoning_parser")
+_IMAGES = ("max_images", "max_image_pixels")
 
 # model_type -> engine -> the engine-specific options it honours. A model_type
 # missing here has no engine yet.
@@ -57,6 +61,10 @@ SUPPORTED: dict[str, dict[str, frozenset[str]]] = {
                 "num_draft_tokens",
             }
         ),
+    },
+    "multimodal": {
+        "llamacpp": frozenset({*_CHAT_PARSING, *_IMAGES, "mmproj_path"}),
+        "mlx": frozenset({*_CHAT_PARSING, *_IMAGES, "disable_auto_resize", "trust_remote_code"}),
     },
     "embeddings": {"sentence-transformers": _BATCHING | {"trust_remote_code"}},
     "whisper": {"faster-whisper": frozenset(), "mlx": frozenset()},
@@ -77,8 +85,9 @@ class NoEngine(ValueError):
 def resolve_engine(model_type: str, engine: str, model_path: str) -> str:
     """The concrete engine for a model; ``auto`` is decided by its files.
 
-    GGUF files run on llama.cpp (the fast path on CPUs); MLX model folders and
-    Hugging Face repo ids run on mlx-lm. An mlx-whisper folder runs on
+    GGUF files run on llama.cpp (the fast path on CPUs; multimodal ones with
+    their projector); MLX model folders and Hugging Face repo ids run on
+    mlx-lm (multimodal: mlx-vlm). An mlx-whisper folder runs on
     mlx-whisper, any other Whisper folder on faster-whisper (CTranslate2).
     NoEngine when ``auto`` has nothing to pick for ``model_type``.
     """
@@ -88,6 +97,6 @@ def resolve_engine(model_type: str, engine: str, model_path: str) -> str:
         return _AUTO[model_type]
     if model_type == "whisper":
         return "mlx" if is_mlx_whisper(model_path) else "faster-whisper"
-    if model_type == "lm":
+    if model_type in ("lm", "multimodal"):
         return "llamacpp" if is_gguf(model_path) else "mlx"
     raise NoEngine(f"no engine serves model_type {model_type!r} yet")

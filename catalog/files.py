@@ -36,3 +36,11 @@ def is_mlx_whisper(folder: StrPath) -> bool:
 def looks_like_repo_id(path: str) -> bool:
     """``owner/name``: resolved from the local Hugging Face cache by MLX engines."""
     return path.count("/") == 1 and not path.startswith((".", "/", "~")) and not Path(path).exists()
+
+
+def find_mmproj(model_path: StrPath) -> Path | None:
+    """The multimodal projector beside a GGUF model: the one ``mmproj*.gguf``
+    file in its folder (the name llama.cpp's converters give it), or None."""
+    model = Path(model_path)
+    found = sorted(p for p in model.parent.glob("mmproj*.gguf") if p != model and is_gguf(p))
+    return found[0] if found else None

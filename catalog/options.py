@@ -31,7 +31,13 @@ class LoadOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit
     config_name: str | None = None
     lora_paths: list[str] | None = None
     lora_scales: list[float] | None = None
+    # Multimodal: the GGUF projector (default: the mmproj*.gguf beside the
+    # model), the most images one request may carry, and the pixel bound
+    # every image is scaled down to (kept even with disable_auto_resize).
     disable_auto_resize: bool = False
+    mmproj_path: str | None = None
+    max_images: Annotated[int, Meta(ge=1, le=256)] = 16
+    max_image_pixels: Annotated[int, Meta(ge=1024)] = 4096 * 4096
     enable_auto_tool_choice: bool = False
     tool_call_parser: str | None = None
     reasoning_parser: str | None = None

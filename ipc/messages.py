@@ -28,11 +28,30 @@ class ToolCall(msgspec.Struct, omit_defaults=True):
     arguments: str
 
 
+class TextPart(msgspec.Struct, tag="text"):
+    """Text between a message's images."""
+
+    text: str
+
+
+class ImagePart(msgspec.Struct, tag="image"):
+    """One image of a chat message: its file's bytes (PNG, JPEG, WebP or GIF,
+    checked by the server) in a shared-memory segment the server owns and
+    releases when the request ends."""
+
+    image: ShmRef
+    # OpenAI's ``detail``: "low" bounds the image to 512x512 before encoding.
+    detail: Literal["auto", "low", "high"] = "auto"
+
+
 class ChatMessage(msgspec.Struct, omit_defaults=True):
-    """One chat message as the handler's chat template sees it."""
+    """One chat message as the handler's chat template sees it. A message
+    with images also lists its ``parts`` in order (``content`` is then its
+    text alone)."""
 
     role: str
     content: str | None = None
+    parts: list[TextPart | ImagePart] | None = None
     name: str | None = None
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None

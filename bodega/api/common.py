@@ -13,6 +13,8 @@ from bodega.limits import Limits
 from bodega.openai.field_policy import decode_request
 from bodega.openai.responses import encoder
 from bodega.registry.registry import Registry
+from bodega.services.vision.fetch import FetchPolicy
+from bodega.settings import Settings
 
 T = TypeVar("T")
 
@@ -20,6 +22,21 @@ T = TypeVar("T")
 def registry() -> Registry:
     """The registry of the app serving this request."""
     return cast(Registry, current_app.extensions["bodega.registry"])
+
+
+def settings() -> Settings:
+    """The settings of the app serving this request."""
+    return cast(Settings, current_app.extensions["bodega.settings"])
+
+
+def fetch_policy() -> FetchPolicy:
+    """How this server fetches images that requests name by URL."""
+    server = settings().server
+    return FetchPolicy(
+        remote_images=server.remote_images,
+        allowed_hosts=frozenset(server.remote_image_allowed_hosts),
+        max_bytes=server.max_image_bytes,
+    )
 
 
 def limits() -> Limits:

@@ -10,8 +10,9 @@ from bodega.registry.registry import TEXT_MODELS
 from bodega.services import text
 from bodega.services.chat import chat_request
 from bodega.services.completions import completion_request
+from bodega.services.vision.images import request_images
 
-from .common import decode_json, json_response, registry, sse_response
+from .common import decode_json, fetch_policy, json_response, registry, sse_response
 
 blueprint = Blueprint("text", __name__)
 
@@ -20,16 +21,23 @@ blueprint = Blueprint("text", __name__)
 async def chat_completions() -> Response:
     """OpenAI chat completions, JSON or SSE."""
     body = await decode_json(ChatCompletionRequest)
-    message = chat_request(body)
     model = registry().resolve(body.model, kinds=TEXT_MODELS)
-    logprobs = bool(body.logprobs)
-    if not body.stream:
-        return json_response(await text.chat_answer(model, message, body.n, logprobs=logprobs))
-    include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    events = await text.chat_stream(
-        model, message, body.n, logprobs=logprobs, include_usage=include_usage
-    )
-    return sse_response(events)
+    images = await request_images(body, model, fetch_policy())
+    try:
+        message = chat_request(body, images.parts)
+        logprobs = bool(body.logprobs)
+        if not body.stream:
+            answer = await text.chat_answer(model, message, body.n, logprobs=logprobs)
+            images.release()
+            return json_response(answer)
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        events = await text.chat_stream(
+            model, message, body.n, logprobs=logprobs, include_usage=include_usage
+        )
+    except BaseException:
+        images.release()
+        raise
+    return sse_response(images.released_after(events) if images.parts else events)
 
 
 @blueprint.post("/v1/completions")

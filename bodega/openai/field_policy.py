@@ -70,7 +70,10 @@ FIELDS: tuple[FieldRule, ...] = (
     # --- honoured ---------------------------------------------------------
     FieldRule("model", H, BOTH, 'A loaded model\'s id, or `"current"`.'),
     FieldRule(
-        "messages", H, (CHAT,), "The conversation; text parts (images need a multimodal model)."
+        "messages",
+        H,
+        (CHAT,),
+        "The conversation; text and image_url parts (images need a multimodal model).",
     ),
     FieldRule("prompt", H, (COMPLETIONS,), "One string, or a list of one string."),
     FieldRule("max_tokens", H, BOTH, "Upper bound on generated tokens (completions: default 16)."),

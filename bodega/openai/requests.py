@@ -29,12 +29,19 @@ class StreamOptions(msgspec.Struct):
     include_obfuscation: bool | None = None
 
 
+class ImageUrl(msgspec.Struct):
+    """``image_url`` of an image part: an https:, http: or base64 data: URL."""
+
+    url: str
+    detail: Literal["auto", "low", "high"] = "auto"
+
+
 class ContentPart(msgspec.Struct):
     """One part of a message's content list."""
 
     type: str
     text: str | None = None
-    image_url: Any = None
+    image_url: ImageUrl | None = None
     input_audio: Any = None
 
 

@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 from bodega.errors import InvalidRequest
-from bodega.openai.requests import ChatCompletionRequest, ChatMessageIn, ResponseFormat
-from ipc.messages import ChatMessage, Generate, JsonSchemaFormat, ToolCall, ToolSpec
+from bodega.openai.requests import (
+    ChatCompletionRequest,
+    ChatMessageIn,
+    ContentPart,
+    ResponseFormat,
+)
+from ipc.messages import (
+    ChatMessage,
+    Generate,
+    ImagePart,
+    JsonSchemaFormat,
+    TextPart,
+    ToolCall,
+    ToolSpec,
+)
 
 from .sampling import sampling_of, stop_of
 
@@ -12,8 +25,11 @@ from .sampling import sampling_of, stop_of
 MAX_TOOLS = 128
 
 
-def chat_request(request: ChatCompletionRequest) -> Generate:
-    """The ``Generate`` of a chat request, checked."""
+def chat_request(
+    request: ChatCompletionRequest, images: dict[tuple[int, int], ImagePart] | None = None
+) -> Generate:
+    """The ``Generate`` of a chat request, checked; ``images`` are its image
+    parts by (message, part) position, stored (``vision.images``)."""
     tools = [
         ToolSpec(
             name=t.function.name,
@@ -27,7 +43,7 @@ def chat_request(request: ChatCompletionRequest) -> Generate:
         raise InvalidRequest(f"tools takes at most {MAX_TOOLS} functions", param="tools")
     return Generate(
         req_id=0,
-        messages=chat_messages(request),
+        messages=chat_messages(request, images or {}),
         max_tokens=max_tokens_of(request),
         stop=stop_of(request),
         sampling=sampling_of(request),
@@ -45,24 +61,42 @@ def chat_request(request: ChatCompletionRequest) -> Generate:
     )
 
 
-def chat_messages(request: ChatCompletionRequest) -> list[ChatMessage]:
-    """Check the request's messages and flatten their text content."""
-    return [_message(i, m, request.model) for i, m in enumerate(request.messages)]
+def chat_messages(
+    request: ChatCompletionRequest, images: dict[tuple[int, int], ImagePart]
+) -> list[ChatMessage]:
+    """Check the request's messages and flatten their text content; a message
+    with images keeps its parts in order."""
+    return [_message(i, m, images) for i, m in enumerate(request.messages)]
 
 
-def _message(i: int, message: ChatMessageIn, model: str) -> ChatMessage:
+def _parts(
+    i: int, content: list[ContentPart], images: dict[tuple[int, int], ImagePart]
+) -> list[TextPart | ImagePart]:
+    parts: list[TextPart | ImagePart] = []
+    for j, part in enumerate(content):
+        if part.type == "text" and part.text is not None:
+            parts.append(TextPart(text=part.text))
+        elif part.type == "image_url" and (i, j) in images:
+            parts.append(images[(i, j)])
+        else:
+            kind = "a text part without text" if part.type == "text" else repr(part.type)
+            raise InvalidRequest(
+                f"Content parts are text or image_url; {kind} is not supported.",
+                param=f"messages[{i}].content[{j}]",
+            )
+    return parts
+
+
+def _message(
+    i: int, message: ChatMessageIn, images: dict[tuple[int, int], ImagePart]
+) -> ChatMessage:
     content = message.content
+    parts = None
     if isinstance(content, list):
-        texts = []
-        for j, part in enumerate(content):
-            if part.type != "text" or part.text is None:
-                raise InvalidRequest(
-                    f"The model {model!r} is not multimodal: it takes text content parts "
-                    f"only, not {part.type!r} (images need a model_type multimodal model).",
-                    param=f"messages[{i}].content[{j}].type",
-                )
-            texts.append(part.text)
-        content = "".join(texts)
+        parts = _parts(i, content, images)
+        content = "".join(p.text for p in parts if isinstance(p, TextPart))
+        if not any(isinstance(p, ImagePart) for p in parts):
+            parts = None
     if message.tool_calls and message.role != "assistant":
         raise InvalidRequest(
             "only assistant messages carry tool_calls", param=f"messages[{i}].tool_calls"
@@ -80,6 +114,7 @@ def _message(i: int, message: ChatMessageIn, model: str) -> ChatMessage:
     return ChatMessage(
         role=role,
         content=content,
+        parts=parts,
         name=message.name,
         tool_calls=calls or None,
         tool_call_id=message.tool_call_id,

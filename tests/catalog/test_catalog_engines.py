@@ -16,6 +16,7 @@ from catalog.engines import (
     NoEngine,
     resolve_engine,
 )
+from catalog.files import find_mmproj
 from catalog.options import LoadOptions
 
 
@@ -54,7 +55,25 @@ def test_an_engine_named_is_kept() -> None:
     assert resolve_engine("rerank", "bi-encoder", "x") == "bi-encoder"
 
 
-@pytest.mark.parametrize("model_type", ["multimodal", "image-generation", "image-edit"])
+def test_multimodal_picks_llamacpp_for_gguf_and_mlx_for_folders(tmp_path: Path) -> None:
+    model = tmp_path / "model.gguf"
+    model.write_bytes(b"GGUF" + bytes(20))
+    assert resolve_engine("multimodal", "auto", str(model)) == "llamacpp"
+    assert resolve_engine("multimodal", "auto", str(tmp_path)) == "mlx"
+
+
+def test_find_mmproj_beside_the_model(tmp_path: Path) -> None:
+    model = tmp_path / "model.gguf"
+    model.write_bytes(b"GGUF" + bytes(20))
+    assert find_mmproj(model) is None
+    (tmp_path / "mmproj-notes.gguf").write_text("not a GGUF file")
+    assert find_mmproj(model) is None
+    projector = tmp_path / "mmproj-model-f16.gguf"
+    projector.write_bytes(b"GGUF" + bytes(20))
+    assert find_mmproj(model) == projector
+
+
+@pytest.mark.parametrize("model_type", ["image-generation", "image-edit"])
 def test_auto_has_nothing_for_types_without_an_engine(model_type: str) -> None:
     assert model_type not in SUPPORTED
     with pytest.raises(NoEngine, match=f"no engine serves model_type '{model_type}' yet"):
