@@ -36,6 +36,12 @@ ENGINE_CLASSES: dict[tuple[str, str], EngineEntry] = {
     ("lm", "llamacpp"): EngineEntry(
         "handlers.lm.llamacpp_engine", "LlamaCppEngine", ("xllamacpp",)
     ),
+    ("multimodal", "llamacpp"): EngineEntry(
+        "handlers.lm.llamacpp_engine", "LlamaCppEngine", ("xllamacpp",)
+    ),
+    ("multimodal", "mlx"): EngineEntry(
+        "handlers.vision.mlx_vlm_engine", "MlxVlmEngine", ("mlx_vlm", "mlx_lm")
+    ),
     ("lm", "mlx"): EngineEntry("handlers.lm.mlx_engine", "MlxEngine", ("mlx_lm",), ("torch",)),
     ("embeddings", "sentence-transformers"): EngineEntry(
         "handlers.embeddings.st_engine", "SentenceTransformerEngine", ("sentence_transformers",)

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from handlers.engine_protocol import EngineError
-from ipc.messages import ChatMessage, ToolSpec
+from ipc.messages import ChatMessage, TextPart, ToolSpec
 
 # ``reasoning_effort`` values that switch a template's thinking off.
 NO_THINKING_EFFORTS = ("none", "minimal")
@@ -118,8 +118,19 @@ def parse_arguments(arguments: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"_value": value}
 
 
+def _content(message: ChatMessage) -> str | list[dict[str, Any]]:
+    """The message's text, or, with images, its parts as multimodal templates
+    take them: ``{"type": "text", "text": ...}`` and ``{"type": "image"}``."""
+    if message.parts is None:
+        return message.content or ""
+    return [
+        {"type": "text", "text": p.text} if isinstance(p, TextPart) else {"type": "image"}
+        for p in message.parts
+    ]
+
+
 def _structured(message: ChatMessage) -> dict[str, Any]:
-    out: dict[str, Any] = {"role": message.role, "content": message.content or ""}
+    out: dict[str, Any] = {"role": message.role, "content": _content(message)}
     if message.name:
         out["name"] = message.name
     if message.tool_calls:
@@ -161,7 +172,9 @@ def _as_text(
             # Most plain templates know no "tool" role: results come back as the user.
             role = "user"
             content = f"<tool_response>\n{content}\n</tool_response>"
-        out.append({"role": role, "content": content})
+        out.append(
+            {"role": role, "content": content if message.parts is None else _content(message)}
+        )
     if tools and tool_prompt is not None:
         instructions = tool_prompt(tools)
         if out and out[0]["role"] == "system":

@@ -38,6 +38,8 @@ from handlers.lm.request_checks import (
     eos_rules,
     finish_reason,
 )
+from handlers.vision.images import with_markers
+from handlers.vision.llamacpp_media import MARKER, projector_path, request_media
 from ipc.messages import (
     EngineMemory,
     Finished,
@@ -128,6 +130,8 @@ class LlamaCppEngine:
         if not self._cache_prompt:
             params.cache_ram_mib = 0  # nor does its host-memory prompt cache keep any
         params.warmup = False
+        if spec.model_type == "multimodal":
+            params.mmproj.path = str(projector_path(spec))
         if not os.environ.get("BODEGA_ENGINE_LOGS"):
             params.verbosity = 1  # llama.cpp's per-request timing lines are noise in our log
         # llama.cpp also opens its own HTTP port on localhost; lock it with a
@@ -175,8 +179,17 @@ class LlamaCppEngine:
         body = self.request_body(request)
         parses_tools = False
         if request.messages is not None:
+            media = request_media(request, self._spec)
+            if media:
+                request = msgspec.structs.replace(
+                    request, messages=with_markers(request.messages, MARKER)
+                )
             prepared = prepare_chat(request, self._template, self._spec)
-            body["prompt"] = prepared.prompt
+            body["prompt"] = (
+                {"prompt_string": prepared.prompt, "multimodal_data": media}
+                if media
+                else prepared.prompt
+            )
             if prepared.constraint is not None:
                 param = constraint_param(request)
                 body["grammar"] = _checked_grammar(to_lark(prepared.constraint, param), param)

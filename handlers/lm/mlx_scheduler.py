@@ -13,7 +13,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +41,12 @@ class Job:
     events: queue.SimpleQueue[tuple[str, Any]] = field(default_factory=queue.SimpleQueue)
     cancelled: threading.Event = field(default_factory=threading.Event)
     cached_tokens: int = 0
+    # Multimodal prompts: the prompt cache's key (image tokens replaced by
+    # ids that stand for the image's content) and the prefill that runs the
+    # prompt's embeddings through the model, given the cache of its first
+    # ``cached_tokens`` tokens (or None), up to its last token.
+    key: list[int] | None = None
+    prefill: Callable[[Any, int], Any] | None = None
 
 
 @dataclass
@@ -54,6 +60,9 @@ class Loaded:
     draft: Any = None
     num_draft_tokens: int = 3
     prompt_cache: Any = None  # mlx-lm's LRUPromptCache, or None
+    # Decode one request at a time even with several slots (multimodal
+    # models whose rows need per-request positions mlx-lm's batch cannot pass).
+    sequential: bool = False
 
 
 class Scheduler:
@@ -93,7 +102,7 @@ class Scheduler:
 
     def run(self) -> None:
         """Serve until closed (on the thread that loaded the model)."""
-        if self._m.draft is not None or self._parallel == 1:
+        if self._m.draft is not None or self._parallel == 1 or self._m.sequential:
             self._serve_sequential()
         else:
             self._serve_batched()
@@ -153,7 +162,7 @@ class Scheduler:
                     del running[r.uid]
                     if self._m.prompt_cache is not None and r.prompt_cache is not None:
                         self._m.prompt_cache.insert_cache(
-                            self._m.model_key, list(r.all_tokens), r.prompt_cache
+                            self._m.model_key, _cache_key(job, list(r.all_tokens)), r.prompt_cache
                         )
 
     def _next_job(self, *, block: bool, timeout: float = IDLE_WAIT_SECONDS) -> Job | None:
@@ -199,13 +208,13 @@ class Scheduler:
             if job.cancelled.is_set():
                 job.events.put(("cancelled", None))
                 continue
-            cache, rest = self._cached_prefix(job)
-            if cache is None:
-                cache = make_prompt_cache(m.model)
-                if m.draft is not None:
-                    cache += make_prompt_cache(m.draft)
             decoder, seen = self._decoder(), list(job.tokens)
             try:
+                cache, rest = self._cached_prefix(job)
+                if cache is None:
+                    cache = make_prompt_cache(m.model)
+                    if m.draft is not None:
+                        cache += make_prompt_cache(m.draft)
                 for response in stream_generate(
                     m.model,
                     m.tokenizer,
@@ -230,7 +239,7 @@ class Scheduler:
                 job.events.put(("error", repr(exc)))
                 continue
             if m.prompt_cache is not None and m.draft is None:
-                m.prompt_cache.insert_cache(m.model_key, seen, cache)
+                m.prompt_cache.insert_cache(m.model_key, _cache_key(job, seen), cache)
 
     def _logprob(self, job: Job, response: Any) -> TokenLogprob | None:
         if job.top_logprobs < 0:
@@ -241,15 +250,26 @@ class Scheduler:
         """The KV cache of the longest cached prefix of the job, and the rest."""
         cache, rest = None, job.tokens
         if self._m.prompt_cache is not None and self._m.draft is None:
-            cache, rest = self._m.prompt_cache.fetch_nearest_cache(self._m.model_key, job.tokens)
+            key = job.key or job.tokens
+            cache, rest = self._m.prompt_cache.fetch_nearest_cache(self._m.model_key, key)
+            rest = job.tokens[len(key) - len(rest) :]
         if not rest:  # an exact hit still needs one token to start decoding
             cache, rest = None, job.tokens
         job.cached_tokens = len(job.tokens) - len(rest)
+        if job.prefill is not None:
+            cache, rest = job.prefill(cache, job.cached_tokens), job.tokens[-1:]
         return cache, rest
 
     def _decoder(self) -> IncrementalDecoder:
         hf_tokenizer = self._m.tokenizer._tokenizer
         return IncrementalDecoder(lambda ids: hf_tokenizer.decode(ids, skip_special_tokens=True))
+
+
+def _cache_key(job: Job, tokens: list[int]) -> list[int]:
+    """The prompt cache's key for the job's prompt followed by its answer."""
+    if job.key is None:
+        return tokens
+    return job.key + tokens[len(job.key) :]
 
 
 def _piece(decoder: IncrementalDecoder, token: int, finish_reason: str | None) -> str:

@@ -55,6 +55,18 @@ def pixel_bound(part: ImagePart, max_pixels: int) -> int:
     return min(max_pixels, LOW_DETAIL_PIXELS) if part.detail == "low" else max_pixels
 
 
+def image_size(data: bytes, index: int) -> tuple[int, int]:
+    """(width, height) from the image's header, without decoding it."""
+    from PIL import Image as PILImage
+    from PIL import UnidentifiedImageError
+
+    try:
+        with PILImage.open(io.BytesIO(data)) as opened:
+            return opened.size
+    except (UnidentifiedImageError, OSError, ValueError, PILImage.DecompressionBombError) as exc:
+        raise EngineError(f"image {index} could not be decoded: {exc}", param="messages") from exc
+
+
 def open_image(data: bytes, bound: int, index: int) -> Image:
     """The decoded RGB image, scaled down to at most ``bound`` pixels."""
     from PIL import Image as PILImage

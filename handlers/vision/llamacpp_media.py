@@ -1,0 +1,69 @@
+"""Images for llama.cpp's multimodal projector (mtmd).
+
+llama.cpp finds each image by a marker in the prompt text and takes the
+images, in the same order, base64-encoded beside it: ``{"prompt_string":
+..., "multimodal_data": [...]}``. Its decoder (stb_image) reads PNG, JPEG and
+GIF; anything else, and any image that had to be scaled down, goes as PNG.
+Its prompt cache tells images apart by a hash of their pixels, so a
+different image never reuses another's cached tokens.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+from catalog.files import find_mmproj
+from catalog.options import LoadOptions
+from handlers.engine_protocol import EngineError, LoadError
+from ipc.messages import Generate, ImagePart
+
+from .images import encoded_png, image_parts, image_size, open_image, pixel_bound, read_image
+
+MARKER = "<__media__>"  # mtmd_default_marker()
+_PASSED_AS_IS = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8")
+
+
+def projector_path(spec: LoadOptions) -> Path:
+    """The projector of a multimodal GGUF model: ``mmproj_path``, else the
+    ``mmproj*.gguf`` beside the model."""
+    if spec.mmproj_path is not None:
+        path = Path(spec.mmproj_path)
+        if not path.is_file():
+            raise LoadError(f"mmproj_path {spec.mmproj_path!r} does not exist")
+        return path
+    found = find_mmproj(spec.model_path)
+    if found is None:
+        raise LoadError(
+            f"no multimodal projector for {spec.model_path}: pass mmproj_path, or put the "
+            "model's mmproj*.gguf beside it"
+        )
+    return found
+
+
+def request_media(request: Generate, spec: LoadOptions) -> list[str]:
+    """The request's images for llama.cpp, checked against the model."""
+    parts = image_parts(request.messages or [])
+    if not parts:
+        return []
+    if spec.model_type != "multimodal":
+        raise EngineError("this model is not multimodal: it takes no images", param="messages")
+    if request.min_tokens:
+        # Its continuation past min_tokens is a token prompt, which cannot carry images.
+        raise EngineError(
+            "min_tokens is not supported with images on llama.cpp", param="min_tokens"
+        )
+    return media_data(parts, spec.max_image_pixels)
+
+
+def media_data(parts: list[ImagePart], max_pixels: int) -> list[str]:
+    """The base64 images of ``parts`` as llama.cpp takes them."""
+    out = []
+    for index, part in enumerate(parts):
+        data = read_image(part, index)
+        bound = pixel_bound(part, max_pixels)
+        width, height = image_size(data, index)
+        if not (data.startswith(_PASSED_AS_IS) and width * height <= bound):
+            data = encoded_png(open_image(data, bound, index))
+        out.append(base64.b64encode(data).decode())
+    return out
