@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.helpers import Server, start_server, stop_server
+from tests.vision_server import tiny_vlm, vision_server  # noqa: F401  (fixtures)
 
 
 @pytest.fixture(scope="session")

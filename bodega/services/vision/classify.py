@@ -113,7 +113,7 @@ async def classify(model: Model, image: bytes, options: ClassifyOptions) -> Imag
     return ImageClassifyResponse(
         classification=classification_of(raw),
         raw_response=raw,
-        confidence=round(math.exp(sum(logprobs)), 6) if logprobs else None,
+        confidence=math.exp(sum(logprobs)) if logprobs else None,
         model_id=model.id,
         usage=ClassifyUsage(
             prompt_tokens=usage.prompt_tokens,

@@ -28,7 +28,9 @@ def checked_image(data: bytes, *, param: str) -> str:
             image.verify()  # structure and checksums, without decoding pixels
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InvalidRequest(
-            f"The data is not a readable PNG, JPEG, WebP or GIF image ({exc}).", param=param
+            f"The data is not a whole, readable PNG, JPEG, WebP or GIF image; it may be "
+            f"truncated ({exc}).",
+            param=param,
         ) from None
     if found not in FORMATS:
         raise InvalidRequest(

@@ -107,3 +107,103 @@ def build_tiny_mmproj(dest: Path, n_embd_text: int, *, seed: int = 0) -> Path:
     writer.write_tensors_to_file()
     writer.close()
     return path
+
+
+TEXT_HIDDEN = 64
+TEXT_HEADS = 4
+TEXT_KV_HEADS = 2
+TEXT_FF = 128
+TEXT_LAYERS = 2
+TEXT_CONTEXT = 2048
+TEXT_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+# A few merges, so the BPE tables are not empty (llama.cpp requires the key).
+TEXT_MERGES = [("Ġ", "t"), ("h", "e"), ("Ġt", "he")]
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + "
+    "message['content'] + '<|im_end|>\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+def _byte_tokens() -> list[str]:
+    """GPT-2's byte-to-unicode alphabet: one printable character per byte."""
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1)]
+    keep += range(ord("®"), ord("ÿ") + 1)
+    chars, extra = {}, 0
+    for b in range(256):
+        if b in keep:
+            chars[b] = chr(b)
+        else:
+            chars[b] = chr(256 + extra)
+            extra += 1
+    return [chars[b] for b in range(256)]
+
+
+def build_tiny_text_gguf(dest: Path, *, seed: int = 0) -> Path:
+    """Write a tiny randomly initialised llama text model GGUF (hidden
+    ``TEXT_HIDDEN``, byte-level BPE vocabulary of 256 bytes, a few merges and
+    ChatML's specials, ChatML template) to ``dest`` (a file, or a folder to hold
+    ``tiny-text.gguf``); returns the file's path. Pair it with
+    ``build_tiny_mmproj(..., TEXT_HIDDEN)``."""
+    import gguf
+
+    dest = Path(dest)
+    path = dest / "tiny-text.gguf" if dest.is_dir() else dest
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+
+    def rand(*shape: int, scale: float = 0.02) -> np.ndarray:
+        return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+    tokens = _byte_tokens() + [a + b for a, b in TEXT_MERGES] + TEXT_SPECIALS
+    types = [gguf.TokenType.NORMAL] * (len(tokens) - len(TEXT_SPECIALS))
+    types += [gguf.TokenType.CONTROL] * len(TEXT_SPECIALS)
+    special = {t: tokens.index(t) for t in TEXT_SPECIALS}
+    n_vocab, d, ff = len(tokens), TEXT_HIDDEN, TEXT_FF
+    head_dim = d // TEXT_HEADS
+    kv = head_dim * TEXT_KV_HEADS
+
+    writer = gguf.GGUFWriter(str(path), arch="llama")
+    writer.add_name("tiny-text")
+    writer.add_file_type(0)
+    writer.add_context_length(TEXT_CONTEXT)
+    writer.add_embedding_length(d)
+    writer.add_block_count(TEXT_LAYERS)
+    writer.add_feed_forward_length(ff)
+    writer.add_head_count(TEXT_HEADS)
+    writer.add_head_count_kv(TEXT_KV_HEADS)
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_rope_dimension_count(head_dim)
+    writer.add_rope_freq_base(10000.0)
+    writer.add_vocab_size(n_vocab)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("default")
+    writer.add_token_list(tokens)
+    writer.add_token_types(types)
+    writer.add_token_merges([f"{a} {b}" for a, b in TEXT_MERGES])
+    writer.add_bos_token_id(special["<|im_start|>"])
+    writer.add_eos_token_id(special["<|im_end|>"])
+    writer.add_pad_token_id(special["<|endoftext|>"])
+    writer.add_add_bos_token(False)
+    writer.add_chat_template(CHATML_TEMPLATE)
+
+    writer.add_tensor("token_embd.weight", rand(n_vocab, d, scale=1.0))
+    for i in range(TEXT_LAYERS):
+        blk = f"blk.{i}"
+        writer.add_tensor(f"{blk}.attn_norm.weight", np.ones(d, dtype=np.float32))
+        writer.add_tensor(f"{blk}.attn_q.weight", rand(d, d))
+        writer.add_tensor(f"{blk}.attn_k.weight", rand(kv, d))
+        writer.add_tensor(f"{blk}.attn_v.weight", rand(kv, d))
+        writer.add_tensor(f"{blk}.attn_output.weight", rand(d, d))
+        writer.add_tensor(f"{blk}.ffn_norm.weight", np.ones(d, dtype=np.float32))
+        writer.add_tensor(f"{blk}.ffn_gate.weight", rand(ff, d))
+        writer.add_tensor(f"{blk}.ffn_up.weight", rand(ff, d))
+        writer.add_tensor(f"{blk}.ffn_down.weight", rand(d, ff))
+    writer.add_tensor("output_norm.weight", np.ones(d, dtype=np.float32))
+    writer.add_tensor("output.weight", rand(n_vocab, d, scale=1.0))
+
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
