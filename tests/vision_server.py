@@ -21,7 +21,7 @@ from PIL import Image
 from tests.helpers import Server, start_server, stop_server
 
 sys.path.insert(0, str(Path(__file__).parent / "handlers" / "vision"))
-from tiny_vlm import build_tiny_vlm  # noqa: E402
+from tiny_vlm import build_tiny_vlm
 
 TINY_VLM = "tiny-qwen2-vl"
 HAS_MLX_VLM = importlib.util.find_spec("mlx_vlm") is not None

@@ -17,9 +17,7 @@ from tests.vision_server import VisionServer, data_url, image_part, png
 RED, BLUE, GREEN = png("red"), png("blue"), png((0, 200, 0))
 
 
-def chat(
-    model: str, *contents: Any, nonce: str | None = None, **extra: Any
-) -> dict[str, Any]:
+def chat(model: str, *contents: Any, nonce: str | None = None, **extra: Any) -> dict[str, Any]:
     """A greedy chat body of user turns; ``nonce`` makes the prompt cache cold."""
     messages: list[dict[str, Any]] = []
     if nonce:
@@ -182,7 +180,7 @@ def test_a_client_that_leaves_stops_the_generation(
     body = chat(tiny_vlm, ask(data_url(RED)), max_tokens=3000, ignore_eos=True, stream=True)
     received = 0
     with server.client.stream("POST", "/v1/chat/completions", json=body) as r:
-        for event in sse_events(r):
+        for _ in sse_events(r):
             received += 1
             if received == 10:
                 break
@@ -216,9 +214,7 @@ def test_bad_images_are_400s_naming_the_part(vision_server: VisionServer, tiny_v
         assert message in error["message"], error
 
 
-def test_too_many_images_and_too_large_an_image(
-    vision_server: VisionServer, tiny_vlm: str
-) -> None:
+def test_too_many_images_and_too_large_an_image(vision_server: VisionServer, tiny_vlm: str) -> None:
     client = vision_server.server.client
     five = [image_part(data_url(RED)) for _ in range(5)]
     r = client.post("/v1/chat/completions", json=chat(tiny_vlm, five))
