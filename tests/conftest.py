@@ -7,7 +7,12 @@ from collections.abc import Iterator
 import pytest
 
 from tests.helpers import Server, start_server, stop_server
-from tests.vision_server import tiny_vlm, vision_server  # noqa: F401  (fixtures)
+from tests.vision_server import (  # noqa: F401  (fixtures)
+    gguf_vlm_files,
+    tiny_gguf_vlm,
+    tiny_vlm,
+    vision_server,
+)
 
 
 @pytest.fixture(scope="session")

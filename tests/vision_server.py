@@ -99,3 +99,32 @@ def tiny_vlm(vision_server: VisionServer, tmp_path_factory: pytest.TempPathFacto
     assert r.status_code == 201, r.text
     assert r.json()["model"]["engine"] == "mlx"
     return TINY_VLM
+
+
+TINY_GGUF_VLM = "tiny-gguf-vlm"
+
+
+@pytest.fixture(scope="session")
+def gguf_vlm_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A tiny llama text GGUF and a tiny gemma3 projector GGUF beside it."""
+    from tiny_mmproj import TEXT_HIDDEN, build_tiny_mmproj, build_tiny_text_gguf
+
+    folder = tmp_path_factory.mktemp("tiny-gguf-vlm")
+    model = build_tiny_text_gguf(folder / "tiny-llama.gguf")
+    return model, build_tiny_mmproj(folder / "mmproj-tiny-llama-f32.gguf", TEXT_HIDDEN)
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf_vlm(vision_server: VisionServer, gguf_vlm_files: tuple[Path, Path]) -> str:
+    """The tiny GGUF model with its projector on llama.cpp (found beside it), two slots."""
+    body = {
+        "model_path": str(gguf_vlm_files[0]),
+        "model_id": TINY_GGUF_VLM,
+        "model_type": "multimodal",
+        "max_concurrency": 2,
+        "n_threads": 1,
+    }
+    r = vision_server.server.client.post("/v1/admin/load-model", json=body, timeout=120)
+    assert r.status_code == 201, r.text
+    assert r.json()["model"]["engine"] == "llamacpp"
+    return TINY_GGUF_VLM

@@ -38,8 +38,12 @@ from handlers.lm.request_checks import (
     eos_rules,
     finish_reason,
 )
-from handlers.vision.images import with_markers
-from handlers.vision.llamacpp_media import MARKER, projector_path, request_media
+from handlers.vision.llamacpp_media import (
+    PASS_THROUGH_TEMPLATE,
+    chat_body,
+    projector_path,
+    request_media,
+)
 from ipc.messages import (
     EngineMemory,
     Finished,
@@ -132,6 +136,8 @@ class LlamaCppEngine:
         params.warmup = False
         if spec.model_type == "multimodal":
             params.mmproj.path = str(projector_path(spec))
+            params.chat_template = PASS_THROUGH_TEMPLATE  # image requests: llamacpp_media
+            params.reasoning_format = xllamacpp.common_reasoning_format.COMMON_REASONING_FORMAT_NONE
         if not os.environ.get("BODEGA_ENGINE_LOGS"):
             params.verbosity = 1  # llama.cpp's per-request timing lines are noise in our log
         # llama.cpp also opens its own HTTP port on localhost; lock it with a
@@ -179,22 +185,16 @@ class LlamaCppEngine:
         body = self.request_body(request)
         parses_tools = False
         if request.messages is not None:
-            media = request_media(request, self._spec)
-            if media:
-                request = msgspec.structs.replace(
-                    request, messages=with_markers(request.messages, MARKER)
-                )
+            request, media = request_media(request, self._spec)
             prepared = prepare_chat(request, self._template, self._spec)
-            body["prompt"] = (
-                {"prompt_string": prepared.prompt, "multimodal_data": media}
-                if media
-                else prepared.prompt
-            )
+            body["prompt"] = prepared.prompt
             if prepared.constraint is not None:
                 param = constraint_param(request)
                 body["grammar"] = _checked_grammar(to_lark(prepared.constraint, param), param)
             output = OutputStream(emit, prepared.parser)
             parses_tools = prepared.parses_tools
+            if media:
+                body = chat_body(body, prepared.prompt, media)
         else:
             body["prompt"] = request.prompt or ""
             output = OutputStream(emit, None)
@@ -277,7 +277,7 @@ class LlamaCppEngine:
                 if choice.get("finish_reason"):
                     state["ended"] = choice["finish_reason"]
                     continue
-                text = choice.get("text")
+                text = choice.get("text", (choice.get("delta") or {}).get("content"))
                 if text is None:
                     continue
                 raw = choice.get("logprobs")
@@ -294,7 +294,10 @@ class LlamaCppEngine:
                     return True
             return should_stop()
 
-        result = self._server.handle_completions(body, on_chunk)
+        handle = self._server.handle_completions
+        if "messages" in body:  # with images: llamacpp_media.chat_body
+            handle = self._server.handle_chat_completions
+        result = handle(body, on_chunk)
         if isinstance(result, dict) and "error" in result:
             state["error"] = result["error"]
         prompt_tokens = int(progress.get("total", 0))

@@ -11,16 +11,31 @@ different image never reuses another's cached tokens.
 from __future__ import annotations
 
 import base64
+import os
+import secrets
 from pathlib import Path
+from typing import Any
+
+import msgspec
 
 from catalog.files import find_mmproj
 from catalog.options import LoadOptions
 from handlers.engine_protocol import EngineError, LoadError
 from ipc.messages import Generate, ImagePart
 
-from .images import encoded_png, image_parts, image_size, open_image, pixel_bound, read_image
+from .images import (
+    encoded_png,
+    image_parts,
+    image_size,
+    open_image,
+    pixel_bound,
+    read_image,
+    with_markers,
+)
 
-MARKER = "<__media__>"  # mtmd_default_marker()
+# Read by llama.cpp once, at its first server: set before any is made.
+MARKER = os.environ.setdefault("LLAMA_MEDIA_MARKER", f"<__media_{secrets.token_hex(16)}__>")
+PASS_THROUGH_TEMPLATE = "{{ messages[0]['content'] }}"
 _PASSED_AS_IS = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8")
 
 
@@ -41,11 +56,12 @@ def projector_path(spec: LoadOptions) -> Path:
     return found
 
 
-def request_media(request: Generate, spec: LoadOptions) -> list[str]:
-    """The request's images for llama.cpp, checked against the model."""
+def request_media(request: Generate, spec: LoadOptions) -> tuple[Generate, list[str]]:
+    """The request with a marker where each image was, and its images for
+    llama.cpp, checked against the model."""
     parts = image_parts(request.messages or [])
     if not parts:
-        return []
+        return request, []
     if spec.model_type != "multimodal":
         raise EngineError("this model is not multimodal: it takes no images", param="messages")
     if request.min_tokens:
@@ -53,7 +69,8 @@ def request_media(request: Generate, spec: LoadOptions) -> list[str]:
         raise EngineError(
             "min_tokens is not supported with images on llama.cpp", param="min_tokens"
         )
-    return media_data(parts, spec.max_image_pixels)
+    marked = msgspec.structs.replace(request, messages=with_markers(request.messages or [], MARKER))
+    return marked, media_data(parts, spec.max_image_pixels)
 
 
 def media_data(parts: list[ImagePart], max_pixels: int) -> list[str]:
@@ -66,4 +83,18 @@ def media_data(parts: list[ImagePart], max_pixels: int) -> list[str]:
         if not (data.startswith(_PASSED_AS_IS) and width * height <= bound):
             data = encoded_png(open_image(data, bound, index))
         out.append(base64.b64encode(data).decode())
+    return out
+
+
+def chat_body(body: dict[str, Any], prompt: str, media: list[str]) -> dict[str, Any]:
+    """The chat-route request for a completions ``body`` whose ``prompt``
+    (with markers) goes with ``media``."""
+    out = {k: v for k, v in body.items() if k not in ("prompt", "logprobs")}
+    if "logprobs" in body:
+        out.update(logprobs=True, top_logprobs=body["logprobs"])
+    images = [
+        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{data}"}}
+        for data in media
+    ]
+    out["messages"] = [{"role": "user", "content": prompt}, {"role": "user", "content": images}]
     return out
