@@ -53,9 +53,7 @@ def test_image_tokens_count_and_images_reach_the_model(
 
 
 def test_streaming_with_an_image(vision_server: VisionServer, tiny_gguf_vlm: str) -> None:
-    body = chat(
-        tiny_gguf_vlm, ask(RED), stream=True, stream_options={"include_usage": True}
-    )
+    body = chat(tiny_gguf_vlm, ask(RED), stream=True, stream_options={"include_usage": True})
     with vision_server.server.client.stream("POST", "/v1/chat/completions", json=body) as r:
         assert r.status_code == 200
         events = list(sse_events(r))
