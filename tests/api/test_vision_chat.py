@@ -204,6 +204,7 @@ def test_bad_images_are_400s_naming_the_part(vision_server: VisionServer, tiny_v
         "http://127.0.0.2/x.png": "a loopback address",
         "http://10.1.2.3/x.png": "a private address",
         f"http://127.0.0.1:{port}/missing.png": "HTTP 404",
+        "http://127.0.0.1:1/x.png": "could not be fetched",
     }
     for url, message in cases.items():
         body = chat(tiny_vlm, [{"type": "text", "text": "Hi"}, image_part(url)])
@@ -226,3 +227,21 @@ def test_too_many_images_and_too_large_an_image(vision_server: VisionServer, tin
     r = client.post("/v1/chat/completions", json=chat(tiny_vlm, [image_part(data_url(big))]))
     assert r.status_code == 413
     assert r.json()["error"]["param"] == "messages[0].content[0].image_url.url"
+
+
+def test_image_tokens_count_against_the_context(vision_server: VisionServer, tiny_vlm: str) -> None:
+    client = vision_server.server.client
+    info = client.get("/v1/admin/loaded-models").json()["data"]
+    path = next(m["model_path"] for m in info if m["id"] == tiny_vlm)
+    spec = {"model_path": path, "model_id": "short", "model_type": "multimodal"}
+    assert (
+        client.post("/v1/admin/load-model", json={**spec, "context_length": 66}).status_code == 201
+    )
+    try:
+        text_only = post(vision_server, chat("short", [{"type": "text", "text": "Hi"}]))
+        assert text_only["usage"]["prompt_tokens"] < 66
+        r = client.post("/v1/chat/completions", json=chat("short", ask(data_url(RED))))
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["code"] == "context_length_exceeded"
+    finally:
+        client.delete("/v1/admin/unload-model/short")

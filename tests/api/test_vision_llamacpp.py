@@ -177,3 +177,24 @@ def test_the_projector_is_found_or_named(
         assert answer["usage"]["prompt_tokens"] > IMAGE_TOKENS
     finally:
         client.delete("/v1/admin/unload-model/named-projector")
+
+
+def test_image_tokens_count_against_the_context(
+    vision_server: VisionServer, gguf_vlm_files: tuple[Path, Path]
+) -> None:
+    client = vision_server.server.client
+    spec = {
+        "model_path": str(gguf_vlm_files[0]),
+        "model_id": "gguf-short",
+        "model_type": "multimodal",
+        "context_length": 40,
+        "n_threads": 1,
+    }
+    assert client.post("/v1/admin/load-model", json=spec, timeout=120).status_code == 201
+    try:
+        assert post(vision_server, chat("gguf-short", "Hi"))["usage"]["prompt_tokens"] < 40
+        r = client.post("/v1/chat/completions", json=chat("gguf-short", ask(RED)))
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["code"] == "context_length_exceeded"
+    finally:
+        client.delete("/v1/admin/unload-model/gguf-short")
