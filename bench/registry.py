@@ -21,6 +21,7 @@ GROUP_MODULES: tuple[str, ...] = (
     "bench.mlx",
     "bench.whisper",
     "bench.embeddings",
+    "bench.vision",
     "bench.peers",
 )
 

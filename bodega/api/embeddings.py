@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import base64
 import secrets
 
+import pybase64
 from quart import Blueprint, Response
 
 from bodega.errors import InvalidRequest
@@ -55,7 +55,7 @@ def embedding_items(result: EmbeddingResult, encoding: str) -> list[EmbeddingIte
             EmbeddingItem(
                 index=i,
                 object="embedding",
-                embedding=base64.b64encode(row_bytes(result, i)).decode(),
+                embedding=pybase64.b64encode(row_bytes(result, i)).decode(),
             )
             for i in range(result.rows)
         ]

@@ -10,13 +10,13 @@ different image never reuses another's cached tokens.
 
 from __future__ import annotations
 
-import base64
 import os
 import secrets
 from pathlib import Path
 from typing import Any
 
 import msgspec
+import pybase64
 
 from catalog.files import find_mmproj
 from catalog.options import LoadOptions
@@ -82,7 +82,7 @@ def media_data(parts: list[ImagePart], max_pixels: int) -> list[str]:
         width, height = image_size(data, index)
         if not (data.startswith(_PASSED_AS_IS) and width * height <= bound):
             data = encoded_png(open_image(data, bound, index))
-        out.append(base64.b64encode(data).decode())
+        out.append(pybase64.b64encode(data).decode())
     return out
 
 

@@ -9,12 +9,12 @@ exp of the sum of its tokens' log-probabilities, as the engine reports them
 
 from __future__ import annotations
 
-import base64
 import binascii
 import math
 import time
 from pathlib import Path
 
+import pybase64
 import trio
 
 from bodega.errors import BodegaError, InvalidRequest
@@ -27,11 +27,11 @@ from bodega.openai.vision import (
     ImageClassifyResponse,
 )
 from bodega.registry.model import Model
-from ipc import shm
-from ipc.messages import ChatMessage, Generate, ImagePart, Sampling, TextPart
+from ipc.messages import ChatMessage, Generate, Sampling, TextPart
 
 from ..text import run_choices
 from .image_bytes import checked_image, data_url_image, too_large
+from .images import RequestImages
 
 
 def image_from_path(path: str, root: str | None, *, max_bytes: int, param: str) -> bytes:
@@ -73,7 +73,7 @@ def image_from_base64(text: str, *, max_bytes: int, param: str) -> bytes:
     if len(text) > (max_bytes * 4) // 3 + 4:
         raise too_large(max_bytes, param)
     try:
-        data = base64.b64decode(text, validate=True)
+        data = pybase64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidRequest("image_base64 is not valid base64.", param=param) from None
     checked_image(data, param=param)
@@ -88,11 +88,10 @@ def classification_of(answer: str) -> str:
 
 async def classify(model: Model, image: bytes, options: ClassifyOptions) -> ImageClassifyResponse:
     """Classify one image on ``model``."""
-    owner = shm.ShmOwner()
+    images = RequestImages()
     try:
-        part = ImagePart(
-            image=owner.create(image), detail="low" if options.resize_image else "high"
-        )
+        images.add((0, 0), image, "low" if options.resize_image else "high")
+        part = images.parts[(0, 0)]
         message = Generate(
             req_id=0,
             messages=[
@@ -106,7 +105,7 @@ async def classify(model: Model, image: bytes, options: ClassifyOptions) -> Imag
         )
         [(assembled, finished)] = await run_choices(model, message, 1)
     finally:
-        owner.release_all()
+        images.release()
     raw = "".join(assembled.text)
     logprobs = [entry.logprob for entry in assembled.logprobs]
     usage = finished.usage

@@ -3,9 +3,10 @@ Pillow (the bytes decide the format, never the MIME type a client claims)."""
 
 from __future__ import annotations
 
-import base64
 import binascii
 import io
+
+import pybase64
 
 from bodega.errors import InvalidRequest, PayloadTooLarge
 
@@ -49,7 +50,7 @@ def data_url_image(url: str, *, max_bytes: int, param: str) -> bytes:
     if len(payload) > (max_bytes * 4) // 3 + 4:
         raise too_large(max_bytes, param)
     try:
-        data = base64.b64decode(payload, validate=True)
+        data = pybase64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidRequest(
             "The data URL's base64 is malformed or truncated.", param=param

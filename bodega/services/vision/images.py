@@ -9,6 +9,7 @@ segments live as long as the request: ``RequestImages.release`` unlinks them.
 
 from __future__ import annotations
 
+import atexit
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 
@@ -26,16 +27,34 @@ from .image_bytes import data_url_image
 Position = tuple[int, int]  # (message index, content part index)
 
 
+_pool: shm.ShmPool | None = None
+
+
+def image_pool() -> shm.ShmPool:
+    """This process's pool of image segments (closed at exit)."""
+    global _pool
+    if _pool is None:
+        _pool = shm.ShmPool()
+        atexit.register(_pool.close)
+    return _pool
+
+
 @dataclass
 class RequestImages:
     """A request's images in shared memory, by the position of their part."""
 
     parts: dict[Position, ImagePart] = field(default_factory=dict)
-    owner: shm.ShmOwner = field(default_factory=shm.ShmOwner)
+
+    def add(self, position: Position, data: bytes, detail: str) -> None:
+        """Put an image in shared memory for the part at ``position``."""
+        ref = image_pool().put(data)
+        self.parts[position] = ImagePart(image=ref, detail=detail)  # type: ignore[arg-type]
 
     def release(self) -> None:
-        """Unlink every segment (the request is over)."""
-        self.owner.release_all()
+        """Give every segment back (the request is over); idempotent."""
+        parts, self.parts = self.parts, {}
+        for part in parts.values():
+            image_pool().release(part.image)
 
     async def released_after(self, events: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
         """``events``, then the segments released however the stream ends."""
@@ -117,8 +136,7 @@ async def request_images(
         raise errors[0]
     try:
         for position, image_url in urls.items():
-            ref = images.owner.create(found[position])
-            images.parts[position] = ImagePart(image=ref, detail=image_url.detail)
+            images.add(position, found[position], image_url.detail)
     except BaseException:
         images.release()
         raise
