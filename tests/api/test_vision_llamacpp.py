@@ -198,3 +198,31 @@ def test_image_tokens_count_against_the_context(
         assert r.json()["error"]["code"] == "context_length_exceeded"
     finally:
         client.delete("/v1/admin/unload-model/gguf-short")
+
+
+def test_forced_tool_call_with_an_image(vision_server: VisionServer, tiny_gguf_vlm: str) -> None:
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "describe",
+            "parameters": {
+                "type": "object",
+                "properties": {"colour": {"type": "string", "enum": ["red", "blue"]}},
+                "required": ["colour"],
+            },
+        },
+    }
+    body = chat(
+        tiny_gguf_vlm,
+        ask(RED),
+        max_tokens=200,
+        tools=[tool],
+        tool_choice="required",
+        parallel_tool_calls=False,
+    )
+    answer = post(vision_server, body)
+    choice = answer["choices"][0]
+    assert choice["finish_reason"] == "tool_calls", choice
+    call = choice["message"]["tool_calls"][0]["function"]
+    assert call["name"] == "describe"
+    assert json.loads(call["arguments"])["colour"] in ("red", "blue")

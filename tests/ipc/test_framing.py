@@ -163,7 +163,10 @@ OTHER_STRUCTS: list[msgspec.Struct] = [
         tool_calls=[m.ToolCall(id="call_1", name="f", arguments='{"a": 1}')],
         tool_call_id="call_0",
         reasoning_content="thinking",
+        parts=[m.TextPart(text="a"), m.ImagePart(image=m.ShmRef(name="bd1-ab", size=3))],
     ),
+    m.TextPart(text="look"),
+    m.ImagePart(image=m.ShmRef(name="bd1-ab", size=3), detail="low"),
     m.Sampling(
         temperature=0.0,
         top_p=0.5,
