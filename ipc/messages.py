@@ -10,14 +10,12 @@ from typing import Any, Literal
 
 import msgspec
 
-PROTOCOL_VERSION = 4
+from ipc.image_messages import GenerateImage, ImageProgress, ImageResult, ImagesDone
+from ipc.shm_ref import ShmRef
 
+PROTOCOL_VERSION = 5
 
-class ShmRef(msgspec.Struct, frozen=True, tag="shm"):
-    """A payload that lives in a shared-memory segment instead of the frame."""
-
-    name: str
-    size: int
+__all__ = ["GenerateImage", "ImageProgress", "ImageResult", "ImagesDone", "ShmRef"]
 
 
 class ToolCall(msgspec.Struct, omit_defaults=True):
@@ -205,14 +203,23 @@ class ReleaseShm(msgspec.Struct, tag="release_shm"):
 
 
 ServerMessage = (
-    Hello | Generate | Cancel | GetStats | Shutdown | Transcribe | Embed | Rerank | ReleaseShm
+    Hello
+    | Generate
+    | Cancel
+    | GetStats
+    | Shutdown
+    | Transcribe
+    | Embed
+    | Rerank
+    | GenerateImage
+    | ReleaseShm
 )
 
 # Requests the handler queues and runs on an engine thread, each answered by
 # frames carrying its ``req_id`` and ending with one of ``TERMINAL_TYPES``.
 # Services build them with ``req_id`` 0; the server's handler process stamps it.
-WorkMessage = Generate | Transcribe | Embed | Rerank
-WORK_TYPES: tuple[type, ...] = (Generate, Transcribe, Embed, Rerank)
+WorkMessage = Generate | Transcribe | Embed | Rerank | GenerateImage
+WORK_TYPES: tuple[type, ...] = (Generate, Transcribe, Embed, Rerank, GenerateImage)
 
 
 # --- handler -> server ----------------------------------------------------
@@ -388,8 +395,26 @@ class RerankResult(msgspec.Struct, tag="rerank_result"):
 
 
 HandlerMessage = (
-    Ready | Delta | Finished | Failed | Stats | Segment | Transcript | Embeddings | RerankResult
+    Ready
+    | Delta
+    | Finished
+    | Failed
+    | Stats
+    | Segment
+    | Transcript
+    | Embeddings
+    | RerankResult
+    | ImageProgress
+    | ImageResult
+    | ImagesDone
 )
 
 # The last frame of a request; nothing with its ``req_id`` follows.
-TERMINAL_TYPES: tuple[type, ...] = (Finished, Failed, Transcript, Embeddings, RerankResult)
+TERMINAL_TYPES: tuple[type, ...] = (
+    Finished,
+    Failed,
+    Transcript,
+    Embeddings,
+    RerankResult,
+    ImagesDone,
+)

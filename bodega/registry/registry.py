@@ -35,6 +35,8 @@ SERVED_BY = {
     "embeddings": "/v1/embeddings",
     "rerank": "/v1/rerank",
     "whisper": "/v1/audio/transcriptions",
+    "image-generation": "/v1/images/generations",
+    "image-edit": "/v1/images/generations and /v1/images/edits",
 }
 # Statuses in which a model takes requests (a restarting one makes them wait).
 SERVING = ("running", "restarting")
@@ -110,7 +112,7 @@ class Registry:
     def _validate_paths(spec: ModelSpec, engine: str) -> None:
         for name in ("model_path", "draft_model_path"):
             path = getattr(spec, name)
-            repo_ok = engine == "mlx" and looks_like_repo_id(path or "")
+            repo_ok = engine in ("mlx", "mflux", "diffusers") and looks_like_repo_id(path or "")
             if path is not None and not repo_ok and not Path(path).exists():
                 raise InvalidRequest(f"{name} {path!r} does not exist", param=name)
         for i, adapter in enumerate(spec.lora_paths or []):

@@ -74,7 +74,7 @@ def test_find_mmproj_beside_the_model(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("model_type", ["image-generation", "image-edit"])
-def test_auto_has_nothing_for_types_without_an_engine(model_type: str) -> None:
-    assert model_type not in SUPPORTED
-    with pytest.raises(NoEngine, match=f"no engine serves model_type '{model_type}' yet"):
-        resolve_engine(model_type, "auto", "x")
+def test_image_models_pick_diffusers_for_pipeline_folders(model_type: str, tmp_path: Path) -> None:
+    assert resolve_engine(model_type, "auto", str(tmp_path)) == "mflux"
+    (tmp_path / "model_index.json").write_text("{}")
+    assert resolve_engine(model_type, "auto", str(tmp_path)) == "diffusers"

@@ -85,6 +85,25 @@ SERVER_MESSAGES: list[msgspec.Struct] = [
     ),
     m.Rerank(req_id=9, query="q", documents=["d1", "d2"]),
     m.ReleaseShm(name="bd1-b"),
+    m.GenerateImage(
+        req_id=10,
+        prompt="a fox",
+        negative_prompt="blur",
+        n=2,
+        width=64,
+        height=48,
+        steps=3,
+        steps_share=0.5,
+        guidance_scale=2.5,
+        seed=7,
+        images=[m.ShmRef(name="bd1-i", size=9)],
+        mask=m.ShmRef(name="bd1-m", size=9),
+        strength=0.5,
+        output_format="webp",
+        output_compression=20,
+        transparent=True,
+        partial_images=2,
+    ),
 ]
 
 HANDLER_MESSAGES: list[msgspec.Struct] = [
@@ -143,6 +162,11 @@ HANDLER_MESSAGES: list[msgspec.Struct] = [
         prompt_tokens=3,
     ),
     m.RerankResult(req_id=9, scores=[0.5, 0.1], prompt_tokens=4),
+    m.ImageProgress(req_id=10, index=1, step=2, steps=3, preview=m.ShmRef(name="bd1-p", size=5)),
+    m.ImageResult(
+        req_id=10, index=1, image=m.ShmRef(name="bd1-r", size=5), width=64, height=48, seed=8
+    ),
+    m.ImagesDone(req_id=10, n=2, prompt_tokens=5),
 ]
 
 OTHER_STRUCTS: list[msgspec.Struct] = [
@@ -193,7 +217,9 @@ def test_samples_cover_every_struct_in_messages() -> None:
     structs = {
         obj
         for obj in vars(m).values()
-        if inspect.isclass(obj) and issubclass(obj, msgspec.Struct) and obj.__module__ == m.__name__
+        if inspect.isclass(obj)
+        and issubclass(obj, msgspec.Struct)
+        and obj.__module__.startswith("ipc.")
     }
     assert {type(s) for s in ALL_SAMPLES} == structs
     assert set(typing.get_args(m.ServerMessage)) == {type(s) for s in SERVER_MESSAGES}

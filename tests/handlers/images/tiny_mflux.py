@@ -1,0 +1,267 @@
+"""A tiny randomly initialised FLUX.1 model for mflux, built on the fly.
+
+mflux's FLUX.1 classes hard-code FLUX's dimensions (3072 hidden, 24x128
+attention heads, a 24-block 4096-wide T5, a 12-layer 768-wide CLIP, a
+128/256/512-channel VAE), so a tiny model takes two parts:
+
+* ``build_tiny_mflux(dest)`` writes a folder in mflux's own saved layout
+  (what ``mflux-save`` writes: ``transformer/``, ``vae/``, ``text_encoder/``,
+  ``text_encoder_2/`` safetensors carrying ``mflux_version`` metadata, plus
+  local ``tokenizer/`` (CLIP BPE) and ``tokenizer_2/`` (T5 Unigram)), which
+  ``Flux1(model_config=ModelConfig.schnell(), model_path=str(dest))`` loads
+  through mflux's own WeightLoader / WeightApplier / TokenizerLoader. Module
+  parameter shapes are not checked by mlx's ``Module.update``, so the tiny
+  arrays simply replace the (never evaluated, lazily initialised) full-size
+  ones.
+* ``tiny_mflux_patches()`` (a context manager; or ``apply_tiny_mflux_patches``
+  with a pytest ``monkeypatch``) replaces the few places where a FLUX dimension
+  is a literal in the forward pass with versions that read it off the weights.
+  For the real model they compute the same numbers, so they are harmless if
+  left on. They must be active while the model is built and run, in the same
+  process.
+
+Honest plumbing, no claim of quality: the output is noise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+# Transformer: 1 head of 128 (FLUX's rope covers 16+56+56 = 128 dims per head).
+HIDDEN = 128
+FF = 256
+# T5: 64 heads (the relative attention bias is 32 buckets x 64 heads) of 1 dim.
+T5_HIDDEN = 64
+T5_FF = 128
+# CLIP: 12 heads of 16.
+CLIP_HIDDEN = 192
+CLIP_FF = 256
+# VAE: every 128/256/512-channel layer at 64 (GroupNorm keeps its 32 groups).
+VAE_CHANNELS = 64
+
+JOINT_BLOCKS = 1
+SINGLE_BLOCKS = 1
+T5_BLOCKS = 2  # of FLUX's hard-coded 24
+CLIP_LAYERS = 2  # of FLUX's hard-coded 12
+
+_CHARS = [chr(c) for c in range(ord("!"), ord("~") + 1)]
+
+
+def _dim_maps(clip_vocab: int, t5_vocab: int) -> dict[str, dict[int, int]]:
+    return {
+        "transformer": {
+            3072: HIDDEN,
+            18432: 6 * HIDDEN,
+            12288: FF,
+            9216: 3 * HIDDEN,
+            6144: 2 * HIDDEN,
+            15360: HIDDEN + FF,
+            4096: T5_HIDDEN,
+            768: CLIP_HIDDEN,
+        },
+        "t5_encoder": {4096: T5_HIDDEN, 10240: T5_FF, 32128: t5_vocab},
+        "clip_encoder": {768: CLIP_HIDDEN, 3072: CLIP_FF, 49408: clip_vocab},
+        "vae": {512: VAE_CHANNELS, 256: VAE_CHANNELS, 128: VAE_CHANNELS},
+    }
+
+
+def _write_tokenizers(dest: Path) -> tuple[int, int]:
+    from transformers import CLIPTokenizer, T5Tokenizer
+
+    # CLIP: characters alone and word-final; the end token has the highest id,
+    # as in CLIP (the pooled output is read at argmax(ids)).
+    pieces = _CHARS + [c + "</w>" for c in _CHARS]
+    vocab = {p: i for i, p in enumerate(pieces)}
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    clip = CLIPTokenizer(vocab=vocab, merges=[])
+    clip.save_pretrained(str(dest / "tokenizer"))
+
+    # T5: <pad>=0, </s>=1, <unk>=2, then word-initial and inner characters.
+    t5_vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
+    t5_vocab += [("\u2581" + c, -3.0) for c in _CHARS] + [(c, -4.0) for c in _CHARS]
+    t5 = T5Tokenizer(vocab=t5_vocab, extra_ids=0)
+    t5.save_pretrained(str(dest / "tokenizer_2"))
+    return len(clip), len(t5)
+
+
+def _tiny_params(module: Any, dims: dict[int, int], seed: int) -> dict[str, Any]:
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+
+    mx.random.seed(seed)
+    out = {}
+    for name, value in tree_flatten(module.parameters()):
+        shape = tuple(dims.get(d, d) for d in value.shape)
+        owner = name.split(".")[-2] if "." in name else ""
+        if name.endswith("bias") or "norm" in owner:
+            # Norm scales at one, biases at zero: keeps the random stream finite.
+            fill = 1.0 if name.endswith("weight") else 0.0
+            arr = mx.full(shape, fill, dtype=mx.float32)
+        else:
+            fan_in = 1
+            for d in shape[1:]:
+                fan_in *= d
+            arr = mx.random.normal(shape) * (fan_in**-0.5)
+        out[name] = arr.astype(mx.bfloat16)
+    return out
+
+
+def build_tiny_mflux(dest: Path) -> Path:
+    """Write the tiny FLUX.1 folder into ``dest`` (created if needed) and return it."""
+    import mlx.core as mx
+    from mflux.models.common.config.model_config import ModelConfig
+    from mflux.models.flux.model.flux_text_encoder.clip_encoder.clip_encoder import CLIPEncoder
+    from mflux.models.flux.model.flux_text_encoder.t5_encoder.t5_encoder import T5Encoder
+    from mflux.models.flux.model.flux_transformer.transformer import Transformer
+    from mflux.models.flux.model.flux_vae.vae import VAE
+
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    clip_vocab, t5_vocab = _write_tokenizers(dest)
+    dims = _dim_maps(clip_vocab, t5_vocab)
+
+    # Full-size modules, never evaluated (mlx is lazy): only their parameter
+    # names and shapes are read, then mapped to the tiny shapes. The dev config
+    # carries the guidance embedder too; schnell simply leaves it unused.
+    modules = {
+        ("transformer", "transformer"): Transformer(
+            model_config=ModelConfig.dev(),
+            num_transformer_blocks=JOINT_BLOCKS,
+            num_single_transformer_blocks=SINGLE_BLOCKS,
+        ),
+        ("vae", "vae"): VAE(),
+        ("t5_encoder", "text_encoder_2"): T5Encoder(),
+        ("clip_encoder", "text_encoder"): CLIPEncoder(),
+    }
+    t5 = modules[("t5_encoder", "text_encoder_2")]
+    t5.t5_blocks = t5.t5_blocks[:T5_BLOCKS]
+    clip = modules[("clip_encoder", "text_encoder")]
+    clip.text_model.encoder.layers = clip.text_model.encoder.layers[:CLIP_LAYERS]
+    metadata = {"quantization_level": "None", "mflux_version": "0.24.0"}
+    for seed, ((component, subdir), module) in enumerate(modules.items()):
+        params = _tiny_params(module, dims[component], seed)
+        (dest / subdir).mkdir(exist_ok=True)
+        mx.save_safetensors(str(dest / subdir / "0.safetensors"), params, metadata=metadata)
+    (dest / "tiny_mflux.json").write_text(
+        json.dumps({"hidden": HIDDEN, "t5_hidden": T5_HIDDEN, "clip_hidden": CLIP_HIDDEN}) + "\n"
+    )
+    return dest
+
+
+# --- the patches -------------------------------------------------------------
+
+
+def _patches() -> list[tuple[Any, str, Any]]:
+    import mlx.core as mx
+    from mflux.models.flux.flux_initializer import FluxInitializer
+    from mflux.models.flux.model.flux_text_encoder.clip_encoder.clip_sdpa_attention import (
+        CLIPSdpaAttention,
+    )
+    from mflux.models.flux.model.flux_text_encoder.t5_encoder.t5_self_attention import (
+        T5SelfAttention,
+    )
+    from mflux.models.flux.model.flux_transformer.ada_layer_norm_continuous import (
+        AdaLayerNormContinuous,
+    )
+    from mflux.models.flux.model.flux_transformer.ada_layer_norm_zero import AdaLayerNormZero
+    from mflux.models.flux.model.flux_transformer.ada_layer_norm_zero_single import (
+        AdaLayerNormZeroSingle,
+    )
+    from mflux.models.flux.model.flux_transformer.joint_attention import JointAttention
+    from mflux.models.flux.model.flux_transformer.single_block_attention import SingleBlockAttention
+
+    # T5: 64 heads hard-coded in shape()/un_shape(); the head size follows the width.
+    def t5_shape(states):
+        return mx.transpose(mx.reshape(states, (1, -1, 64, states.shape[-1] // 64)), (0, 2, 1, 3))
+
+    def t5_un_shape(states):
+        return mx.reshape(
+            mx.transpose(states, (0, 2, 1, 3)), (1, -1, states.shape[1] * states.shape[3])
+        )
+
+    # AdaLayerNormZero slices its modulation in chunks of the literal 18432 // 6.
+    original_zero_call = AdaLayerNormZero.__call__
+
+    def ada_zero_call(self, *args, **kwargs):
+        chunk = self.linear.weight.shape[0] // 6
+        if chunk == 3072:
+            return original_zero_call(self, *args, **kwargs)
+        return _ada_zero_small(self, chunk, *args, **kwargs)
+
+    original_apply = FluxInitializer._apply_weights
+
+    def apply_weights(model, weights, quantize):
+        original_apply(model, weights, quantize)
+        _fit_attributes(model)
+
+    def _fit_attributes(model) -> None:
+        # T5 and CLIP build a fixed number of blocks; drop the ones the checkpoint
+        # left at their (lazy, never evaluated) full size.
+        t5 = model.t5_text_encoder
+        t5.t5_blocks = _loaded_prefix(t5.t5_blocks, lambda b: b.attention.SelfAttention.q)
+        encoder = model.clip_text_encoder.text_model.encoder
+        encoder.layers = _loaded_prefix(encoder.layers, lambda layer: layer.self_attn.q_proj)
+        for _, module in model.named_modules():
+            if isinstance(module, (JointAttention, SingleBlockAttention)):
+                module.num_heads = _out_dim(module.to_q) // module.head_dimension
+            elif isinstance(module, AdaLayerNormContinuous):
+                module.embedding_dim = _out_dim(module.linear) // 2
+            elif isinstance(module, AdaLayerNormZeroSingle):
+                module.dim = _out_dim(module.linear) // 3
+            elif isinstance(module, CLIPSdpaAttention):
+                module.head_dimension = _out_dim(module.q_proj) // module.num_heads
+
+    return [
+        (T5SelfAttention, "shape", staticmethod(t5_shape)),
+        (T5SelfAttention, "un_shape", staticmethod(t5_un_shape)),
+        (AdaLayerNormZero, "__call__", ada_zero_call),
+        (FluxInitializer, "_apply_weights", staticmethod(apply_weights)),
+    ]
+
+
+def _loaded_prefix(blocks: list, probe) -> list:
+    width = probe(blocks[0]).weight.shape
+    count = 0
+    while count < len(blocks) and probe(blocks[count]).weight.shape == width:
+        count += 1
+    return blocks[:count]
+
+
+def _out_dim(linear) -> int:
+    # A quantized Linear keeps its output rows; only the input side is packed.
+    return linear.weight.shape[0]
+
+
+def _ada_zero_small(self, chunk, hidden_states, text_embeddings):
+    from mlx import nn
+
+    text_embeddings = self.linear(nn.silu(text_embeddings))
+    parts = [text_embeddings[:, i * chunk : (i + 1) * chunk] for i in range(6)]
+    shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = parts
+    hidden_states = self.norm(hidden_states) * (1 + scale_msa[:, None]) + shift_msa[:, None]
+    return hidden_states, gate_msa, shift_mlp, scale_mlp, gate_mlp
+
+
+def apply_tiny_mflux_patches(monkeypatch) -> None:
+    """Apply the patches through a pytest ``monkeypatch`` (undone at teardown)."""
+    for owner, name, value in _patches():
+        monkeypatch.setattr(owner, name, value)
+
+
+@contextlib.contextmanager
+def tiny_mflux_patches() -> Iterator[None]:
+    """The patches for the duration of a ``with`` block."""
+    patches = _patches()
+    saved = [(owner, name, owner.__dict__[name]) for owner, name, _ in patches]
+    try:
+        for owner, name, value in patches:
+            setattr(owner, name, value)
+        yield
+    finally:
+        for owner, name, value in reversed(saved):
+            setattr(owner, name, value)
