@@ -13,7 +13,6 @@ from catalog.engines import (
     SUPPORTED,
     EngineName,
     ModelType,
-    NoEngine,
     resolve_engine,
 )
 from catalog.files import find_mmproj
