@@ -168,5 +168,6 @@ def _preview(flux: Any, latents: Any, config: Any) -> Image:
         latents=latents, height=config.height, width=config.width
     )
     decoded = flux.vae.decode(unpacked)
-    pixels = mx.clip((decoded[0] + 1) * 127.5, 0, 255).astype(mx.uint8)
-    return PILImage.fromarray(np.array(pixels).transpose(1, 2, 0))
+    pixels = np.array(mx.clip((decoded + 1) * 127.5, 0, 255).astype(mx.uint8))
+    pixels = pixels.reshape(3, *pixels.shape[-2:])  # (1, 3, [1,] height, width)
+    return PILImage.fromarray(pixels.transpose(1, 2, 0))
