@@ -22,6 +22,7 @@ GROUP_MODULES: tuple[str, ...] = (
     "bench.whisper",
     "bench.embeddings",
     "bench.vision",
+    "bench.images",
     "bench.peers",
 )
 

@@ -34,10 +34,10 @@ def handler_env(engine: str) -> dict[str, str]:
     env = dict(os.environ)
     path = env.get("PYTHONPATH")
     env["PYTHONPATH"] = _PROJECT_ROOT + (os.pathsep + path if path else "")
-    blas = openblas_library() if engine == "mlx" else None
+    blas = openblas_library() if engine in ("mlx", "mflux") else None
     if blas and "LD_PRELOAD" not in env:
         env["LD_PRELOAD"] = blas
-    if engine in ("sentence-transformers", "cross-encoder", "bi-encoder"):
+    if engine in ("sentence-transformers", "cross-encoder", "bi-encoder", "diffusers"):
         env["HF_HUB_OFFLINE"] = "1"  # local files only, never the Hugging Face hub
         env.setdefault("TOKENIZERS_PARALLELISM", "false")
         # torch's OpenMP threads otherwise spin between operations, taking the
