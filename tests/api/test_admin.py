@@ -105,7 +105,7 @@ def test_file_that_is_not_a_model_is_a_clear_load_error(server: Server, tmp_path
         ({"draft_model_path": "/tmp/d"}, "draft_model_path"),
         ({"trust_remote_code": True}, "trust_remote_code"),
         ({"quantize": 4}, "quantize"),
-        ({"model_type": "image-generation"}, "model_type"),
+        ({"model_type": "image-generation", "engine": "llamacpp"}, "engine"),
         ({"engine": "vllm"}, "engine"),
         ({"max_concurrency": 0}, "max_concurrency"),
         ({"context_length": "big"}, "context_length"),

@@ -37,14 +37,14 @@ def test_the_bytes_decide_the_format_not_the_mime_type() -> None:
 
 
 def test_not_an_image_names_the_part() -> None:
-    with pytest.raises(InvalidRequest, match="not a readable") as caught:
+    with pytest.raises(InvalidRequest, match="not a whole, readable") as caught:
         data_url_image(data_url(b"hello, world"), max_bytes=10_000, param=PARAM)
     assert caught.value.param == PARAM
 
 
 def test_a_truncated_image_is_refused() -> None:
     png = image_bytes("PNG", (64, 64))
-    with pytest.raises(InvalidRequest, match="not a readable"):
+    with pytest.raises(InvalidRequest, match="not a whole, readable"):
         checked_image(png[: len(png) // 2], param=PARAM)
 
 

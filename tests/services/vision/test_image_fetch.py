@@ -134,7 +134,7 @@ async def test_slow_is_a_timeout(server: ThreadingHTTPServer) -> None:
 async def test_not_an_image_an_error_status_and_a_redirect_loop(
     server: ThreadingHTTPServer,
 ) -> None:
-    with pytest.raises(InvalidRequest, match="not a readable"):
+    with pytest.raises(InvalidRequest, match="not a whole, readable"):
         await fetch(url(server, "/text"))
     with pytest.raises(InvalidRequest, match="HTTP 404"):
         await fetch(url(server, "/missing"))
