@@ -5,21 +5,18 @@ timings mean anything), and what returning a 1024x1024 PNG costs."""
 from __future__ import annotations
 
 import io
-import json
-import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any
 
 import httpx
 import msgspec
 import pybase64
 
-from bodega.registry.handler_env import handler_env
 from ipc import shm
 
 from .images_worker import SIZE, STEPS
+from .line_worker import LineWorker
 from .registry import Options, register
 from .report import Table, fmt, median, spread, verdict
 from .server import PROJECT_ROOT, BodegaServer
@@ -27,41 +24,9 @@ from .server import PROJECT_ROOT, BodegaServer
 TARGET = 0.95  # in-process seconds / server seconds
 
 
-class Worker:
-    """``bench.images_worker`` in the handler's environment."""
-
-    def __init__(self, folder: Path, log: IO[bytes]) -> None:
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "bench.images_worker", str(folder)],
-            cwd=PROJECT_ROOT,
-            env=handler_env("diffusers"),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-        )
-        self._read()
-
-    def _read(self) -> dict[str, Any]:
-        assert self._process.stdout is not None
-        line = self._process.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the in-process worker exited ({self._process.wait()})")
-        reply: dict[str, Any] = json.loads(line)
-        return reply
-
-    def seconds(self, seed: int) -> float:
-        """Wall seconds of one image."""
-        assert self._process.stdin is not None
-        self._process.stdin.write(f"{seed}\n")
-        self._process.stdin.flush()
-        return float(self._read()["seconds"])
-
-    def close(self) -> None:
-        """End the worker."""
-        if self._process.stdin is not None:
-            self._process.stdin.close()
-        self._process.wait(30)
+def seconds(worker: LineWorker, seed: int) -> float:
+    """Wall seconds of one image in-process."""
+    return float(worker.ask(str(seed))["seconds"])
 
 
 def server_seconds(client: httpx.Client, seed: int) -> float:
@@ -103,15 +68,15 @@ def wall_table(options: Options, log_dir: Path) -> Table:
         BodegaServer(log_dir / "images-server.log", ["--config", str(config)]) as server,
         httpx.Client(base_url=server.base_url) as client,
     ):
-        worker = Worker(folder, worker_log)
+        worker = LineWorker("bench.images_worker", [str(folder)], "diffusers", worker_log)
         try:
-            server_seconds(client, 0), worker.seconds(0)  # warm-up
+            server_seconds(client, 0), seconds(worker, 0)  # warm-up
             pairs = []
             for i in range(reps):
                 if i % 2 == 0:
-                    s, w = server_seconds(client, i), worker.seconds(i)
+                    s, w = server_seconds(client, i), seconds(worker, i)
                 else:
-                    w, s = worker.seconds(i), server_seconds(client, i)
+                    w, s = seconds(worker, i), server_seconds(client, i)
                 pairs.append((s, w))
         finally:
             worker.close()

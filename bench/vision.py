@@ -13,18 +13,16 @@ import base64
 import io
 import json
 import secrets
-import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any
 
 import pybase64
 
-from bodega.registry.handler_env import handler_env
 from bodega.services.vision.image_bytes import checked_image
 from ipc import shm
 
+from .line_worker import LineWorker
 from .rawhttp import SseConnection
 from .registry import Options, register
 from .report import Table, fmt, median, spread, verdict
@@ -66,41 +64,9 @@ def tiny_models(folder: Path) -> dict[str, str]:
     return models
 
 
-class Worker:
-    """``bench.vision_worker`` for one engine, in the handler's environment."""
-
-    def __init__(self, engine: str, model_path: str, log: IO[bytes]) -> None:
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "bench.vision_worker", engine, model_path],
-            cwd=PROJECT_ROOT,
-            env=handler_env(engine),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-        )
-        self._read()
-
-    def _read(self) -> dict[str, Any]:
-        assert self._process.stdout is not None
-        line = self._process.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the in-process worker exited ({self._process.wait()})")
-        reply: dict[str, Any] = json.loads(line)
-        return reply
-
-    def ttft(self, image: Path) -> float:
-        """Seconds to the first token of one request with ``image``."""
-        assert self._process.stdin is not None
-        self._process.stdin.write(f"{secrets.token_hex(4)} {image}\n")
-        self._process.stdin.flush()
-        return float(self._read()["ttft"])
-
-    def close(self) -> None:
-        """End the worker."""
-        if self._process.stdin is not None:
-            self._process.stdin.close()
-        self._process.wait(30)
+def worker_ttft(worker: LineWorker, image: Path) -> float:
+    """Seconds to the first token of one in-process request with ``image``."""
+    return float(worker.ask(f"{secrets.token_hex(4)} {image}")["ttft"])
 
 
 def server_ttft(conn: SseConnection, model: str, image_url: str) -> float:
@@ -149,15 +115,15 @@ def ttft_table(options: Options, log_dir: Path) -> Table:
         conn = SseConnection("127.0.0.1", server.port, timeout=120)
         for engine, path in models.items():
             model = f"tiny-{engine}"
-            worker = Worker(engine, path, worker_log)
+            worker = LineWorker("bench.vision_worker", [engine, path], engine, worker_log)
             try:
-                server_ttft(conn, model, url), worker.ttft(image)  # warm-up
+                server_ttft(conn, model, url), worker_ttft(worker, image)  # warm-up
                 pairs = []
                 for i in range(reps):
                     if i % 2 == 0:
-                        s, w = server_ttft(conn, model, url), worker.ttft(image)
+                        s, w = server_ttft(conn, model, url), worker_ttft(worker, image)
                     else:
-                        w, s = worker.ttft(image), server_ttft(conn, model, url)
+                        w, s = worker_ttft(worker, image), server_ttft(conn, model, url)
                     pairs.append((s, w))
             finally:
                 worker.close()

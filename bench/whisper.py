@@ -9,22 +9,19 @@ over the in-process one should be at least ``TARGET``.
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
-from typing import IO, Any
 
 import httpx
 
-from bodega.registry.handler_env import handler_env
 from bodega.settings import embedded_whisper_path
 
+from .line_worker import LineWorker
 from .registry import Options, register
 from .report import Table, fmt, median, spread, verdict
-from .server import PROJECT_ROOT, BodegaServer
+from .server import BodegaServer
 
 TARGET = 0.9
 CLIP_SECONDS = 30.0
@@ -69,49 +66,6 @@ def make_clip(folder: Path) -> Path:
         capture_output=True,
     )
     return clip
-
-
-class Worker:
-    """``bench.whisper_worker`` for one engine, in the handler's environment."""
-
-    def __init__(self, engine: str, folder: str, log: IO[bytes]) -> None:
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "bench.whisper_worker", engine, folder],
-            cwd=PROJECT_ROOT,
-            env=handler_env(engine),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-        )
-        self._read()
-
-    def _read(self) -> dict[str, Any]:
-        assert self._process.stdout is not None
-        line = self._process.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the in-process worker exited ({self._process.wait()})")
-        reply: dict[str, Any] = json.loads(line)
-        if "error" in reply:
-            raise RuntimeError(reply["error"])
-        return reply
-
-    def transcribe(self, path: Path) -> float:
-        """Seconds the engine took for ``path``."""
-        assert self._process.stdin is not None
-        self._process.stdin.write(f"{path}\n")
-        self._process.stdin.flush()
-        return float(self._read()["seconds"])
-
-    def close(self) -> None:
-        """End the worker."""
-        if self._process.stdin is not None:
-            self._process.stdin.close()
-        try:
-            self._process.wait(30)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
 
 
 def server_seconds(
@@ -162,17 +116,17 @@ def run(options: Options) -> list[Table]:
     ):
         for engine in ENGINES:
             model = f"whisper-{engine}"
-            worker = Worker(engine, folder, worker_log)
+            worker = LineWorker("bench.whisper_worker", [engine, folder], engine, worker_log)
             try:
                 server_seconds(client, model, clip)  # warm-up (MLX compiles on first use)
-                worker.transcribe(clip)
+                float(worker.ask(str(clip))["seconds"])
                 pairs: list[tuple[float, float]] = []
                 for i in range(reps):
                     if i % 2 == 0:
                         s = server_seconds(client, model, clip)
-                        w = worker.transcribe(clip)
+                        w = float(worker.ask(str(clip))["seconds"])
                     else:
-                        w = worker.transcribe(clip)
+                        w = float(worker.ask(str(clip))["seconds"])
                         s = server_seconds(client, model, clip)
                     pairs.append((CLIP_SECONDS / s, CLIP_SECONDS / w))
             finally:

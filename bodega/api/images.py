@@ -10,6 +10,7 @@ from werkzeug.datastructures import FileStorage
 
 from bodega.errors import (
     InvalidRequest,
+    NoModelLoaded,
     PayloadTooLarge,
     UnsupportedMediaType,
     from_validation_error,
@@ -36,7 +37,9 @@ def _model(name: str | None) -> Model:
     for model in registry().models:
         if model.spec.model_type in IMAGE_MODELS:
             return registry().resolve(model.id, kinds=IMAGE_MODELS)
-    return registry().resolve("", kinds=IMAGE_MODELS)  # the registry's own error
+    raise NoModelLoaded(
+        "No image model is loaded: load one with model_type image-generation or image-edit."
+    )
 
 
 async def _answer(

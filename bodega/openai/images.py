@@ -93,8 +93,8 @@ class ImagesResponse(msgspec.Struct, omit_defaults=True):
     usage: ImagesUsage | None = None
 
 
-class PartialImageEvent(msgspec.Struct):
-    """``image_generation.partial_image`` / ``image_edit.partial_image``."""
+class ImageEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What OpenAI's streamed image events share."""
 
     type: str
     b64_json: str
@@ -103,6 +103,11 @@ class PartialImageEvent(msgspec.Struct):
     quality: str
     background: str
     output_format: OutputFormat
+
+
+class PartialImageEvent(ImageEvent, kw_only=True):
+    """``image_generation.partial_image`` / ``image_edit.partial_image``."""
+
     partial_image_index: int
     # Bodega's additions: which image of ``n``, and the denoising step shown.
     image_index: int = 0
@@ -120,15 +125,8 @@ class ProgressEvent(msgspec.Struct):
     steps: int
 
 
-class CompletedEvent(msgspec.Struct, omit_defaults=True):
+class CompletedEvent(ImageEvent, kw_only=True):
     """``image_generation.completed`` / ``image_edit.completed``."""
 
-    type: str
-    b64_json: str
-    created_at: int
-    size: str
-    quality: str
-    background: str
-    output_format: OutputFormat
     usage: ImagesUsage
     image_index: int = 0

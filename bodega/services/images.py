@@ -99,8 +99,6 @@ def image_request(
         raise InvalidRequest(
             "steps and num_inference_steps disagree; send one", param="num_inference_steps"
         )
-    if options.output_compression is not None and options.output_format == "png":
-        pass  # PNG: the zlib level (lossless either way)
     width, height = size_of(options)
     seed = options.seed if options.seed is not None else secrets.randbelow(MAX_SEED - 10)
     if seed + options.n - 1 > MAX_SEED:
@@ -175,6 +173,8 @@ async def images_stream(
     background = "transparent" if message.transparent else "opaque"
     quality = options.quality
 
+    completed: list[CompletedEvent] = []  # sent once the usage is known, at the end
+
     async def events() -> AsyncGenerator[bytes, None]:
         frame: object = first
         partial_index = 0
@@ -233,7 +233,6 @@ async def images_stream(
         except BodegaError as exc:
             yield sse.event(error_body(exc))
 
-    completed: list[CompletedEvent] = []
     return events()
 
 

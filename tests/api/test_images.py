@@ -207,3 +207,12 @@ def test_a_client_that_leaves_stops_the_denoising(images_server: Server) -> None
     wait_until(lambda: queue_stats(images_server, MODEL)["running"] == 0, timeout=15)
     assert time.monotonic() - left < 5, "the handler went on denoising after the client left"
     assert generate(images_server).status_code == 200
+
+
+def test_image_requests_need_an_image_model(server: Server) -> None:
+    body = {"prompt": "a fox"}
+    r = server.client.post("/v1/images/generations", json=body)
+    assert r.status_code == 503 and "No image model" in r.json()["error"]["message"]
+    r = server.client.post("/v1/images/generations", json={**body, "model": "smollm2-135m"})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "model"
+    assert "/v1/chat/completions" in r.json()["error"]["message"]
