@@ -10,12 +10,23 @@ from typing import Any, Literal
 
 import msgspec
 
+from ipc.audio_messages import Segment, Transcribe, Transcript, Word
 from ipc.image_messages import GenerateImage, ImageProgress, ImageResult, ImagesDone
 from ipc.shm_ref import ShmRef
 
 PROTOCOL_VERSION = 5
 
-__all__ = ["GenerateImage", "ImageProgress", "ImageResult", "ImagesDone", "ShmRef"]
+__all__ = [
+    "GenerateImage",
+    "ImageProgress",
+    "ImageResult",
+    "ImagesDone",
+    "Segment",
+    "ShmRef",
+    "Transcribe",
+    "Transcript",
+    "Word",
+]
 
 
 class ToolCall(msgspec.Struct, omit_defaults=True):
@@ -156,22 +167,6 @@ class GetStats(msgspec.Struct, tag="get_stats"):
 
 class Shutdown(msgspec.Struct, tag="shutdown"):
     """Start nothing more and exit (the process exit frees the engine)."""
-
-
-class Transcribe(msgspec.Struct, tag="transcribe"):
-    """Speech to text: ``audio`` is the uploaded file's bytes (any container
-    the handler decodes), inline or in shared memory. ``task`` "translate"
-    turns speech in any language into English text."""
-
-    req_id: int
-    audio: bytes | ShmRef
-    filename: str = ""
-    task: Literal["transcribe", "translate"] = "transcribe"
-    language: str | None = None
-    prompt: str | None = None
-    # None: the engine's fallback schedule (0.0, 0.2, ... 1.0).
-    temperature: float | None = None
-    word_timestamps: bool = False
 
 
 class Embed(msgspec.Struct, tag="embed"):
@@ -332,43 +327,6 @@ class Stats(msgspec.Struct, tag="stats"):
     tokens_generated: int = 0
     memory: EngineMemory = msgspec.field(default_factory=EngineMemory)
     counters: EngineCounters = msgspec.field(default_factory=EngineCounters)
-
-
-class Word(msgspec.Struct, array_like=True):
-    """A transcribed word with its start and end, in seconds."""
-
-    word: str
-    start: float
-    end: float
-    probability: float = 0.0
-
-
-class Segment(msgspec.Struct, tag="segment", omit_defaults=True):
-    """One transcribed segment of a running ``Transcribe``, sent as soon as
-    it is decoded; times are seconds from the start of the audio."""
-
-    req_id: int
-    id: int
-    start: float
-    end: float
-    text: str
-    seek: int = 0
-    tokens: list[int] = []
-    temperature: float = 0.0
-    avg_logprob: float = 0.0
-    compression_ratio: float = 0.0
-    no_speech_prob: float = 0.0
-    words: list[Word] = []
-
-
-class Transcript(msgspec.Struct, tag="transcript"):
-    """The last frame of a ``Transcribe``: its ``Segment`` frames came before."""
-
-    req_id: int
-    language: str  # ISO 639-1 code
-    duration: float  # seconds of audio
-    n_segments: int = 0
-    language_name: str = ""  # Whisper's English name: "english"
 
 
 class Embeddings(msgspec.Struct, tag="embeddings", omit_defaults=True):
