@@ -16,7 +16,7 @@ import pybase64
 from ipc import shm
 
 from .images_worker import SIZE, STEPS
-from .line_worker import LineWorker
+from .line_worker import LineWorker, side_by_side
 from .registry import Options, register
 from .report import Table, fmt, median, spread, verdict
 from .server import PROJECT_ROOT, BodegaServer
@@ -70,14 +70,9 @@ def wall_table(options: Options, log_dir: Path) -> Table:
     ):
         worker = LineWorker("bench.images_worker", [str(folder)], "diffusers", worker_log)
         try:
-            server_seconds(client, 0), seconds(worker, 0)  # warm-up
-            pairs = []
-            for i in range(reps):
-                if i % 2 == 0:
-                    s, w = server_seconds(client, i), seconds(worker, i)
-                else:
-                    w, s = seconds(worker, i), server_seconds(client, i)
-                pairs.append((s, w))
+            pairs = side_by_side(
+                reps, lambda i: server_seconds(client, i), lambda i: seconds(worker, i)
+            )
         finally:
             worker.close()
     ratios = [w / s for s, w in pairs]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import IO, Any
 
 from bodega.registry.handler_env import handler_env
@@ -58,3 +59,19 @@ class LineWorker:
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
+
+
+def side_by_side(
+    reps: int, server: Callable[[int], float], local: Callable[[int], float]
+) -> list[tuple[float, float]]:
+    """One warm-up of each, then ``reps`` (server, in-process) measures of
+    request ``i``; which goes first alternates, so drift hits both alike."""
+    server(0), local(0)
+    pairs = []
+    for i in range(reps):
+        if i % 2 == 0:
+            s, w = server(i), local(i)
+        else:
+            w, s = local(i), server(i)
+        pairs.append((s, w))
+    return pairs

@@ -22,7 +22,7 @@ import pybase64
 from bodega.services.vision.image_bytes import checked_image
 from ipc import shm
 
-from .line_worker import LineWorker
+from .line_worker import LineWorker, side_by_side
 from .rawhttp import SseConnection
 from .registry import Options, register
 from .report import Table, fmt, median, spread, verdict
@@ -117,14 +117,11 @@ def ttft_table(options: Options, log_dir: Path) -> Table:
             model = f"tiny-{engine}"
             worker = LineWorker("bench.vision_worker", [engine, path], engine, worker_log)
             try:
-                server_ttft(conn, model, url), worker_ttft(worker, image)  # warm-up
-                pairs = []
-                for i in range(reps):
-                    if i % 2 == 0:
-                        s, w = server_ttft(conn, model, url), worker_ttft(worker, image)
-                    else:
-                        w, s = worker_ttft(worker, image), server_ttft(conn, model, url)
-                    pairs.append((s, w))
+                pairs = side_by_side(
+                    reps,
+                    lambda _: server_ttft(conn, model, url),  # noqa: B023 (used in this iteration)
+                    lambda _: worker_ttft(worker, image),  # noqa: B023
+                )
             finally:
                 worker.close()
             ratios = [w / s for s, w in pairs]

@@ -18,7 +18,7 @@ import httpx
 
 from bodega.settings import embedded_whisper_path
 
-from .line_worker import LineWorker
+from .line_worker import LineWorker, side_by_side
 from .registry import Options, register
 from .report import Table, fmt, median, spread, verdict
 from .server import BodegaServer
@@ -118,17 +118,13 @@ def run(options: Options) -> list[Table]:
             model = f"whisper-{engine}"
             worker = LineWorker("bench.whisper_worker", [engine, folder], engine, worker_log)
             try:
-                server_seconds(client, model, clip)  # warm-up (MLX compiles on first use)
-                float(worker.ask(str(clip))["seconds"])
-                pairs: list[tuple[float, float]] = []
-                for i in range(reps):
-                    if i % 2 == 0:
-                        s = server_seconds(client, model, clip)
-                        w = float(worker.ask(str(clip))["seconds"])
-                    else:
-                        w = float(worker.ask(str(clip))["seconds"])
-                        s = server_seconds(client, model, clip)
-                    pairs.append((CLIP_SECONDS / s, CLIP_SECONDS / w))
+                # The warm-up matters: MLX compiles on first use.
+                seconds = side_by_side(
+                    reps,
+                    lambda _: server_seconds(client, model, clip),  # noqa: B023 (used in this iteration)
+                    lambda _: float(worker.ask(str(clip))["seconds"]),  # noqa: B023
+                )
+                pairs = [(CLIP_SECONDS / s, CLIP_SECONDS / w) for s, w in seconds]
             finally:
                 worker.close()
             ratios = [s / w for s, w in pairs]
