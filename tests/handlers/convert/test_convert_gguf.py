@@ -119,9 +119,11 @@ def encode(x: Any, ggml_type: int) -> tuple[bytes, Any]:
 
 
 def _bytes_to_unicode() -> list[str]:
-    keep = [*range(33, 127), *range(161, 173), *range(174, 256)]
-    extra = iter(range(256, 512))
-    return [chr(b) if b in keep else chr(next(extra)) for b in range(256)]
+    """GPT-2's byte -> printable character table (transformers' own), in byte order."""
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    table = bytes_to_unicode()
+    return [table[b] for b in range(256)]
 
 
 def _permute_like_llamacpp(w: Any, n_heads: int) -> Any:

@@ -126,17 +126,11 @@ CHATML_TEMPLATE = (
 
 
 def _byte_tokens() -> list[str]:
-    """GPT-2's byte-to-unicode alphabet: one printable character per byte."""
-    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1)]
-    keep += range(ord("®"), ord("ÿ") + 1)
-    chars, extra = {}, 0
-    for b in range(256):
-        if b in keep:
-            chars[b] = chr(b)
-        else:
-            chars[b] = chr(256 + extra)
-            extra += 1
-    return [chars[b] for b in range(256)]
+    """GPT-2's byte -> printable character table (transformers' own), in byte order."""
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    table = bytes_to_unicode()
+    return [table[b] for b in range(256)]
 
 
 def build_tiny_text_gguf(dest: Path, *, seed: int = 0) -> Path:

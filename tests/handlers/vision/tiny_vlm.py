@@ -61,19 +61,10 @@ PRETOKENIZE_REGEX = (
 
 
 def _bytes_to_unicode() -> list[str]:
-    """GPT-2's byte -> printable character table, in byte order."""
-    printable = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
-    )
-    table, extra = {}, 0
-    for b in range(256):
-        if b in printable:
-            table[b] = chr(b)
-        else:
-            table[b] = chr(256 + extra)
-            extra += 1
+    """GPT-2's byte -> printable character table (transformers' own), in byte order."""
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    table = bytes_to_unicode()
     return [table[b] for b in range(256)]
 
 
