@@ -17,8 +17,9 @@ from bodega.errors import (
 )
 from bodega.openai.images import ImageEditOptions, ImageGenerationRequest, ImageOptions
 from bodega.registry.model import Model
-from bodega.services.images import Uploads, image_request, images_answer, images_stream
+from bodega.services.images import image_request, images_answer, images_stream
 from bodega.services.vision.image_bytes import checked_image, too_large
+from bodega.services.vision.images import RequestImages
 from ipc.image_messages import GenerateImage
 
 from .common import decode_json, json_response, registry, settings, sse_response
@@ -43,7 +44,7 @@ def _model(name: str | None) -> Model:
 
 
 async def _answer(
-    model: Model, message: GenerateImage, options: ImageOptions, kind: str, uploads: Uploads
+    model: Model, message: GenerateImage, options: ImageOptions, kind: str, uploads: RequestImages
 ) -> Response:
     try:
         if not options.stream:
@@ -54,7 +55,7 @@ async def _answer(
     except BaseException:
         uploads.release()
         raise
-    return sse_response(uploads.images.released_after(events))
+    return sse_response(uploads.released_after(events))
 
 
 @blueprint.post("/v1/images/generations")
@@ -63,7 +64,7 @@ async def generations() -> Response:
     options = await decode_json(ImageGenerationRequest)
     message = image_request(options)
     model = _model(options.model)
-    return await _answer(model, message, options, "image_generation", Uploads())
+    return await _answer(model, message, options, "image_generation", RequestImages())
 
 
 @blueprint.post("/v1/images/edits")
@@ -101,13 +102,13 @@ async def edits() -> Response:
     images = files.getlist("image") + files.getlist("image[]")
     if not images:
         raise InvalidRequest("image is required: upload the image to edit as a file", param="image")
-    uploads = Uploads()
+    uploads = RequestImages()  # by (0, upload index)
     try:
-        refs = [uploads.add(_upload(f, "image", max_bytes), i) for i, f in enumerate(images)]
+        refs = [uploads.add((0, i), _upload(f, "image", max_bytes)) for i, f in enumerate(images)]
         masks = files.getlist("mask")
         if len(masks) > 1:
             raise InvalidRequest("send one mask", param="mask")
-        mask = uploads.add(_upload(masks[0], "mask", max_bytes), len(refs)) if masks else None
+        mask = uploads.add((0, len(refs)), _upload(masks[0], "mask", max_bytes)) if masks else None
         message = image_request(options, images=refs, mask=mask, strength=options.strength)
         model = _model(options.model)
     except BaseException:

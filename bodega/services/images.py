@@ -13,7 +13,6 @@ import secrets
 import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from dataclasses import dataclass, field
 
 import pybase64
 
@@ -36,25 +35,8 @@ from ipc.messages import ShmRef
 
 from .embeddings import read_payload
 from .frames import first_frame
-from .vision.images import RequestImages
 
 MAX_SEED = 2**32 - 1  # engines seed 32-bit generators: image i gets seed + i
-
-
-@dataclass
-class Uploads:
-    """An edit's image(s) and mask in shared memory, for the request's life."""
-
-    images: RequestImages = field(default_factory=RequestImages)
-
-    def add(self, data: bytes, slot: int) -> ShmRef:
-        """Put one upload in shared memory."""
-        self.images.add((0, slot), data, "high")
-        return self.images.parts[(0, slot)].image
-
-    def release(self) -> None:
-        """Give the segments back."""
-        self.images.release()
 
 
 def size_of(options: ImageOptions) -> tuple[int | None, int | None]:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, cast
 
 from handlers.engine_protocol import EngineError, Send, ShouldStop
 from handlers.shm_out import offload
@@ -141,7 +141,7 @@ class ImageEngine:
                 )
                 return should_stop()
 
-            image = self.render(_replace(job, seed=seed), on_step)
+            image = self.render(replace(job, seed=seed), on_step)
             if image is None or should_stop():
                 return ImagesDone(req_id=request.req_id, n=index)
             send(
@@ -218,9 +218,3 @@ class ImageEngine:
 
     def close(self) -> None:
         """Release the pipeline."""
-
-
-def _replace(job: Job, **changes: Any) -> Job:
-    from dataclasses import replace
-
-    return replace(job, **changes)

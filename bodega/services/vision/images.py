@@ -19,7 +19,7 @@ from bodega.errors import BodegaError, InvalidRequest
 from bodega.openai.requests import ChatCompletionRequest, ImageUrl
 from bodega.registry.model import Model
 from ipc import shm
-from ipc.messages import ImagePart
+from ipc.messages import ImagePart, ShmRef
 
 from .fetch import FetchPolicy, Resolver, fetch_image, system_resolver
 from .image_bytes import data_url_image
@@ -45,10 +45,11 @@ class RequestImages:
 
     parts: dict[Position, ImagePart] = field(default_factory=dict)
 
-    def add(self, position: Position, data: bytes, detail: str) -> None:
+    def add(self, position: Position, data: bytes, detail: str = "auto") -> ShmRef:
         """Put an image in shared memory for the part at ``position``."""
         ref = image_pool().put(data)
         self.parts[position] = ImagePart(image=ref, detail=detail)  # type: ignore[arg-type]
+        return ref
 
     def release(self) -> None:
         """Give every segment back (the request is over); idempotent."""
