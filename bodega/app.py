@@ -27,7 +27,7 @@ from bodega.registry.registry import Registry
 from bodega.settings import Settings
 from ipc.framing import FrameTooLarge
 
-from .api import admin, audio, images, status, text, tools, vision
+from .api import admin, audio, hub, images, status, text, tools, vision
 from .api import embeddings as embeddings_api
 from .api import rag as rag_api
 from .api.common import json_response
@@ -59,7 +59,7 @@ def create_app(settings: Settings, registry: Registry) -> QuartTrio:
     app.extensions["bodega.settings"] = settings
     app.extensions["bodega.limits"] = limits
     app.asgi_app = BodyMeter(app.asgi_app, limits.drain_bytes)  # type: ignore[method-assign]
-    for module in (text, admin, status, tools, embeddings_api, audio, rag_api, vision, images):
+    for module in (text, admin, status, hub, tools, embeddings_api, audio, rag_api, vision, images):
         app.register_blueprint(module.blueprint)
 
     @app.after_request

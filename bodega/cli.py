@@ -94,7 +94,14 @@ async def serve(settings: Settings) -> int:
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_watch_signals, stop)
-        registry = Registry(nursery, load_timeout=settings.server.load_timeout)
+        server = settings.server
+        registry = Registry(
+            nursery,
+            load_timeout=server.load_timeout,
+            auto_download=server.auto_download,
+            load_on_demand=server.load_on_demand,
+            max_loaded_models=server.max_loaded_models,
+        )
         try:
             for spec in settings.models:
                 log.info("loading %s from %s", spec.id, spec.model_path)

@@ -173,6 +173,12 @@ class ModelUnavailable(BodegaError):
     code = "model_unavailable"
 
 
+class ModelLimitReached(ModelUnavailable):
+    """``max_loaded_models`` are loaded and none may be unloaded to make room."""
+
+    code = "model_limit_reached"
+
+
 class ModelRestarting(ModelUnavailable):
     """The model's handler is restarting and no more requests can wait for it."""
 

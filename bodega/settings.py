@@ -48,6 +48,22 @@ class ModelSpec(LoadOptions, forbid_unknown_fields=True, kw_only=True, omit_defa
     queue_timeout: Annotated[float, Meta(gt=0)] = 300
     # When the registry restarts the model's handler after it exits.
     restart: Literal["on-failure", "always", "never"] = "on-failure"
+    # A Hugging Face repo id as model_path: the revision, which GGUF of a repo
+    # with many (an exact ``filename`` or a ``quant`` such as "Q4_K_M"), and
+    # whether a repo missing from the cache is downloaded first (None: the
+    # server's ``auto_download``).
+    revision: str | None = None
+    filename: str | None = None
+    quant: str | None = None
+    auto_download: bool | None = None
+    # Never unloaded to make room under ``server.max_loaded_models``.
+    pinned: bool = False
+
+
+class LoadRequest(ModelSpec, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
+    """The ``load-model`` body: a ModelSpec, and whether to answer only once loaded."""
+
+    wait: bool = True
 
 
 class ServerSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -67,6 +83,12 @@ class ServerSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     remote_image_allowed_hosts: list[str] = []
     max_image_bytes: Annotated[int, Meta(ge=1)] = 10 * 1024 * 1024
     data_dir: str | None = None  # default: the user data dir (platformdirs)
+    # Models by Hugging Face repo id: download what the cache lacks before
+    # loading; load a cached repo a request names; at most this many loaded
+    # (the least recently used idle, unpinned one is unloaded to make room).
+    auto_download: bool = False
+    load_on_demand: bool = True
+    max_loaded_models: Annotated[int, Meta(ge=1)] | None = None
 
 
 class VisionSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

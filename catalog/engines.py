@@ -105,12 +105,23 @@ def resolve_engine(model_type: str, engine: str, model_path: str) -> str:
     """
     if engine != "auto":
         return engine
+    return auto_engine(
+        model_type,
+        gguf=is_gguf(model_path),
+        diffusers=is_diffusers(model_path),
+        mlx_whisper=is_mlx_whisper(model_path),
+    )
+
+
+def auto_engine(model_type: str, *, gguf: bool, diffusers: bool, mlx_whisper: bool) -> str:
+    """``auto``'s choice from what the model's files are (``resolve_engine``
+    looks at them on disk, ``catalog.sniff`` at a repo's file names)."""
     if model_type in _AUTO:
         return _AUTO[model_type]
     if model_type == "whisper":
-        return "mlx" if is_mlx_whisper(model_path) else "faster-whisper"
+        return "mlx" if mlx_whisper else "faster-whisper"
     if model_type in ("lm", "multimodal"):
-        return "llamacpp" if is_gguf(model_path) else "mlx"
+        return "llamacpp" if gguf else "mlx"
     if model_type in ("image-generation", "image-edit"):
-        return "diffusers" if is_diffusers(model_path) else "mflux"
+        return "diffusers" if diffusers else "mflux"
     raise NoEngine(f"no engine serves model_type {model_type!r} yet")

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 
 import pytest
+
+# Nothing in the tests reaches the real Hugging Face hub or the user's cache:
+# every server and in-process call gets an empty cache and a hub that refuses
+# connections, unless a test points them at its local stand-in.
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="bodega-test-hf-")
+os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"
+os.environ.pop("HF_HUB_CACHE", None)
+os.environ.pop("HF_TOKEN", None)
 
 from tests.helpers import Server, start_server, stop_server
 from tests.vision_server import (  # noqa: F401  (fixtures)

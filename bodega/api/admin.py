@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import msgspec
 import trio
 from quart import Blueprint, Response
 
 from bodega.openai.models import LoadAnswer, LoadedModel, LoadedModels, ModelMemory, UnloadAnswer
 from bodega.registry.model import Model, ModelState
-from bodega.settings import ModelSpec
+from bodega.settings import LoadRequest, ModelSpec
 from ipc.messages import EngineMemory
 
 from .common import decode_json, json_response, registry
@@ -34,6 +35,8 @@ def describe(model: Model, state: ModelState | None = None) -> LoadedModel:
         last_exit_code=state.last_exit_code,
         last_restart_at=state.last_restart_at,
         error=state.error,
+        progress=state.progress,
+        repo_id=model.repo_id,
     )
 
 
@@ -61,9 +64,15 @@ async def refresh_stats(models: list[Model]) -> None:
 
 @blueprint.post("/v1/admin/load-model")
 async def load_model() -> Response:
-    """Spawn a handler for the model and wait until it is ready."""
-    spec = await decode_json(ModelSpec)
-    model = await registry().load(spec)
+    """Spawn a handler for the model and wait until it is ready; with
+    ``"wait": false`` answer 202 at once (the model is ``downloading`` or
+    ``loading``, then ``running`` or ``failed``)."""
+    body = await decode_json(LoadRequest)
+    fields = msgspec.structs.asdict(body)
+    wait = fields.pop("wait")
+    model = await registry().load(ModelSpec(**fields), wait=wait)
+    if not wait:
+        return json_response(LoadAnswer(model=describe(model), status="accepted"), status=202)
     return json_response(LoadAnswer(model=describe(model)), status=201)
 
 

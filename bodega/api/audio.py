@@ -227,7 +227,7 @@ async def _audio(task: str) -> Response:
     max_audio = limits().audio_bytes
     form_fields, upload = await _read_form(max_audio)
     form = _check_form(form_fields)
-    model = registry().resolve(form.model, kinds=("whisper",))
+    model = await registry().find(form.model, kinds=("whisper",))
     filename = upload.filename or ""
     check_extension(filename)
     data = await trio.to_thread.run_sync(upload.stream.read, max_audio + 1)

@@ -31,10 +31,10 @@ UPLOAD_FORMATS = ("PNG", "JPEG", "WEBP")
 FORM_OVERHEAD = 64 * 1024
 
 
-def _model(name: str | None) -> Model:
+async def _model(name: str | None) -> Model:
     """The image model a request names (default: the first one serving)."""
     if name:
-        return registry().resolve(name, kinds=IMAGE_MODELS)
+        return await registry().find(name, kinds=IMAGE_MODELS)
     for model in registry().models:
         if model.spec.model_type in IMAGE_MODELS:
             return registry().resolve(model.id, kinds=IMAGE_MODELS)
@@ -63,7 +63,7 @@ async def generations() -> Response:
     """Make images from a prompt."""
     options = await decode_json(ImageGenerationRequest)
     message = image_request(options)
-    model = _model(options.model)
+    model = await _model(options.model)
     return await _answer(model, message, options, "image_generation", RequestImages())
 
 
@@ -110,7 +110,7 @@ async def edits() -> Response:
             raise InvalidRequest("send one mask", param="mask")
         mask = uploads.add((0, len(refs)), _upload(masks[0], "mask", max_bytes)) if masks else None
         message = image_request(options, images=refs, mask=mask, strength=options.strength)
-        model = _model(options.model)
+        model = await _model(options.model)
     except BaseException:
         uploads.release()
         raise

@@ -85,7 +85,7 @@ async def query() -> Response:
     """Answer a question about an indexed document, grounded in its chunks."""
     body = await decode_json(RagQueryRequest)
     service = rag()
-    chat_model = registry().resolve(body.model, kinds=TEXT_MODELS)
+    chat_model = await registry().find(body.model, kinds=TEXT_MODELS)
     meta, hits = await service.retrieve(
         body.file_id, body.query, body.top_k or service.config.top_k
     )

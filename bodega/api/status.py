@@ -1,4 +1,4 @@
-"""Health, the OpenAI model list and queue statistics."""
+"""Health and queue statistics."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from quart import Blueprint, Response
 from bodega.openai.models import (
     Health,
     HealthDetail,
-    ModelCard,
-    ModelList,
     QueueStatsAnswer,
     QueueSummary,
 )
@@ -37,6 +35,7 @@ async def health() -> Response:
             restarts=states[m.id].restarts,
             last_exit_code=states[m.id].last_exit_code,
             last_restart_at=states[m.id].last_restart_at,
+            progress=states[m.id].progress,
         )
         for m in models
     ]
@@ -48,24 +47,6 @@ async def health() -> Response:
             models_detail=detail,
         )
     )
-
-
-@blueprint.get("/v1/models")
-async def list_models() -> Response:
-    """Loaded models in the OpenAI list shape."""
-    cards = []
-    for m in registry().models:
-        state = m.state()
-        cards.append(
-            ModelCard(
-                id=m.id,
-                created=state.created_at,
-                type=m.spec.model_type,
-                status=state.status,
-                context_length=state.context_length,
-            )
-        )
-    return json_response(ModelList(data=cards))
 
 
 @blueprint.get("/v1/queue/stats")

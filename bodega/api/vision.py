@@ -33,10 +33,10 @@ def _multimodal() -> list[Model]:
     return [m for m in registry().models if m.spec.model_type == "multimodal"]
 
 
-def _model(name: str | None) -> Model:
+async def _model(name: str | None) -> Model:
     """The multimodal model a request names, or the first one serving."""
     if name is not None:
-        return registry().resolve(name, kinds=MULTIMODAL)
+        return await registry().find(name, kinds=MULTIMODAL)
     serving = [m for m in _multimodal() if m.status in SERVING]
     if not serving:
         raise NoModelLoaded(
@@ -67,7 +67,7 @@ async def vision_classify() -> Response:
     max_bytes = settings().server.max_image_bytes
     if (body.image_path is None) == (body.image_base64 is None):
         raise InvalidRequest("Send exactly one of image_path and image_base64.", param="image_path")
-    model = _model(body.model)
+    model = await _model(body.model)
     if body.image_path is not None:
         root = settings().vision.image_root
         data = image_from_path(body.image_path, root, max_bytes=max_bytes, param="image_path")
@@ -81,7 +81,7 @@ async def vision_classify() -> Response:
 async def vision_classify_batch() -> Response:
     """Classify several images; each bad one fails alone."""
     body = await decode_json(BatchClassifyRequest)
-    model = _model(body.model)
+    model = await _model(body.model)
     config = settings()
     answer = await classify_batch(
         model, body, config.vision.image_root, config.server.max_image_bytes

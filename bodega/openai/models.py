@@ -35,6 +35,9 @@ class LoadedModel(msgspec.Struct, omit_defaults=True):
     last_exit_code: int | None
     last_restart_at: int | None
     error: str | None = None
+    # While downloading: percent of its files in the cache.
+    progress: float | None = None
+    repo_id: str | None = None
     memory: ModelMemory | None = None
     tokens_generated: int | None = None
 
@@ -61,18 +64,6 @@ class UnloadAnswer(msgspec.Struct):
     status: str = "unloaded"
 
 
-class ModelCard(msgspec.Struct):
-    """One entry of ``GET /v1/models``."""
-
-    id: str
-    created: int
-    type: str
-    status: str
-    context_length: int | None
-    object: str = "model"
-    owned_by: str = "bodega"
-
-
 T = TypeVar("T")
 
 
@@ -83,10 +74,7 @@ class ObjectList(msgspec.Struct, Generic[T]):
     object: str = "list"
 
 
-ModelList = ObjectList[ModelCard]  # GET /v1/models
-
-
-class HealthDetail(msgspec.Struct):
+class HealthDetail(msgspec.Struct, omit_defaults=True):
     """One model in ``/health``."""
 
     id: str
@@ -96,6 +84,7 @@ class HealthDetail(msgspec.Struct):
     restarts: int
     last_exit_code: int | None
     last_restart_at: int | None
+    progress: float | None = None
 
 
 class Health(msgspec.Struct, omit_defaults=True):

@@ -29,13 +29,16 @@ from bodega.errors import (
     QueueFull,
     error_from_failed,
 )
+from bodega.hub.download import DownloadJob
 from bodega.settings import ModelSpec
 from ipc.messages import TERMINAL_TYPES, Failed, Finished, HandlerMessage, WorkMessage
 
 from .admission import Admission
 from .handler import HANDLER_COMMAND, HandlerProcess
 
-ModelStatus = Literal["loading", "running", "restarting", "failed", "stopping", "stopped"]
+ModelStatus = Literal[
+    "downloading", "loading", "running", "restarting", "failed", "stopping", "stopped"
+]
 T = TypeVar("T", bound=HandlerMessage)
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,8 @@ class ModelState(msgspec.Struct, kw_only=True):
     last_exit_code: int | None = None
     last_restart_at: int | None = None
     error: str | None = None
+    # While downloading: percent of the model's bytes in the cache.
+    progress: float | None = None
 
 
 class Model:
@@ -72,6 +77,13 @@ class Model:
         command: tuple[str, ...] = HANDLER_COMMAND,
     ) -> None:
         self.spec = spec
+        # What the handler loads: ``spec`` with model_path resolved to local
+        # files (a repo id becomes its cache snapshot; see ``use_files``).
+        self.handler_spec = spec
+        # The hub repo the files come from, and its download while in flight.
+        self.repo_id: str | None = None
+        self.download: DownloadJob | None = None
+        self.last_used = time.monotonic()
         self.admission = Admission(spec.max_concurrency, spec.queue_size, spec.queue_timeout)
         self._socket_path = socket_path
         self._engine = engine
@@ -93,9 +105,19 @@ class Model:
         """The id clients use."""
         return self.spec.id
 
+    def use_files(self, path: str, engine: str) -> None:
+        """Load from ``path`` with ``engine`` (once a repo's files are in the cache)."""
+        self.handler_spec = msgspec.structs.replace(self.spec, model_path=path)
+        self._engine = engine
+        self.handler = HandlerProcess(self.handler_spec, self._socket_path(), engine, self._command)
+
     @property
     def status(self) -> ModelStatus:
         """``restarting`` from a crash until the new handler's ``Ready``."""
+        if self._failed_for_good is not None and self.handler.pid is None:
+            return "failed"  # never started: its download or load failed
+        if self.download is not None and not self.download.done.is_set():
+            return "downloading"
         status = self.handler.status
         if self._restarting or (status == "failed" and self._restart_pending()):
             return "restarting"
@@ -123,6 +145,9 @@ class Model:
             last_exit_code=self.last_exit_code,
             last_restart_at=self.last_restart_at,
             error=self.error if self.status != "running" else None,
+            progress=self.download.progress.progress
+            if self.download is not None and self.status == "downloading"
+            else None,
         )
 
     # --- requests ----------------------------------------------------------
@@ -187,8 +212,21 @@ class Model:
 
     async def start(self, nursery: trio.Nursery) -> None:
         """Load the model's first handler; a failure here is a load error, not retried."""
-        await self.handler.start(nursery, self._load_timeout)
+        try:
+            await self.handler.start(nursery, self._load_timeout)
+        finally:
+            self._notify()
         nursery.start_soon(self._supervise, nursery)
+
+    def fail(self, reason: str) -> None:
+        """The model could not be prepared or loaded; it stays listed as failed."""
+        self._failed_for_good = reason
+        self._notify()
+
+    async def settled(self) -> None:
+        """Wait until the model is neither downloading nor loading."""
+        while self.status in ("downloading", "loading"):
+            await self._changed.wait()
 
     async def stop(self) -> None:
         """Stop the handler for good; a pending restart is abandoned."""
@@ -254,7 +292,9 @@ class Model:
     async def _try_start(self, nursery: trio.Nursery, hold: float) -> bool:
         """Start a new handler whose model loads after ``hold`` seconds (the
         backoff, during which it imports its engine)."""
-        handler = HandlerProcess(self.spec, self._socket_path(), self._engine, self._command)
+        handler = HandlerProcess(
+            self.handler_spec, self._socket_path(), self._engine, self._command
+        )
         self.handler = handler
         try:
             await handler.start(nursery, self._load_timeout, hold=hold)

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 
+import msgspec
 import psutil
 import trio
 
 from bodega.errors import (
+    BodegaError,
     InvalidRequest,
     ModelAlreadyLoaded,
+    ModelLimitReached,
     ModelNotFound,
     ModelUnavailable,
     NoModelLoaded,
 )
+from bodega.hub.download import Downloads
 from bodega.settings import ModelSpec
 from catalog.files import looks_like_repo_id
 from ipc import shm
@@ -24,6 +30,9 @@ from ipc import shm
 from .handler import HANDLER_COMMAND
 from .model import Model
 from .options import check_supported
+from .sources import cached_path, missing, on_demand_spec, repo_id_of, selection_of
+
+log = logging.getLogger(__name__)
 
 CURRENT = "current"
 # Model types that generate text (chat, completions, RAG answers).
@@ -69,12 +78,20 @@ class Registry:
         *,
         load_timeout: float = 600.0,
         handler_command: tuple[str, ...] = HANDLER_COMMAND,
+        auto_download: bool = False,
+        load_on_demand: bool = True,
+        max_loaded_models: int | None = None,
     ) -> None:
         self._nursery = nursery
+        self.downloads = Downloads(nursery)
+        self.auto_download = auto_download
+        self.load_on_demand = load_on_demand
+        self.max_loaded_models = max_loaded_models
         self._handler_command = handler_command
         self._load_timeout = load_timeout
         self._models: dict[str, Model] = {}
         self._lm_order: list[str] = []
+        self._on_demand: dict[str, trio.Event] = {}
         self._socket_ids = 0
         self.runtime_dir = runtime_root() / f"bodega-{os.getpid()}"
         self.runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -84,24 +101,121 @@ class Registry:
         """Registered models in load order."""
         return list(self._models.values())
 
-    async def load(self, spec: ModelSpec) -> Model:
-        """Validate ``spec``, spawn its handler and wait until it is ready."""
-        if spec.id in self._models:
-            raise ModelAlreadyLoaded(
-                f"A model with id {spec.id!r} is already loaded; unload it first.", param="model_id"
-            )
-        engine = check_supported(spec)
-        self._validate_paths(spec, engine)
-        model = Model(spec, self._socket_path, engine, self._load_timeout, self._handler_command)
+    async def load(self, spec: ModelSpec, *, wait: bool = True) -> Model:
+        """Validate ``spec``, spawn its handler and wait until it is ready.
+
+        A repo id is loaded from the HF cache, downloaded first when
+        ``auto_download`` allows. With ``wait`` False the model is returned
+        at once, ``downloading`` or ``loading``; a failure then leaves it
+        listed as ``failed`` with the reason.
+        """
+        self._check_free(spec.id)
+        await self._make_room()
+        self._check_free(spec.id)
+        repo_id = repo_id_of(spec)
+        if repo_id is None:
+            self._validate_paths(spec, check_supported(spec))
+        model = Model(
+            spec, self._socket_path, spec.engine, self._load_timeout, self._handler_command
+        )
+        model.repo_id = repo_id
         self._models[spec.id] = model
-        try:
-            await model.start(self._nursery)
-        except BaseException:
-            self._models.pop(spec.id, None)
-            raise
         if spec.model_type in ("lm", "multimodal"):
             self._lm_order.append(spec.id)
+        try:
+            path = await self._find_files(model)
+        except BaseException:
+            self._forget(spec.id)
+            raise
+        if not wait:
+            self._nursery.start_soon(self._start_in_background, model, path)
+            return model
+        try:
+            await self._start(model, path)
+        except BaseException:
+            self._forget(spec.id)
+            raise
         return model
+
+    def _check_free(self, model_id: str) -> None:
+        if model_id in self._models:
+            raise ModelAlreadyLoaded(
+                f"A model with id {model_id!r} is already loaded; unload it first.",
+                param="model_id",
+            )
+
+    async def _find_files(self, model: Model) -> Path | None:
+        """The cached files of a repo-id model, or None with its download
+        started (when allowed); None for a local path."""
+        spec, repo_id = model.spec, model.repo_id
+        if repo_id is None:
+            return None
+        path = await trio.to_thread.run_sync(cached_path, spec, repo_id)
+        if path is None:
+            allowed = self.auto_download if spec.auto_download is None else spec.auto_download
+            if not allowed:
+                raise missing(repo_id)
+            model.download = self.downloads.start(repo_id, selection_of(spec))
+        return path
+
+    async def _start(self, model: Model, path: Path | None) -> None:
+        """Wait for the model's download, then spawn its handler."""
+        if model.download is not None:
+            path = await model.download.wait()
+        if path is not None:
+            resolved = msgspec.structs.replace(model.spec, model_path=str(path))
+            engine = check_supported(resolved)
+            self._validate_paths(resolved, engine)
+            model.use_files(str(path), engine)
+        else:
+            model.use_files(model.spec.model_path, check_supported(model.spec))
+        await model.start(self._nursery)
+
+    async def _start_in_background(self, model: Model, path: Path | None) -> None:
+        try:
+            await self._start(model, path)
+        except BodegaError as exc:
+            model.fail(exc.message)
+            log.warning("loading %s failed: %s", model.id, exc.message)
+
+    def _forget(self, model_id: str) -> None:
+        self._models.pop(model_id, None)
+        if model_id in self._lm_order:
+            self._lm_order.remove(model_id)
+
+    async def _make_room(self) -> None:
+        """Unload the least recently used idle, unpinned model when at
+        ``max_loaded_models``; a 503 when none may go."""
+        limit = self.max_loaded_models
+        if limit is None or len(self._models) < limit:
+            return
+        idle = [
+            m
+            for m in self._models.values()
+            if not m.spec.pinned
+            and m.status in ("running", "failed")
+            and m.admission.stats.running + m.admission.stats.queued == 0
+        ]
+        if len(self._models) - len(idle) >= limit:
+            raise ModelLimitReached(
+                f"max_loaded_models ({limit}) are loaded and none is idle and unpinned; "
+                "unload one with DELETE /v1/admin/unload-model/{id}"
+            )
+        for model in sorted(idle, key=lambda m: m.last_used)[: len(self._models) - limit + 1]:
+            log.info("unloading %s (least recently used) to make room", model.id)
+            await self.unload(model.id)
+
+    async def find(
+        self, name: str, *, kinds: tuple[str, ...] | None = None, param: str = "model"
+    ) -> Model:
+        """``resolve``, loading a cached repo the request names when
+        ``load_on_demand`` is on (concurrent requests share one load)."""
+        model = self._models.get(name)
+        if model is not None and model.status in ("downloading", "loading"):
+            await model.settled()
+        elif model is None and self.load_on_demand and looks_like_repo_id(name):
+            await self._load_on_demand(name)
+        return self.resolve(name, kinds=kinds, param=param)
 
     def _socket_path(self) -> Path:
         """A fresh socket path for the next handler (a restart gets its own)."""
@@ -128,11 +242,10 @@ class Registry:
 
     async def unload(self, model_id: str) -> Model:
         """Stop a model's handler and forget it."""
-        model = self._models.pop(model_id, None)
+        model = self._models.get(model_id)
         if model is None:
             raise ModelNotFound(f"The model {model_id!r} is not loaded.", param="model_id")
-        if model_id in self._lm_order:
-            self._lm_order.remove(model_id)
+        self._forget(model_id)
         await model.stop()
         return model
 
@@ -165,6 +278,7 @@ class Registry:
         if model.status not in SERVING:
             detail = f": {model.error}" if model.error else ""
             raise ModelUnavailable(f"The model {name!r} is {model.status}{detail}")
+        model.last_used = time.monotonic()
         kind = model.spec.model_type
         if kinds is not None and kind not in kinds:
             raise InvalidRequest(
@@ -174,6 +288,23 @@ class Registry:
                 param=param,
             )
         return model
+
+    async def _load_on_demand(self, repo_id: str) -> None:
+        """Load a complete cached repo under its repo id; concurrent callers
+        wait for the first one's load."""
+        pending = self._on_demand.get(repo_id)
+        if pending is not None:
+            await pending.wait()
+            return
+        self._on_demand[repo_id] = pending = trio.Event()
+        try:
+            spec = await on_demand_spec(repo_id)
+            if spec is not None and repo_id not in self._models:
+                log.info("loading %s on demand", repo_id)
+                await self.load(spec)
+        finally:
+            del self._on_demand[repo_id]
+            pending.set()
 
     async def stop_all(self) -> None:
         """Stop every handler (in parallel) and remove the runtime folder."""

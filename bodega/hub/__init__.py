@@ -1,0 +1,1 @@
+"""The Hugging Face cache and hub: list, download, delete, resolve repo ids."""
