@@ -23,6 +23,7 @@ GROUP_MODULES: tuple[str, ...] = (
     "bench.embeddings",
     "bench.vision",
     "bench.images",
+    "bench.hub",
     "bench.peers",
 )
 

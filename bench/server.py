@@ -166,12 +166,20 @@ class ServerProcess:
 class BodegaServer(ServerProcess):
     """``python -m bodega launch`` with ``extra_args``, and its admin API."""
 
-    def __init__(self, log_path: Path, extra_args: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        log_path: Path,
+        extra_args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        ready_path: str = "/health",
+    ) -> None:
         args = extra_args or []
         super().__init__(
             "bodega",
             lambda port: [sys.executable, "-m", "bodega", "launch", "--port", str(port), *args],
             log_path,
+            env=env,
+            ready_path=ready_path,
         )
 
     # --- admin API -------------------------------------------------------

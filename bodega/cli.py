@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # huggingface_hub's client logs every request to the hub at INFO.
+    logging.getLogger("httpx2").setLevel(max(logging.WARNING, logging.root.level))
     try:
         settings = build_settings(
             config_path=args.config,

@@ -8,7 +8,10 @@ finished linked in the snapshot and the one it was writing as a
 manifest beside the cache's own folders (``bodega-manifest.json``: the
 commit and each planned file's size); a repo is complete when every planned
 file is in its snapshot with its size. A repo some other tool downloaded
-(no manifest) is complete when no blob is half-written.
+(no manifest) is complete when no blob is half-written. huggingface_hub
+resumes a cut transfer within one call (HTTP Range, from the last whole
+10 MiB); a killed process leaves its ``.incomplete`` behind, which the next
+download does not reuse.
 """
 
 from __future__ import annotations
@@ -146,10 +149,26 @@ def _remove_leftovers(repo_path: Path) -> None:
         repo_path.rmdir()
 
 
+def partial_blobs(repo_path: Path) -> list[tuple[str, int]]:
+    """(etag, bytes) of the blobs being written: ``blobs/<etag>.<random>.incomplete``.
+    One whose finished blob exists is a leftover of a killed download, not counted."""
+    blobs = repo_path / "blobs"
+    found = []
+    for path in blobs.glob("*.incomplete"):
+        etag = path.name.split(".")[0]
+        if (blobs / etag).exists():
+            continue
+        try:
+            found.append((etag, path.stat().st_size))
+        except OSError:
+            continue  # finished (renamed) meanwhile
+    return found
+
+
 def _describe(repo: CachedRepoInfo, revision: str | None = None) -> CachedModel:
     chosen = _pick_revision(repo, revision)
     manifest = read_manifest(repo.repo_path)
-    partial = sum(p.stat().st_size for p in (repo.repo_path / "blobs").glob("*.incomplete"))
+    partial = sum(size for _, size in partial_blobs(repo.repo_path))
     files: dict[str, int] = {}
     if chosen is not None:
         for f in chosen.files:

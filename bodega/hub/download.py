@@ -19,10 +19,11 @@ from typing import Literal
 import msgspec
 import trio
 from huggingface_hub import snapshot_download
+from huggingface_hub.utils import disable_progress_bars
 
 from bodega.errors import BodegaError
 
-from .cache import find_cached, plan_download, repo_folder
+from .cache import find_cached, partial_blobs, plan_download, repo_folder
 from .errors import hub_error
 from .plan import Plan, Selection, check_disk, local_path, make_plan
 
@@ -30,19 +31,22 @@ log = logging.getLogger(__name__)
 
 DownloadStatus = Literal["starting", "downloading", "completed", "error"]
 POLL_INTERVAL = 0.25
+# Progress goes to clients as events, not to the server's stderr as tqdm bars.
+disable_progress_bars()
 
 
 class Progress(msgspec.Struct, omit_defaults=True, kw_only=True):
     """One progress event, in the Bodega docs' "Progress Event Format"."""
 
+    # The docs' fields are always sent; the rest when they apply.
     status: DownloadStatus
-    progress: float = 0.0
+    progress: float
+    file_progress: float
+    downloaded_files: int
+    total_files: int
+    message: str
+    model_path: str
     current_file: str | None = None
-    file_progress: float = 0.0
-    downloaded_files: int = 0
-    total_files: int = 0
-    message: str = ""
-    model_path: str = ""
     downloaded_bytes: int = 0
     total_bytes: int = 0
     local_path: str | None = None
@@ -56,7 +60,15 @@ class DownloadJob:
         self.repo_id = repo_id
         self.selection = selection
         self.plan: Plan | None = None
-        self.progress = Progress(status="starting", model_path=repo_id, message="Asking the hub")
+        self.progress = Progress(
+            status="starting",
+            progress=0.0,
+            file_progress=0.0,
+            downloaded_files=0,
+            total_files=0,
+            message="Asking the hub for the file list",
+            model_path=repo_id,
+        )
         self.failure: BodegaError | None = None
         self.done = trio.Event()
         self.started_at = time.monotonic()
@@ -115,10 +127,16 @@ class DownloadJob:
             total_bytes=plan.total_bytes,
             message="Downloading model files...",
         )
+        failure: Exception | None = None
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._watch, plan)
-            snapshot = await trio.to_thread.run_sync(_fetch, plan, abandon_on_cancel=True)
+            try:
+                snapshot = await trio.to_thread.run_sync(_fetch, plan, abandon_on_cancel=True)
+            except Exception as exc:
+                failure = exc  # raised as itself, not wrapped in the nursery's group
             nursery.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
         cached = find_cached(plan.repo_id, plan.commit)
         if cached is None or any(cached.files.get(n) != s for n, s in plan.files.items()):
             raise BodegaError(f"The download of {plan.repo_id!r} ended with files missing")
@@ -137,17 +155,15 @@ class DownloadJob:
         """Read progress off the cache folder: finished files are in the
         snapshot, the ones in flight are ``blobs/<etag>.incomplete``."""
         snapshot = repo_folder(plan.repo_id) / "snapshots" / plan.commit
-        blobs = repo_folder(plan.repo_id) / "blobs"
+        names = {etag: name for name, etag in plan.blobs.items()}
         total = plan.total_bytes or 1
         while True:
             done = {n for n in plan.files if (snapshot / n).is_file()}
             have = sum(plan.files[n] for n in done)
             current, current_size, current_bytes = None, 0, 0
-            for name in sorted(set(plan.files) - done):
-                partial = blobs / f"{plan.blobs[name]}.incomplete"
-                try:
-                    size = partial.stat().st_size
-                except OSError:
+            for etag, size in partial_blobs(repo_folder(plan.repo_id)):
+                name = names.get(etag)
+                if name is None or name in done:
                     continue
                 have += size
                 if current is None or size > current_bytes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 
-import httpx
+import httpx2  # the HTTP client huggingface_hub 2.x uses
 from huggingface_hub.errors import (
     EntryNotFoundError,
     GatedRepoError,
@@ -90,7 +90,7 @@ def hub_error(exc: Exception, repo_id: str) -> BodegaError:
         if status in (401, 403):
             error = HubForbidden if status == 403 else HubAuthError
             return error(f"The hub refused access to {repo_id!r}: {reason}", param="model_path")
-    if isinstance(exc, HfHubHTTPError | httpx.HTTPError | OSError):
+    if isinstance(exc, HfHubHTTPError | httpx2.HTTPError | OSError):
         return HubUnreachable(f"The hub could not be reached for {repo_id!r}: {reason}")
     return HubUnreachable(f"Downloading {repo_id!r} failed: {type(exc).__name__}: {reason}")
 

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path, PurePosixPath
 
 import msgspec
-from huggingface_hub import HfApi
+from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_url
 from huggingface_hub.utils import filter_repo_objects
 
 from bodega.errors import InvalidRequest
@@ -50,8 +50,9 @@ class Plan(msgspec.Struct, kw_only=True):
 def make_plan(repo_id: str, selection: Selection) -> Plan:
     """Ask the hub for the repo's files and pick the ones ``selection`` wants
     (blocking: run it in a thread). Hub failures are raised as HTTP errors."""
+    api = HfApi()
     try:
-        info = HfApi().model_info(repo_id, revision=selection.revision, files_metadata=True)
+        info = api.model_info(repo_id, revision=selection.revision, files_metadata=True)
     except Exception as exc:
         raise hub_error(exc, repo_id) from exc
     siblings = list(
@@ -74,6 +75,13 @@ def make_plan(repo_id: str, selection: Selection) -> Plan:
         raise InvalidRequest(
             f"No file of {repo_id!r} matches allow_patterns/ignore_patterns", param="allow_patterns"
         )
+    if info.gated:
+        # A gated repo lists its files to anyone: ask for one now, so that a
+        # missing token is a 401 before the download starts, not midway.
+        try:
+            get_hf_file_metadata(hf_hub_url(repo_id, siblings[0].rfilename, revision=info.sha))
+        except Exception as exc:
+            raise hub_error(exc, repo_id) from exc
     return Plan(
         repo_id=repo_id,
         revision=selection.revision or "main",
