@@ -13,8 +13,6 @@ from typing import Any
 
 import msgspec
 
-from catalog.engines import auto_engine
-
 
 class Sniffed(msgspec.Struct):
     """The model_type a repo most likely holds and the engines that serve it."""
@@ -48,7 +46,7 @@ def sniff(files: Iterable[str], config: Mapping[str, Any] | None = None) -> Snif
     if "model_index.json" in names:
         flux = any(n.startswith("transformer/") for n in names)
         return Sniffed("image-generation", ["diffusers", "mflux"] if flux else ["diffusers"])
-    if config.get("model_type") == "whisper" or _is_whisper_name(names, config):
+    if config.get("model_type") == "whisper" or _is_whisper(names, config):
         engines = ["faster-whisper"] if "model.bin" in names else ["mlx"]
         return Sniffed("whisper", engines)
     if "modules.json" in names or "sentence_bert_config.json" in names:
@@ -63,21 +61,9 @@ def sniff(files: Iterable[str], config: Mapping[str, Any] | None = None) -> Snif
     return Sniffed(None, [])
 
 
-def _is_whisper_name(names: set[str], config: Mapping[str, Any]) -> bool:
-    """CTranslate2 and mlx-whisper exports keep Whisper's mel settings in config."""
-    return "num_mel_bins" in config or ("model.bin" in names and "n_mels" in config)
-
-
-def engine_for_files(model_type: str, engine: str, files: Iterable[str]) -> str:
-    """The engine ``auto`` resolves to for ``model_type`` with these repo
-    files, before they are on disk (``resolve_engine`` decides the same later)."""
-    if engine != "auto":
-        return engine
-    names = set(files)
-    return auto_engine(
-        model_type,
-        gguf=bool(gguf_models(names)),
-        diffusers="model_index.json" in names,
-        mlx_whisper="model.bin" not in names
-        and any(n in names for n in ("weights.safetensors", "weights.npz")),
-    )
+def _is_whisper(names: set[str], config: Mapping[str, Any]) -> bool:
+    """CTranslate2 exports keep Whisper's decoding tables in config.json
+    (``alignment_heads``, ``suppress_ids``); mlx-whisper ones its ``n_mels``."""
+    if "model.bin" in names:
+        return "alignment_heads" in config or "suppress_ids" in config
+    return "n_mels" in config and "n_audio_ctx" in config

@@ -13,7 +13,16 @@ from bodega.settings import ModelSpec
 from catalog.engines import ENGINE_SPECIFIC
 from catalog.options import LoadOptions, load_options, unhonoured
 
-SERVER_ONLY = {"queue_size", "queue_timeout", "restart"}
+SERVER_ONLY = {
+    "queue_size",
+    "queue_timeout",
+    "restart",
+    "revision",
+    "filename",
+    "quant",
+    "auto_download",
+    "pinned",
+}
 
 # A value away from the default for every ModelSpec field.
 EVERY_FIELD: dict[str, Any] = {
@@ -46,6 +55,11 @@ EVERY_FIELD: dict[str, Any] = {
     "queue_size": 7,
     "queue_timeout": 9.5,
     "restart": "never",
+    "revision": "v1",
+    "filename": "m.Q4_0.gguf",
+    "quant": "Q4_0",
+    "auto_download": True,
+    "pinned": True,
 }
 
 
