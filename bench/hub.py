@@ -5,14 +5,13 @@ stand-in (the tests' ``HubStandIn``), into empty caches, alternating."""
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
 
 import httpx
 
-from .line_worker import side_by_side
+from .line_worker import LineWorker, side_by_side
 from .registry import Options, register
 from .report import Table, fmt, median, spread, verdict
 from .server import PROJECT_ROOT, BodegaServer
@@ -32,16 +31,6 @@ def _repo_files(folder: Path) -> dict[str, Path]:
             path.write_bytes(os.urandom(size))
         paths[name] = path
     return paths
-
-
-def _in_process(endpoint: str, cache: Path) -> float:
-    """Seconds of one snapshot_download into an empty ``cache``."""
-    from huggingface_hub import snapshot_download
-
-    shutil.rmtree(cache, ignore_errors=True)
-    started = time.perf_counter()
-    snapshot_download(REPO, cache_dir=cache, endpoint=endpoint)
-    return time.perf_counter() - started
 
 
 def _through_server(client: httpx.Client) -> float:
@@ -76,12 +65,17 @@ def run(options: Options) -> list[Table]:
             ) as server,
             httpx.Client(base_url=server.base_url) as client,
         ):
-            local_cache = log_dir / "hub-local-cache"
-            pairs = side_by_side(
-                reps,
-                lambda i: _through_server(client),
-                lambda i: _in_process(hub.url, local_cache),
-            )
+            worker_args = [hub.url, str(log_dir / "hub-local-cache"), REPO]
+            with open(log_dir / "hub-inprocess.log", "ab") as worker_log:
+                worker = LineWorker("bench.hub_worker", worker_args, "hub", worker_log)
+                try:
+                    pairs = side_by_side(
+                        reps,
+                        lambda i: _through_server(client),
+                        lambda i: float(worker.ask("go")["seconds"]),
+                    )
+                finally:
+                    worker.close()
     ratios = [s_local / s_server for s_server, s_local in pairs]
     table = Table(
         title=f"Downloading a {total_mb:.0f} MB repo ({len(FILES)} files) from a local hub "
@@ -100,7 +94,8 @@ def run(options: Options) -> list[Table]:
     table.notes.append(
         "ratio = server MB/s / in-process MB/s. Server: POST /v1/admin/download-model "
         "(plans with model_info, checks the disk, then snapshot_download) after DELETE "
-        "/v1/models/{id}; in-process: snapshot_download into an emptied cache_dir."
+        "/v1/models/{id}; in-process: snapshot_download into an emptied cache_dir, in a "
+        "worker process (bench/hub_worker.py). The stand-in serves both from the bench process."
     )
     return [table]
 
