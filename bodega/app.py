@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from quart import Response
+from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
@@ -25,9 +25,12 @@ from bodega.errors import (
 from bodega.limits import BodyMeter, limits_for, settle_body
 from bodega.registry.registry import Registry
 from bodega.settings import Settings
+from bodega.telemetry.collector import ModelCollector
+from bodega.telemetry.context import CURRENT
+from bodega.telemetry.requests import RequestTracker
 from ipc.framing import FrameTooLarge
 
-from .api import admin, audio, hub, images, status, text, tools, vision
+from .api import admin, audio, hub, images, metrics, status, text, tools, vision
 from .api import embeddings as embeddings_api
 from .api import rag as rag_api
 from .api.common import json_response
@@ -59,8 +62,21 @@ def create_app(settings: Settings, registry: Registry) -> QuartTrio:
     app.extensions["bodega.settings"] = settings
     app.extensions["bodega.limits"] = limits
     app.asgi_app = BodyMeter(app.asgi_app, limits.drain_bytes)  # type: ignore[method-assign]
-    for module in (text, admin, status, hub, tools, embeddings_api, audio, rag_api, vision, images):
+    for module in (
+        text, admin, status, hub, metrics, tools, embeddings_api, audio, rag_api, vision, images
+    ):  # fmt: skip
         app.register_blueprint(module.blueprint)
+    if registry.metrics is not None:
+        registry.metrics.registry.register(ModelCollector(lambda: registry.models))
+    app.asgi_app = RequestTracker(  # type: ignore[method-assign]
+        app.asgi_app, registry.metrics, log_requests=settings.server.access_log
+    )
+
+    @app.before_request
+    async def name_the_route() -> None:
+        info = CURRENT.get()
+        if info is not None and request.url_rule is not None:
+            info.endpoint = request.url_rule.rule
 
     @app.after_request
     async def drain_unread_body(response: Response) -> Response:

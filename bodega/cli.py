@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 
+import msgspec
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
@@ -18,6 +19,8 @@ from bodega.errors import BodegaError
 from bodega.registry.handler_env import handler_env
 from bodega.registry.registry import Registry, sweep_stale
 from bodega.settings import CONFIG_ENV, ConfigError, Settings, build_settings
+from bodega.telemetry.logs import configure_logging
+from bodega.telemetry.metrics import Metrics
 
 log = logging.getLogger("bodega")
 
@@ -37,6 +40,18 @@ def _parser() -> argparse.ArgumentParser:
         "--data-dir", help="where RAG indexes live (default: the user data dir, per platformdirs)"
     )
     launch.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ...")
+    launch.add_argument(
+        "--log-format", choices=("text", "json"), help="text (default) or one JSON object a line"
+    )
+    launch.add_argument(
+        "--access-log", choices=("on", "off"), help="a log line per request (default on)"
+    )
+    launch.add_argument(
+        "--metrics", choices=("on", "off"), help="GET /metrics and its bookkeeping (default on)"
+    )
+    launch.add_argument(
+        "--log-prompts", action="store_true", help="log prompts and answers (off by default)"
+    )
     convert = commands.add_parser("convert", help="convert a GGUF file to an MLX model folder")
     convert.add_argument("gguf_path", metavar="GGUF_PATH")
     convert.add_argument("out_dir", metavar="OUT_DIR")
@@ -58,11 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "convert":
         return convert(args)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # huggingface_hub's client logs every request to the hub at INFO.
-    logging.getLogger("httpx2").setLevel(max(logging.WARNING, logging.root.level))
+    configure_logging(args.log_level, args.log_format or "text")
     try:
         settings = build_settings(
             config_path=args.config,
@@ -75,6 +86,17 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"bodega: error: {exc}", file=sys.stderr)
         return 2
+    flags = {
+        "log_format": args.log_format,
+        "access_log": None if args.access_log is None else args.access_log == "on",
+        "metrics": None if args.metrics is None else args.metrics == "on",
+        "log_prompts": True if args.log_prompts else None,
+    }
+    server = msgspec.structs.replace(
+        settings.server, **{k: v for k, v in flags.items() if v is not None}
+    )
+    settings = msgspec.structs.replace(settings, server=server)
+    configure_logging(args.log_level, server.log_format)
     try:
         return trio.run(serve, settings)
     except KeyboardInterrupt:
@@ -103,6 +125,8 @@ async def serve(settings: Settings) -> int:
             auto_download=server.auto_download,
             load_on_demand=server.load_on_demand,
             max_loaded_models=server.max_loaded_models,
+            metrics=Metrics() if server.metrics else None,
+            log_prompts=server.log_prompts,
         )
         try:
             for spec in settings.models:

@@ -89,6 +89,12 @@ class ServerSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     auto_download: bool = False
     load_on_demand: bool = True
     max_loaded_models: Annotated[int, Meta(ge=1)] | None = None
+    # Telemetry: GET /metrics, a log line per request, the log format, and
+    # whether prompts and answers may be logged (never by default).
+    metrics: bool = True
+    access_log: bool = True
+    log_format: Literal["text", "json"] = "text"
+    log_prompts: bool = False
 
 
 class VisionSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

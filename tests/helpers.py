@@ -55,13 +55,20 @@ class Server:
         return next(m for m in data if m["id"] == model_id)
 
 
-def start_server(*args: str, env: dict[str, str] | None = None, port: int | None = None) -> Server:
-    """Start a server and wait until ``/health`` answers."""
+def start_server(
+    *args: str,
+    env: dict[str, str] | None = None,
+    port: int | None = None,
+    log_path: Path | None = None,
+) -> Server:
+    """Start a server and wait until ``/health`` answers; its stderr goes to
+    ``log_path`` when given."""
     port = port or free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "bodega", "launch", "--port", str(port), *args],
         cwd=ROOT,
         env={**os.environ, **(env or {})},
+        stderr=log_path.open("ab") if log_path is not None else None,
     )
     url = f"http://127.0.0.1:{port}"
     client = httpx.Client(base_url=url, timeout=60)

@@ -9,10 +9,11 @@ from bodega.openai.models import (
     HealthDetail,
     QueueStatsAnswer,
     QueueSummary,
+    Readiness,
 )
 
 from .admin import memory_of, refresh_stats
-from .common import json_response, registry
+from .common import json_response, registry, settings
 
 blueprint = Blueprint("status", __name__)
 
@@ -47,6 +48,23 @@ async def health() -> Response:
             models_detail=detail,
         )
     )
+
+
+@blueprint.get("/health/ready")
+async def ready() -> Response:
+    """200 once every model of the configuration runs, else 503 with the reason:
+    for load balancers and orchestrators."""
+    statuses = {m.id: m.status for m in registry().models}
+    loaded = [model_id for model_id, status in statuses.items() if status == "running"]
+    waiting = [
+        f"{spec.id} is {statuses.get(spec.id, 'not loaded')}"
+        for spec in settings().models
+        if statuses.get(spec.id) != "running"
+    ]
+    if waiting:
+        body = Readiness(status="not_ready", loaded_models=loaded, reason="; ".join(waiting))
+        return json_response(body, status=503)
+    return json_response(Readiness(status="ready", loaded_models=loaded))
 
 
 @blueprint.get("/v1/queue/stats")

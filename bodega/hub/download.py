@@ -137,7 +137,7 @@ class DownloadJob:
             nursery.cancel_scope.cancel()
         if failure is not None:
             raise failure
-        cached = find_cached(plan.repo_id, plan.commit)
+        cached = await trio.to_thread.run_sync(find_cached, plan.repo_id, plan.commit)
         if cached is None or any(cached.files.get(n) != s for n, s in plan.files.items()):
             raise BodegaError(f"The download of {plan.repo_id!r} ended with files missing")
         self._update(
@@ -153,7 +153,7 @@ class DownloadJob:
 
     async def _watch(self, plan: Plan) -> None:
         """Read progress off the cache folder: finished files are in the
-        snapshot, the ones in flight are ``blobs/<etag>.incomplete``."""
+        snapshot, the ones in flight are ``blobs/<etag>.<random>.incomplete``."""
         snapshot = repo_folder(plan.repo_id) / "snapshots" / plan.commit
         names = {etag: name for name, etag in plan.blobs.items()}
         total = plan.total_bytes or 1

@@ -96,6 +96,14 @@ class Health(msgspec.Struct, omit_defaults=True):
     models_detail: list[HealthDetail] | None = None
 
 
+class Readiness(msgspec.Struct, omit_defaults=True):
+    """``GET /health/ready``."""
+
+    status: str
+    loaded_models: list[str]
+    reason: str | None = None
+
+
 class QueueSummary(msgspec.Struct):
     """``queue_stats`` of ``GET /v1/queue/stats``."""
 

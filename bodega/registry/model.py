@@ -27,10 +27,13 @@ from bodega.errors import (
     ModelRestarting,
     ModelUnavailable,
     QueueFull,
+    QueueTimeout,
     error_from_failed,
 )
 from bodega.hub.download import DownloadJob
 from bodega.settings import ModelSpec
+from bodega.telemetry.metrics import Metrics, Observation, observe
+from bodega.telemetry.prompts import PromptLog
 from ipc.messages import TERMINAL_TYPES, Failed, Finished, HandlerMessage, WorkMessage
 
 from .admission import Admission
@@ -84,6 +87,8 @@ class Model:
         self.repo_id: str | None = None
         self.download: DownloadJob | None = None
         self.last_used = time.monotonic()
+        self.metrics: Metrics | None = None
+        self.log_prompts = False
         self.admission = Admission(spec.max_concurrency, spec.queue_size, spec.queue_timeout)
         self._socket_path = socket_path
         self._engine = engine
@@ -158,6 +163,34 @@ class Model:
         A ``Failed`` frame is raised as its ``BodegaError``; leaving early
         (client gone) cancels the work in the handler.
         """
+        watch = observe(self.metrics, self.id, self.state().engine, self.spec.model_type)
+        prompts = PromptLog(self.id, message) if self.log_prompts else None
+        outcome = "cancelled"
+        try:
+            async for frame in self._stream(message, watch):
+                if prompts is not None:
+                    prompts.frame(frame)
+                if isinstance(frame, TERMINAL_TYPES):
+                    outcome = "ok"  # callers may stop reading at the last frame
+                yield frame
+        except QueueFull:
+            outcome = "rejected"
+            raise
+        except QueueTimeout:
+            outcome = "timed_out"
+            raise
+        except BodegaError:
+            outcome = "error"
+            raise
+        finally:
+            if watch is not None:
+                watch.finished(outcome)
+            if prompts is not None:
+                prompts.finished()
+
+    async def _stream(
+        self, message: WorkMessage, watch: Observation | None
+    ) -> AsyncGenerator[HandlerMessage, None]:
         try:
             slot = await self.admission.acquire()
         except QueueFull as exc:
@@ -167,12 +200,16 @@ class Model:
                     retry_after=exc.retry_after,
                 ) from None
             raise
+        if watch is not None:
+            watch.admitted()
         async with slot:
             handler = await self._running_handler()
             async with handler.request(message) as frames:
                 async for frame in frames:
                     if isinstance(frame, Failed):
                         raise error_from_failed(frame)
+                    if watch is not None:
+                        watch.frame(frame)
                     yield frame
                     if isinstance(frame, TERMINAL_TYPES):
                         return

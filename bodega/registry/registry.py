@@ -18,12 +18,14 @@ from bodega.errors import (
     InvalidRequest,
     ModelAlreadyLoaded,
     ModelLimitReached,
+    ModelLoadFailed,
     ModelNotFound,
     ModelUnavailable,
     NoModelLoaded,
 )
 from bodega.hub.download import Downloads
 from bodega.settings import ModelSpec
+from bodega.telemetry.metrics import Metrics
 from catalog.files import looks_like_repo_id
 from ipc import shm
 
@@ -81,12 +83,16 @@ class Registry:
         auto_download: bool = False,
         load_on_demand: bool = True,
         max_loaded_models: int | None = None,
+        metrics: Metrics | None = None,
+        log_prompts: bool = False,
     ) -> None:
         self._nursery = nursery
         self.downloads = Downloads(nursery)
         self.auto_download = auto_download
         self.load_on_demand = load_on_demand
         self.max_loaded_models = max_loaded_models
+        self.metrics = metrics
+        self.log_prompts = log_prompts
         self._handler_command = handler_command
         self._load_timeout = load_timeout
         self._models: dict[str, Model] = {}
@@ -119,6 +125,8 @@ class Registry:
             spec, self._socket_path, spec.engine, self._load_timeout, self._handler_command
         )
         model.repo_id = repo_id
+        model.metrics = self.metrics
+        model.log_prompts = self.log_prompts
         self._models[spec.id] = model
         if spec.model_type in ("lm", "multimodal"):
             self._lm_order.append(spec.id)
@@ -162,6 +170,8 @@ class Registry:
         """Wait for the model's download, then spawn its handler."""
         if model.download is not None:
             path = await model.download.wait()
+            if self._models.get(model.id) is not model:
+                raise ModelLoadFailed(f"model {model.id!r} was unloaded while downloading")
         if path is not None:
             resolved = msgspec.structs.replace(model.spec, model_path=str(path))
             engine = check_supported(resolved)

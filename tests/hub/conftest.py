@@ -67,6 +67,7 @@ HubServer = Callable[..., Server]
 def hub_server(hub: HubStandIn, tmp_path: Path) -> Iterator[HubServer]:
     """Start servers on an empty cache of their own, with ``config`` as config.yaml."""
     started: list[Server] = []
+    hub.requests.clear()
 
     def start(config: str = "models: []\n", **env: str) -> Server:
         path = tmp_path / f"config-{len(started)}.yaml"

@@ -207,3 +207,22 @@ def test_delete_removes_every_file(hub_server: HubServer, tmp_path: Path) -> Non
     assert not folder.exists()
     assert server.client.get(f"/v1/models/{BIG_REPO}").status_code == 404
     assert server.client.delete(f"/v1/models/{BIG_REPO}").status_code == 404
+
+
+def test_a_client_that_leaves_the_stream_does_not_stop_the_download(
+    hub: HubStandIn, hub_server: HubServer
+) -> None:
+    server = hub_server()
+    hub.throttle_bytes_per_s = 8 * MiB
+    with server.client.stream(
+        "POST", "/v1/admin/download-model-stream", json={"model_path": BIG_REPO}, timeout=60
+    ) as response:
+        first = next(iter(sse_events(response)))
+        assert first["status"] == "downloading"
+    # Gone: the download goes on in the background and completes.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not card(server.client, BIG_REPO)["is_complete"]:
+        time.sleep(0.2)
+    entry = card(server.client, BIG_REPO)
+    assert entry["is_complete"] is True and entry["download_percentage"] == 100.0
+    assert len(file_gets(hub, BIG_REPO, BIG_FILE)) == 1
