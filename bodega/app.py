@@ -30,7 +30,7 @@ from bodega.telemetry.context import CURRENT
 from bodega.telemetry.requests import RequestTracker
 from ipc.framing import FrameTooLarge
 
-from .api import admin, audio, hub, images, metrics, status, text, tools, vision
+from .api import admin, audio, docs, hub, images, metrics, status, text, tools, vision
 from .api import embeddings as embeddings_api
 from .api import rag as rag_api
 from .api.common import json_response
@@ -63,7 +63,8 @@ def create_app(settings: Settings, registry: Registry) -> QuartTrio:
     app.extensions["bodega.limits"] = limits
     app.asgi_app = BodyMeter(app.asgi_app, limits.drain_bytes)  # type: ignore[method-assign]
     for module in (
-        text, admin, status, hub, metrics, tools, embeddings_api, audio, rag_api, vision, images
+        text, admin, status, hub, metrics, docs, tools, embeddings_api, audio, rag_api, vision,
+        images,
     ):  # fmt: skip
         app.register_blueprint(module.blueprint)
     if registry.metrics is not None:

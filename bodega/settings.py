@@ -58,6 +58,8 @@ class ModelSpec(LoadOptions, forbid_unknown_fields=True, kw_only=True, omit_defa
     auto_download: bool | None = None
     # Never unloaded to make room under ``server.max_loaded_models``.
     pinned: bool = False
+    # One tiny request through the model before it is reported running.
+    warmup: bool = True
 
 
 class LoadRequest(ModelSpec, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):

@@ -21,6 +21,7 @@ from typing import NoReturn
 import msgspec
 
 from catalog.options import LoadOptions
+from handlers import logs
 from handlers.engine_loader import import_engine, open_engine
 from handlers.engine_protocol import Engine, LoadError
 from handlers.runtime import Runtime
@@ -79,6 +80,7 @@ def main(
         return 2
     try:
         spec = msgspec.json.decode(args.spec, type=LoadOptions)
+        logs.configure(spec.id)
         engine = open_engine(spec)
     except LoadError as exc:
         channel.send(Failed(req_id=0, kind=exc.kind, message=str(exc)))  # type: ignore[arg-type]

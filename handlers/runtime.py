@@ -12,15 +12,17 @@ or the spill failed: ``FrameTooLarge``) stops that request, which ends in
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, cast
 
 import psutil
 
-from handlers import shm_out
+from handlers import logs, shm_out
 from handlers.engine_protocol import Counting, Engine, EngineError, RequestEngine, TextEngine
 from ipc.channel import BlockingChannel
 from ipc.framing import FrameTooLarge, ProtocolError
@@ -41,6 +43,8 @@ from ipc.messages import (
     TokenLogprob,
     ToolCallDelta,
 )
+
+log = logging.getLogger("handlers.runtime")
 
 STOP_GRACE_SECONDS = 5.0
 
@@ -149,6 +153,9 @@ class Runtime:
         def should_stop() -> bool:
             return req_id in self._cancelled or bool(unsendable)
 
+        logs.serving(request.request_id)
+        started = time.perf_counter()
+        log.debug("%s %d started", type(request).__name__, req_id)
         try:
             if isinstance(request, Generate):
                 reply: HandlerMessage = self._generate(request, send, should_stop)
@@ -157,7 +164,14 @@ class Runtime:
         except EngineError as exc:
             reply = Failed(req_id=req_id, kind=exc.kind, message=str(exc), param=exc.param)  # type: ignore[arg-type]
         except Exception as exc:
+            log.exception("%s %d failed", type(request).__name__, req_id)
             reply = Failed(req_id=req_id, kind="internal", message=f"{type(exc).__name__}: {exc}")
+        log.debug(
+            "%s %d ended with %s in %.1f ms",
+            type(request).__name__, req_id, type(reply).__name__,
+            (time.perf_counter() - started) * 1000,
+        )  # fmt: skip
+        logs.serving("")
         if unsendable:
             return _too_large(req_id, unsendable[0])
         return reply

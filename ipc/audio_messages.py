@@ -23,6 +23,8 @@ class Transcribe(msgspec.Struct, tag="transcribe"):
     # None: the engine's fallback schedule (0.0, 0.2, ... 1.0).
     temperature: float | None = None
     word_timestamps: bool = False
+    # The HTTP request's X-Request-ID, for the handler's log lines.
+    request_id: str = ""
 
 
 class Word(msgspec.Struct, array_like=True):

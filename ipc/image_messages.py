@@ -40,6 +40,8 @@ class GenerateImage(msgspec.Struct, tag="generate_image", kw_only=True):
     # Send a preview image this many times over the denoising (0: none);
     # step progress is sent either way.
     partial_images: int = 0
+    # The HTTP request's X-Request-ID, for the handler's log lines.
+    request_id: str = ""
 
 
 class ImageProgress(msgspec.Struct, tag="image_progress", omit_defaults=True):

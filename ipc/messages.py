@@ -151,6 +151,8 @@ class Generate(msgspec.Struct, tag="generate"):
     # OpenAI's ``reasoning_effort`` ("none" ... "high"): passed to the chat
     # template, and "none"/"minimal" turn a template's thinking switch off.
     reasoning_effort: str | None = None
+    # The HTTP request's X-Request-ID, for the handler's log lines.
+    request_id: str = ""
 
 
 class Cancel(msgspec.Struct, tag="cancel"):
@@ -181,6 +183,8 @@ class Embed(msgspec.Struct, tag="embed"):
     dimensions: int | None = None
     embedding_type: Literal["dense", "sparse", "colbert"] = "dense"
     return_sparse: bool = False
+    # The HTTP request's X-Request-ID, for the handler's log lines.
+    request_id: str = ""
 
 
 class Rerank(msgspec.Struct, tag="rerank"):
@@ -189,6 +193,8 @@ class Rerank(msgspec.Struct, tag="rerank"):
     req_id: int
     query: str
     documents: list[str]
+    # The HTTP request's X-Request-ID, for the handler's log lines.
+    request_id: str = ""
 
 
 class ReleaseShm(msgspec.Struct, tag="release_shm"):

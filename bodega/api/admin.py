@@ -37,6 +37,7 @@ def describe(model: Model, state: ModelState | None = None) -> LoadedModel:
         error=state.error,
         progress=state.progress,
         repo_id=model.repo_id,
+        warmup_ms=round(model.warmup_seconds * 1000, 1) if model.warmup_seconds else None,
     )
 
 

@@ -38,6 +38,8 @@ class LoadedModel(msgspec.Struct, omit_defaults=True):
     # While downloading: percent of its files in the cache.
     progress: float | None = None
     repo_id: str | None = None
+    # How long the warm-up request took, once loaded.
+    warmup_ms: float | None = None
     memory: ModelMemory | None = None
     tokens_generated: int | None = None
 

@@ -30,6 +30,7 @@ from bodega.errors import (
     load_error_from_failed,
 )
 from bodega.settings import ModelSpec
+from bodega.telemetry.context import current_request_id
 from catalog.options import LoadOptions, load_options
 from ipc.channel import TrioChannel
 from ipc.framing import ProtocolError
@@ -358,7 +359,9 @@ class HandlerProcess:
         send, receive = trio.open_memory_channel[HandlerMessage](STREAM_BUFFER)
         self._streams[req_id] = send
         try:
-            await self._send(msgspec.structs.replace(message, req_id=req_id))
+            await self._send(
+                msgspec.structs.replace(message, req_id=req_id, request_id=current_request_id())
+            )
             yield receive
         finally:
             if self._streams.pop(req_id, None) is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -32,6 +33,9 @@ def openblas_library() -> str | None:
 def handler_env(engine: str) -> dict[str, str]:
     """The environment of a handler (or converter) process for ``engine``."""
     env = dict(os.environ)
+    # The handler logs at the server's level (handlers.logs); its format
+    # follows the server's --log-format when set there.
+    env.setdefault("BODEGA_LOG_LEVEL", logging.getLevelName(logging.getLogger().level))
     path = env.get("PYTHONPATH")
     env["PYTHONPATH"] = _PROJECT_ROOT + (os.pathsep + path if path else "")
     blas = openblas_library() if engine in ("mlx", "mflux") else None

@@ -38,6 +38,7 @@ from ipc.messages import TERMINAL_TYPES, Failed, Finished, HandlerMessage, WorkM
 
 from .admission import Admission
 from .handler import HANDLER_COMMAND, HandlerProcess
+from .warmup import warm_up
 
 ModelStatus = Literal[
     "downloading", "loading", "running", "restarting", "failed", "stopping", "stopped"
@@ -89,6 +90,8 @@ class Model:
         self.last_used = time.monotonic()
         self.metrics: Metrics | None = None
         self.log_prompts = False
+        self._warming = False
+        self.warmup_seconds: float | None = None
         self.admission = Admission(spec.max_concurrency, spec.queue_size, spec.queue_timeout)
         self._socket_path = socket_path
         self._engine = engine
@@ -119,10 +122,12 @@ class Model:
     @property
     def status(self) -> ModelStatus:
         """``restarting`` from a crash until the new handler's ``Ready``."""
-        if self._failed_for_good is not None and self.handler.pid is None:
-            return "failed"  # never started: its download or load failed
+        if self._failed_for_good is not None and self.handler.status != "running":
+            return "failed"  # its download, load or warm-up failed, or it gave up
         if self.download is not None and not self.download.done.is_set():
             return "downloading"
+        if self._warming:
+            return "loading"
         status = self.handler.status
         if self._restarting or (status == "failed" and self._restart_pending()):
             return "restarting"
@@ -251,9 +256,27 @@ class Model:
         """Load the model's first handler; a failure here is a load error, not retried."""
         try:
             await self.handler.start(nursery, self._load_timeout)
+            try:
+                await self._warm_up(self.handler)
+            except BaseException:
+                with trio.CancelScope(shield=True):
+                    await self.handler.stop()
+                raise
         finally:
             self._notify()
         nursery.start_soon(self._supervise, nursery)
+
+    async def _warm_up(self, handler: HandlerProcess) -> None:
+        """One tiny request before the model counts as running (``warmup``)."""
+        if not self.spec.warmup:
+            return
+        self._warming = True
+        try:
+            seconds = await warm_up(handler, self.spec.model_type)
+        finally:
+            self._warming = False
+        if seconds is not None:
+            self.warmup_seconds = seconds
 
     def fail(self, reason: str) -> None:
         """The model could not be prepared or loaded; it stays listed as failed."""
@@ -335,6 +358,7 @@ class Model:
         self.handler = handler
         try:
             await handler.start(nursery, self._load_timeout, hold=hold)
+            await self._warm_up(handler)
         except BodegaError as exc:
             handler.error = exc.message
             self.last_exit_code = handler.returncode

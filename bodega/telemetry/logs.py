@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from typing import Any
 
@@ -42,5 +43,7 @@ def configure_logging(level: str, log_format: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Handler processes log in the same format (handlers/logs.py reads it).
+    os.environ["BODEGA_LOG_FORMAT"] = log_format
     # huggingface_hub's client logs every request to the hub at INFO.
     logging.getLogger("httpx2").setLevel(max(logging.WARNING, root.level))

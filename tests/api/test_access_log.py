@@ -76,3 +76,19 @@ def test_text_log_prompts_and_access_log_off(tmp_path: Path) -> None:
     finally:
         stop_server(quiet)
     assert "bodega.access" not in quiet_log.read_text()
+
+
+def test_the_handler_logs_with_the_request_id(tmp_path: Path) -> None:
+    log = tmp_path / "debug.log"
+    server = start_server("--config", str(config(tmp_path)), "--log-level", "DEBUG", log_path=log)
+    try:
+        body = chat_body("Hi", model="lm", max_tokens=2)
+        reply = server.client.post(
+            "/v1/chat/completions", json=body, headers={"X-Request-ID": "trace-h1"}
+        )
+        assert reply.status_code == 200
+        line = wait_for_line(log, "handler[lm] [trace-h1]")
+        assert "Generate" in line and "started" in line
+        wait_for_line(log, "bodega.access [trace-h1]")
+    finally:
+        stop_server(server)

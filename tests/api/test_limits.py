@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
@@ -152,7 +153,7 @@ def test_limits_come_from_the_settings_and_fit_a_message() -> None:
     ],
 )
 async def test_a_message_that_cannot_travel_is_413(error: FrameTooLarge) -> None:
-    app = create_app(settings(), cast(Registry, object()))
+    app = create_app(settings(), cast(Registry, SimpleNamespace(metrics=None, models=[])))
 
     @app.post("/raises")
     async def raises() -> Response:

@@ -22,6 +22,7 @@ SERVER_ONLY = {
     "quant",
     "auto_download",
     "pinned",
+    "warmup",
 }
 
 # A value away from the default for every ModelSpec field.
@@ -60,6 +61,7 @@ EVERY_FIELD: dict[str, Any] = {
     "quant": "Q4_0",
     "auto_download": True,
     "pinned": True,
+    "warmup": False,
 }
 
 

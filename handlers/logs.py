@@ -1,0 +1,57 @@
+"""The handler's log lines: the server's level and format, each line with the
+id of the request the thread is serving (``X-Request-ID``, from the ipc message)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+
+LEVEL_ENV = "BODEGA_LOG_LEVEL"
+FORMAT_ENV = "BODEGA_LOG_FORMAT"
+_serving = threading.local()
+
+
+def serving(request_id: str) -> None:
+    """This thread now serves ``request_id`` ("" when none)."""
+    _serving.request_id = request_id
+
+
+class _RequestId(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = getattr(_serving, "request_id", "") or "-"
+        return True
+
+
+class _Json(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "request_id": getattr(record, "request_id", "-"),
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False)
+
+
+def configure(model_id: str) -> None:
+    """stderr (which the server passes through), at the server's level."""
+    handler = logging.StreamHandler()
+    handler.addFilter(_RequestId())
+    if os.environ.get(FORMAT_ENV) == "json":
+        handler.setFormatter(_Json())
+    else:
+        name = model_id.replace("%", "%%")
+        text = f"%(asctime)s %(levelname)s handler[{name}] [%(request_id)s]: %(message)s"
+        handler.setFormatter(logging.Formatter(text))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    # Engines' own libraries stay at WARNING; our lines at the server's level.
+    root.setLevel(logging.WARNING)
+    logging.getLogger("handlers").setLevel(os.environ.get(LEVEL_ENV, "WARNING").upper())
