@@ -9,6 +9,7 @@ channel (``FrameTooLarge``, ``SpillFailed``) answers 413, never 500.
 from __future__ import annotations
 
 import logging
+import time
 
 from quart import Response, request
 from quart_trio import QuartTrio
@@ -26,14 +27,15 @@ from bodega.limits import BodyMeter, limits_for, settle_body
 from bodega.registry.registry import Registry
 from bodega.settings import Settings
 from bodega.telemetry.collector import ModelCollector
-from bodega.telemetry.context import CURRENT
+from bodega.telemetry.context import CURRENT, current_request_id
 from bodega.telemetry.requests import RequestTracker
 from ipc.framing import FrameTooLarge
 
-from .api import admin, audio, docs, hub, images, metrics, status, text, tools, vision
+from .api import admin, audio, docs, events, hub, images, metrics, status, text, tools, vision
 from .api import embeddings as embeddings_api
 from .api import rag as rag_api
 from .api.common import json_response
+from .api.events import recent_errors
 
 log = logging.getLogger("bodega")
 
@@ -45,7 +47,17 @@ _HTTP_ERRORS: dict[int, type[BodegaError]] = {
 
 
 def render_error(exc: BodegaError) -> Response:
-    """The OpenAI error response for ``exc``."""
+    """The OpenAI error response for ``exc`` (kept for the status page)."""
+    recent_errors().append(
+        {
+            "time": time.time(),
+            "status": exc.status,
+            "code": exc.code,
+            "message": exc.message,
+            "path": request.path,
+            "request_id": current_request_id(),
+        }
+    )
     response = json_response(error_body(exc), status=exc.status)
     response.headers.update(exc.headers())
     return response
@@ -63,8 +75,8 @@ def create_app(settings: Settings, registry: Registry) -> QuartTrio:
     app.extensions["bodega.limits"] = limits
     app.asgi_app = BodyMeter(app.asgi_app, limits.drain_bytes)  # type: ignore[method-assign]
     for module in (
-        text, admin, status, hub, metrics, docs, tools, embeddings_api, audio, rag_api, vision,
-        images,
+        text, admin, status, hub, metrics, docs, events, tools, embeddings_api, audio, rag_api,
+        vision, images,
     ):  # fmt: skip
         app.register_blueprint(module.blueprint)
     if registry.metrics is not None:
