@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -90,5 +92,31 @@ def test_the_handler_logs_with_the_request_id(tmp_path: Path) -> None:
         line = wait_for_line(log, "handler[lm] [trace-h1]")
         assert "Generate" in line and "started" in line
         wait_for_line(log, "bodega.access [trace-h1]")
+    finally:
+        stop_server(server)
+
+
+def test_readiness_follows_the_configured_models(tmp_path: Path) -> None:
+    path = tmp_path / "never.yaml"
+    path.write_text(
+        f"models:\n  - model_path: {embedded_lm_path()}\n    model_id: lm\n    restart: never\n"
+    )
+    server = start_server("--config", str(path))
+    try:
+        ready = server.client.get("/health/ready")
+        assert ready.status_code == 200 and ready.json() == {
+            "status": "ready",
+            "loaded_models": ["lm"],
+        }
+        os.kill(server.model_info("lm")["pid"], signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            reply = server.client.get("/health/ready")
+            if reply.status_code == 503:
+                break
+            time.sleep(0.1)
+        assert reply.status_code == 503
+        assert reply.json()["status"] == "not_ready" and reply.json()["loaded_models"] == []
+        assert "lm is failed" in reply.json()["reason"]
     finally:
         stop_server(server)
