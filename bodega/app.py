@@ -15,6 +15,7 @@ from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from bodega import access
 from bodega.errors import (
     BodegaError,
     InvalidRequest,
@@ -84,6 +85,8 @@ def create_app(settings: Settings, registry: Registry) -> QuartTrio:
     app.asgi_app = RequestTracker(  # type: ignore[method-assign]
         app.asgi_app, registry.metrics, log_requests=settings.server.access_log
     )
+
+    access.install(app, settings.server)
 
     @app.before_request
     async def name_the_route() -> None:

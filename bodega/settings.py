@@ -97,6 +97,19 @@ class ServerSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     access_log: bool = True
     log_format: Literal["text", "json"] = "text"
     log_prompts: bool = False
+    # Access: keys for every route but health and docs (plus BODEGA_API_KEY),
+    # keys for /v1/admin/*, downloads and deletes (default: the same keys),
+    # and CORS (off unless origins are listed; "*" for any).
+    api_keys: list[str] = []
+    admin_api_keys: list[str] = []
+    metrics_require_key: bool = False
+    cors_origins: list[str] = []
+    cors_methods: list[str] = msgspec.field(
+        default_factory=lambda: ["GET", "POST", "DELETE", "OPTIONS"]
+    )
+    cors_headers: list[str] = msgspec.field(
+        default_factory=lambda: ["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"]
+    )
 
 
 class VisionSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
