@@ -128,6 +128,7 @@ async def serve(settings: Settings) -> int:
             metrics=Metrics() if server.metrics else None,
             log_prompts=server.log_prompts,
         )
+        nursery.start_soon(registry.expire_forever)
         try:
             for spec in settings.models:
                 log.info("loading %s from %s", spec.id, spec.model_path)

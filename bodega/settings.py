@@ -60,6 +60,9 @@ class ModelSpec(LoadOptions, forbid_unknown_fields=True, kw_only=True, omit_defa
     pinned: bool = False
     # One tiny request through the model before it is reported running.
     warmup: bool = True
+    # Seconds an idle model stays loaded: -1 or None forever, 0 unload as soon
+    # as it is idle.
+    keep_alive: Annotated[float, Meta(ge=-1)] | None = None
 
 
 class LoadRequest(ModelSpec, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):

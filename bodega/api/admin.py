@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import msgspec
 import trio
 from quart import Blueprint, Response
@@ -38,7 +40,14 @@ def describe(model: Model, state: ModelState | None = None) -> LoadedModel:
         progress=state.progress,
         repo_id=model.repo_id,
         warmup_ms=round(model.warmup_seconds * 1000, 1) if model.warmup_seconds else None,
+        expires_at=_expires_at(model),
     )
+
+
+def _expires_at(model: Model) -> int | None:
+    """When ``keep_alive`` will unload the model, as a Unix time (None: never)."""
+    left = model.expires_in(time.monotonic())
+    return None if left is None else int(time.time() + max(0.0, left))
 
 
 def memory_of(model: Model) -> ModelMemory:

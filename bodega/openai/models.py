@@ -40,6 +40,8 @@ class LoadedModel(msgspec.Struct, omit_defaults=True):
     repo_id: str | None = None
     # How long the warm-up request took, once loaded.
     warmup_ms: float | None = None
+    # When keep_alive unloads the idle model (Unix time); absent: never.
+    expires_at: int | None = None
     memory: ModelMemory | None = None
     tokens_generated: int | None = None
 

@@ -113,6 +113,19 @@ class Model:
         """The id clients use."""
         return self.spec.id
 
+    @property
+    def busy(self) -> bool:
+        """Requests are running or waiting."""
+        stats = self.admission.stats
+        return stats.running + stats.queued > 0
+
+    def expires_in(self, now: float) -> float | None:
+        """Seconds until ``keep_alive`` unloads the model (None: never)."""
+        keep_alive = self.spec.keep_alive
+        if keep_alive is None or keep_alive < 0 or self.spec.pinned:
+            return None
+        return self.last_used + keep_alive - now
+
     def use_files(self, path: str, engine: str) -> None:
         """Load from ``path`` with ``engine`` (once a repo's files are in the cache)."""
         self.handler_spec = msgspec.structs.replace(self.spec, model_path=path)
@@ -188,6 +201,7 @@ class Model:
             outcome = "error"
             raise
         finally:
+            self.last_used = time.monotonic()  # idle from here (keep_alive counts from it)
             if watch is not None:
                 watch.finished(outcome)
             if prompts is not None:

@@ -202,9 +202,7 @@ class Registry:
         idle = [
             m
             for m in self._models.values()
-            if not m.spec.pinned
-            and m.status in ("running", "failed")
-            and m.admission.stats.running + m.admission.stats.queued == 0
+            if not m.spec.pinned and m.status in ("running", "failed") and not m.busy
         ]
         if len(self._models) - len(idle) >= limit:
             raise ModelLimitReached(
@@ -315,6 +313,25 @@ class Registry:
         finally:
             del self._on_demand[repo_id]
             pending.set()
+
+    async def unload_expired(self) -> list[str]:
+        """Unload the idle models whose ``keep_alive`` ran out; their ids."""
+        now = time.monotonic()
+        expired = []
+        for model in self.models:
+            left = model.expires_in(now)
+            if left is not None and left <= 0 and model.status == "running" and not model.busy:
+                expired.append(model.id)
+        for model_id in expired:
+            log.info("unloading %s: idle past its keep_alive", model_id)
+            await self.unload(model_id)
+        return expired
+
+    async def expire_forever(self, interval: float = 0.5) -> None:
+        """``unload_expired`` every ``interval`` seconds (runs in the server's nursery)."""
+        while True:
+            await trio.sleep(interval)
+            await self.unload_expired()
 
     async def stop_all(self) -> None:
         """Stop every handler (in parallel) and remove the runtime folder."""

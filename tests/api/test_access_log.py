@@ -120,3 +120,32 @@ def test_readiness_follows_the_configured_models(tmp_path: Path) -> None:
         assert "lm is failed" in reply.json()["reason"]
     finally:
         stop_server(server)
+
+
+def test_keep_alive_unloads_an_idle_model(tmp_path: Path) -> None:
+    path = tmp_path / "keep.yaml"
+    path.write_text(
+        f"models:\n  - model_path: {embedded_lm_path()}\n    model_id: brief\n"
+        "    keep_alive: 8\n"
+        f"  - model_path: {embedded_lm_path()}\n    model_id: pinned\n"
+        "    keep_alive: 0\n    pinned: true\n"
+    )
+    server = start_server("--config", str(path))
+    try:
+        brief = server.model_info("brief")
+        assert brief["expires_at"] >= int(time.time())
+        assert "expires_at" not in server.model_info("pinned")  # pinned: never
+        reply = server.client.post(
+            "/v1/chat/completions", json=chat_body("Hi", model="brief", max_tokens=2)
+        )
+        assert reply.status_code == 200  # a request renews the keep-alive
+        assert server.model_info("brief")["expires_at"] >= brief["expires_at"]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            ids = [m["id"] for m in server.client.get("/v1/admin/loaded-models").json()["data"]]
+            if "brief" not in ids:
+                break
+            time.sleep(0.2)
+        assert ids == ["pinned"]
+    finally:
+        stop_server(server)

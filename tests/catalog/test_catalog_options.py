@@ -23,6 +23,7 @@ SERVER_ONLY = {
     "auto_download",
     "pinned",
     "warmup",
+    "keep_alive",
 }
 
 # A value away from the default for every ModelSpec field.
@@ -62,6 +63,7 @@ EVERY_FIELD: dict[str, Any] = {
     "auto_download": True,
     "pinned": True,
     "warmup": False,
+    "keep_alive": 30.0,
 }
 
 
