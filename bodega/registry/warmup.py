@@ -6,7 +6,7 @@ denoising pass at a real size is what their first request costs anyway."""
 from __future__ import annotations
 
 import io
-import math
+import random
 import struct
 import time
 import wave
@@ -29,11 +29,13 @@ from .handler import HandlerProcess
 SAMPLE_RATE = 16_000
 
 
-def tone_wav(seconds: float = 1.0, hz: float = 440.0) -> bytes:
-    """A sine tone as 16-bit mono WAV (silence would skip Whisper's decoder)."""
+def hiss_wav(seconds: float = 0.5) -> bytes:
+    """Quiet noise as 16-bit mono WAV: loud enough not to count as silence
+    (which skips the model), too quiet to be heard as speech, so Whisper runs
+    its encoder once and stops at once (a tone makes it hallucinate for seconds)."""
+    noise = random.Random(0)
     frames = b"".join(
-        struct.pack("<h", int(8000 * math.sin(2 * math.pi * hz * i / SAMPLE_RATE)))
-        for i in range(int(SAMPLE_RATE * seconds))
+        struct.pack("<h", int(noise.uniform(-300, 300))) for _ in range(int(SAMPLE_RATE * seconds))
     )
     out = io.BytesIO()
     with wave.open(out, "wb") as w:
@@ -58,7 +60,7 @@ def warmup_message(model_type: str) -> WorkMessage | None:
     if model_type == "rerank":
         return Rerank(req_id=0, query="warm up", documents=["warm up"])
     if model_type == "whisper":
-        return Transcribe(req_id=0, audio=tone_wav(), filename="warmup.wav")
+        return Transcribe(req_id=0, audio=hiss_wav(), filename="warmup.wav", temperature=0.0)
     return None
 
 
