@@ -48,9 +48,16 @@ class HttpChat:
     two cores httpx's per-event CPU would be charged to the server it measures.
     """
 
-    def __init__(self, base_url: str, model: str, workers: int = 1) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        workers: int = 1,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.base_url = base_url
         self.model = model
+        self._headers = headers
         url = httpx.URL(base_url)
         self._address = (url.host, url.port or 80)
         self._connections: list[SseConnection | None] = [None] * workers
@@ -58,7 +65,9 @@ class HttpChat:
     def _connection(self, worker: int) -> SseConnection:
         conn = self._connections[worker]
         if conn is None:
-            conn = self._connections[worker] = SseConnection(*self._address, timeout=300.0)
+            conn = self._connections[worker] = SseConnection(
+                *self._address, timeout=300.0, headers=self._headers
+            )
         return conn
 
     def warm(self) -> None:

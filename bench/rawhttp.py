@@ -75,9 +75,12 @@ class SseConnection:
     connection (no length, not chunked) is read until the server closes it.
     """
 
-    def __init__(self, host: str, port: int, timeout: float) -> None:
+    def __init__(
+        self, host: str, port: int, timeout: float, headers: dict[str, str] | None = None
+    ) -> None:
         self._address = (host, port)
         self._timeout = timeout
+        self._headers = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         self._sock = self._connect()
         self._buffer = b""
 
@@ -138,7 +141,7 @@ class SseConnection:
         self._sock.sendall(
             (
                 f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-                f"Accept: text/event-stream\r\nContent-Length: {len(body)}\r\n\r\n"
+                f"Accept: text/event-stream\r\n{self._headers}Content-Length: {len(body)}\r\n\r\n"
             ).encode()
             + body
         )

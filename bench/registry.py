@@ -24,7 +24,7 @@ GROUP_MODULES: tuple[str, ...] = (
     "bench.vision",
     "bench.images",
     "bench.hub",
-    "bench.telemetry",
+    "bench.overhead",
     "bench.peers",
 )
 
