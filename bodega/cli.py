@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import msgspec
 import trio
@@ -15,6 +17,8 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from bodega import fast_send
 from bodega.app import create_app
+from bodega.daemon import service
+from bodega.daemon.notify import Notifier
 from bodega.errors import BodegaError
 from bodega.registry.handler_env import handler_env
 from bodega.registry.registry import Registry, sweep_stale
@@ -52,12 +56,39 @@ def _parser() -> argparse.ArgumentParser:
     launch.add_argument(
         "--log-prompts", action="store_true", help="log prompts and answers (off by default)"
     )
+    service = commands.add_parser("service", help="install the server as a system service")
+    service.add_argument("action", choices=("install", "uninstall", "status"))
+    service.add_argument("--user", action="store_true", help="a per-user service")
+    service.add_argument("--config", help="the config.yaml the service runs with")
+    service.add_argument("--root", default="/", help=argparse.SUPPRESS)  # tests write elsewhere
     convert = commands.add_parser("convert", help="convert a GGUF file to an MLX model folder")
     convert.add_argument("gguf_path", metavar="GGUF_PATH")
     convert.add_argument("out_dir", metavar="OUT_DIR")
     convert.add_argument("--dtype", help="dequantize to float32/float16/bfloat16")
     convert.add_argument("--force", action="store_true", help="replace an existing OUT_DIR")
     return parser
+
+
+def manage_service(args: argparse.Namespace) -> int:
+    """``bodega service install|uninstall|status``."""
+    root = Path(args.root)
+    if args.action == "install":
+        config = Path(args.config) if args.config else None
+        if config is not None and not config.is_file():
+            print(f"bodega: error: config file {config} does not exist", file=sys.stderr)
+            return 2
+        path = service.install(config, user=args.user, root=root)
+        manager = (
+            "launchctl load"
+            if sys.platform == "darwin"
+            else (f"systemctl {'--user ' if args.user else ''}enable --now {service.UNIT_NAME}")
+        )
+        print(f"wrote {path}; start it with: {manager}")
+    elif args.action == "uninstall":
+        print("removed" if service.uninstall(user=args.user, root=root) else "not installed")
+    else:
+        print(service.status(user=args.user, root=root))
+    return 0
 
 
 def convert(args: argparse.Namespace) -> int:
@@ -73,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "convert":
         return convert(args)
+    if args.command == "service":
+        return manage_service(args)
     configure_logging(args.log_level, args.log_format or "text")
     try:
         settings = build_settings(
@@ -103,12 +136,20 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-async def _watch_signals(stop: trio.Event) -> None:
+async def _watch_signals(stop: trio.Event, notifier: Notifier) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for signum in signals:
             log.info("received %s: shutting down", signal.Signals(signum).name)
+            notifier.send("STOPPING=1", "STATUS=draining")
             stop.set()
             return
+
+
+def _status(registry: Registry) -> str:
+    """The STATUS= line: how many models run."""
+    models = registry.models
+    running = sum(1 for m in models if m.status == "running")
+    return f"{running} of {len(models)} models running"
 
 
 async def serve(settings: Settings) -> int:
@@ -116,8 +157,9 @@ async def serve(settings: Settings) -> int:
     for name in sweep_stale():
         log.info("removed stale %s", name)
     stop = trio.Event()
+    notifier = Notifier()
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(_watch_signals, stop)
+        nursery.start_soon(_watch_signals, stop, notifier)
         server = settings.server
         registry = Registry(
             nursery,
@@ -144,7 +186,14 @@ async def serve(settings: Settings) -> int:
             app = create_app(settings, registry)
             fast_send.install()
             log.info("serving on http://%s:%d", settings.server.host, settings.server.port)
-            await hypercorn_serve(app, config, shutdown_trigger=stop.wait)
+            # Hypercorn runs in a nursery of its own: leaving it waits for its
+            # graceful drain (running streams finish) before handlers stop.
+            async with trio.open_nursery() as http:
+                await http.start(
+                    functools.partial(hypercorn_serve, app, config, shutdown_trigger=stop.wait)
+                )
+                notifier.send("READY=1", f"STATUS={_status(registry)}")
+                nursery.start_soon(notifier.watchdog, lambda: _status(registry))
             return 0
         except BodegaError as exc:
             log.error("cannot start: %s", exc.message)
