@@ -19,6 +19,7 @@ from bodega import fast_send
 from bodega.app import create_app
 from bodega.daemon import service
 from bodega.daemon.notify import Notifier
+from bodega.daemon.reload import ConfigReloader
 from bodega.errors import BodegaError
 from bodega.registry.handler_env import handler_env
 from bodega.registry.registry import Registry, sweep_stale
@@ -145,6 +146,13 @@ async def _watch_signals(stop: trio.Event, notifier: Notifier) -> None:
             return
 
 
+async def _reload_on_sighup(reloader: ConfigReloader, registry: Registry) -> None:
+    with trio.open_signal_receiver(signal.SIGHUP) as signals:
+        async for _ in signals:
+            log.info("received SIGHUP: reloading %s", reloader.path)
+            await reloader.reload(registry)
+
+
 def _status(registry: Registry) -> str:
     """The STATUS= line: how many models run."""
     models = registry.models
@@ -171,6 +179,9 @@ async def serve(settings: Settings) -> int:
             log_prompts=server.log_prompts,
         )
         nursery.start_soon(registry.expire_forever)
+        if settings.config_path is not None:
+            reloader = ConfigReloader(settings.config_path, settings.models)
+            nursery.start_soon(_reload_on_sighup, reloader, registry)
         try:
             for spec in settings.models:
                 log.info("loading %s from %s", spec.id, spec.model_path)

@@ -141,6 +141,8 @@ class Settings(msgspec.Struct, kw_only=True):
     vision: VisionSection = msgspec.field(default_factory=VisionSection)
     tools: ToolsSection = msgspec.field(default_factory=ToolsSection)
     rag: RagSection = msgspec.field(default_factory=RagSection)
+    # The config file the models came from (SIGHUP reloads its models).
+    config_path: str | None = None
 
 
 def embedded_lm_path() -> str | None:
@@ -273,4 +275,11 @@ def build_settings(
         tools = tools_with_env(config.tools, os.environ)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    return Settings(server=server, models=models, tools=tools, rag=config.rag, vision=config.vision)
+    return Settings(
+        server=server,
+        models=models,
+        tools=tools,
+        rag=config.rag,
+        vision=config.vision,
+        config_path=config_path if not model_path else None,
+    )

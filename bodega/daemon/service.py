@@ -37,6 +37,7 @@ def systemd_unit(config: Path | None, *, user: bool) -> str:
             "Type=notify",
             "NotifyAccess=main",
             f"ExecStart={exec_start}",
+            "ExecReload=/bin/kill -HUP $MAINPID",
             "Restart=on-failure",
             "RestartSec=2",
             f"WatchdogSec={WATCHDOG_SECONDS}",

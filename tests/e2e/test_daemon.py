@@ -105,3 +105,49 @@ def test_the_launchd_plist(tmp_path: Path) -> None:
     if plutil is not None:
         assert subprocess.run([plutil, "-lint", str(path)], check=False).returncode == 0
     assert service.uninstall(user=True, root=tmp_path, platform="darwin")
+
+
+def test_sighup_reloads_the_config(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    lm = embedded_lm_path()
+    config.write_text(f"models:\n  - model_path: {lm}\n    model_id: a\n"
+                      f"  - model_path: {lm}\n    model_id: b\n")  # fmt: skip
+    log = tmp_path / "server.log"
+    server = start_server("--config", str(config), log_path=log)
+
+    def ids() -> list[str]:
+        return sorted(m["id"] for m in server.client.get("/v1/admin/loaded-models").json()["data"])
+
+    def hup_until(expected: list[str]) -> None:
+        server.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and ids() != expected:
+            time.sleep(0.2)
+        assert ids() == expected
+
+    try:
+        assert server.load("by-api").status_code == 201  # not the file's: left alone
+        pid_b = server.model_info("b")["pid"]
+        config.write_text(f"models:\n  - model_path: {lm}\n    model_id: b\n"
+                          f"  - model_path: {lm}\n    model_id: c\n")  # fmt: skip
+        hup_until(["b", "by-api", "c"])
+        assert server.model_info("b")["pid"] == pid_b  # unchanged: not reloaded
+        config.write_text(f"models:\n  - model_path: {lm}\n    model_id: b\n"
+                          "    context_length: 1024\n")  # fmt: skip
+        hup_until(["b", "by-api"])
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and server.model_info("b")["pid"] == pid_b:
+            time.sleep(0.2)
+        assert server.model_info("b")["context_length"] == 1024  # changed: reloaded
+        config.write_text("models: [oops\n")
+        server.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while (
+            time.monotonic() < deadline
+            and "keeping the running configuration" not in log.read_text()
+        ):
+            time.sleep(0.1)
+        assert "keeping the running configuration" in log.read_text()
+        assert ids() == ["b", "by-api"]
+    finally:
+        stop_server(server)

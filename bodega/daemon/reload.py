@@ -1,0 +1,51 @@
+"""SIGHUP: load ``config.yaml`` again and make the running models match its
+``models:``: added ones load, removed ones unload, changed ones reload.
+Models loaded through the API are left alone. A file that does not parse
+keeps everything as it runs, and the log says why."""
+
+from __future__ import annotations
+
+import logging
+
+from bodega.errors import BodegaError
+from bodega.registry.registry import Registry
+from bodega.settings import ConfigError, ModelSpec, load_config_file
+
+log = logging.getLogger("bodega")
+
+
+class ConfigReloader:
+    """Tracks which models the config file owns."""
+
+    def __init__(self, path: str, models: list[ModelSpec]) -> None:
+        self.path = path
+        self.owned = {spec.id: spec for spec in models}
+
+    async def reload(self, registry: Registry) -> None:
+        """Apply the file's models; failures are logged, the rest still applied."""
+        try:
+            config = load_config_file(self.path)
+        except ConfigError as exc:
+            log.error("SIGHUP: keeping the running configuration: %s", exc)
+            return
+        wanted = {spec.id: spec for spec in config.models}
+        loaded = {m.id for m in registry.models}
+        for model_id, old in list(self.owned.items()):
+            if wanted.get(model_id) != old and model_id in loaded:
+                log.info(
+                    "SIGHUP: unloading %s (%s)",
+                    model_id,
+                    "changed" if model_id in wanted else "removed",
+                )
+                await registry.unload(model_id)
+            if model_id not in wanted:
+                del self.owned[model_id]
+        for model_id, spec in wanted.items():
+            if model_id in {m.id for m in registry.models}:
+                continue
+            try:
+                log.info("SIGHUP: loading %s", model_id)
+                await registry.load(spec)
+                self.owned[model_id] = spec
+            except BodegaError as exc:
+                log.error("SIGHUP: %s did not load: %s", model_id, exc.message)
