@@ -22,6 +22,7 @@ from bodega.daemon.notify import Notifier
 from bodega.daemon.reload import ConfigReloader
 from bodega.errors import BodegaError
 from bodega.registry.handler_env import handler_env
+from bodega.registry.memory import default_budget_mb
 from bodega.registry.registry import Registry, sweep_stale
 from bodega.settings import CONFIG_ENV, ConfigError, Settings, build_settings
 from bodega.telemetry.logs import configure_logging
@@ -177,6 +178,7 @@ async def serve(settings: Settings) -> int:
             max_loaded_models=server.max_loaded_models,
             metrics=Metrics() if server.metrics else None,
             log_prompts=server.log_prompts,
+            memory_budget_mb=server.memory_budget_mb or default_budget_mb(),
         )
         nursery.start_soon(registry.expire_forever)
         if settings.config_path is not None:

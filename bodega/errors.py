@@ -173,6 +173,14 @@ class ModelUnavailable(BodegaError):
     code = "model_unavailable"
 
 
+class InsufficientMemory(BodegaError):
+    """The model does not fit the memory budget, even after unloading idle models."""
+
+    status = 507
+    type = "server_error"
+    code = "insufficient_memory"
+
+
 class ModelLimitReached(ModelUnavailable):
     """``max_loaded_models`` are loaded and none may be unloaded to make room."""
 

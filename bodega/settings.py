@@ -94,6 +94,9 @@ class ServerSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     auto_download: bool = False
     load_on_demand: bool = True
     max_loaded_models: Annotated[int, Meta(ge=1)] | None = None
+    # MB every model together may take (estimated before each load); unset:
+    # 80% of physical memory. Loads that do not fit unload idle models or 507.
+    memory_budget_mb: Annotated[int, Meta(ge=64)] | None = None
     # Telemetry: GET /metrics, a log line per request, the log format, and
     # whether prompts and answers may be logged (never by default).
     metrics: bool = True

@@ -62,6 +62,7 @@ def memory_of(model: Model) -> ModelMemory:
         metal_peak_mb=round(engine.peak_bytes / MB, 1),
         rss_mb=rss_mb,
         total_mb=round(rss_mb + active, 1),
+        estimated_mb=model.estimated_mb,
     )
 
 

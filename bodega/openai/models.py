@@ -17,6 +17,8 @@ class ModelMemory(msgspec.Struct):
     metal_peak_mb: float = 0.0
     rss_mb: float = 0.0
     total_mb: float = 0.0
+    # What the server estimated before loading (weights, KV cache, runtime).
+    estimated_mb: int = 0
 
 
 class LoadedModel(msgspec.Struct, omit_defaults=True):

@@ -92,6 +92,7 @@ class Model:
         self.log_prompts = False
         self._warming = False
         self.warmup_seconds: float | None = None
+        self.estimated_mb = 0
         self.admission = Admission(spec.max_concurrency, spec.queue_size, spec.queue_timeout)
         self._socket_path = socket_path
         self._engine = engine
@@ -112,6 +113,13 @@ class Model:
     def id(self) -> str:
         """The id clients use."""
         return self.spec.id
+
+    @property
+    def footprint_mb(self) -> int:
+        """What the model takes: its estimate, or its measured memory when larger."""
+        stats = self.handler.last_stats
+        measured = (stats.rss_bytes + stats.memory.active_bytes) // (1024 * 1024) if stats else 0
+        return max(self.estimated_mb, measured)
 
     @property
     def busy(self) -> bool:

@@ -15,11 +15,13 @@ import trio
 
 from bodega.errors import (
     BodegaError,
+    InsufficientMemory,
     InvalidRequest,
     ModelAlreadyLoaded,
     ModelLimitReached,
     ModelLoadFailed,
     ModelNotFound,
+    ModelRestarting,
     ModelUnavailable,
     NoModelLoaded,
 )
@@ -30,6 +32,7 @@ from catalog.files import looks_like_repo_id
 from ipc import shm
 
 from .handler import HANDLER_COMMAND
+from .memory import estimate_mb, fit_in_budget
 from .model import Model
 from .options import check_supported
 from .sources import cached_path, missing, on_demand_spec, repo_id_of, selection_of
@@ -85,6 +88,7 @@ class Registry:
         max_loaded_models: int | None = None,
         metrics: Metrics | None = None,
         log_prompts: bool = False,
+        memory_budget_mb: int | None = None,
     ) -> None:
         self._nursery = nursery
         self.downloads = Downloads(nursery)
@@ -93,6 +97,7 @@ class Registry:
         self.max_loaded_models = max_loaded_models
         self.metrics = metrics
         self.log_prompts = log_prompts
+        self.memory_budget_mb = memory_budget_mb
         self._handler_command = handler_command
         self._load_timeout = load_timeout
         self._models: dict[str, Model] = {}
@@ -179,6 +184,11 @@ class Registry:
             model.use_files(str(path), engine)
         else:
             model.use_files(model.spec.model_path, check_supported(model.spec))
+        model.estimated_mb = await trio.to_thread.run_sync(
+            estimate_mb, model.spec, model.handler_spec.model_path, model.handler.engine
+        )
+        if self.memory_budget_mb is not None:
+            await fit_in_budget(model, self.models, self.memory_budget_mb, self.unload)
         await model.start(self._nursery)
 
     async def _start_in_background(self, model: Model, path: Path | None) -> None:
@@ -309,7 +319,12 @@ class Registry:
             spec = await on_demand_spec(repo_id)
             if spec is not None and repo_id not in self._models:
                 log.info("loading %s on demand", repo_id)
-                await self.load(spec)
+                try:
+                    await self.load(spec)
+                except InsufficientMemory as exc:
+                    raise ModelRestarting(
+                        f"{repo_id!r} cannot be loaded now: {exc.message}", retry_after=30
+                    ) from None
         finally:
             del self._on_demand[repo_id]
             pending.set()
