@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import msgspec
@@ -89,7 +90,29 @@ def list_cached() -> list[CachedModel]:
         return []
     info = scan_cache_dir(folder)
     repos = [_describe(r) for r in info.repos if r.repo_type == "model"]
+    listed = {Path(r.repo_path) for r in repos}
+    # A download that has not finished its first file has no snapshot yet, so
+    # the cache scan skips it; its manifest says it is there, half-written.
+    for repo_path in folder.glob("models--*"):
+        if repo_path not in listed and (repo_path / MANIFEST).is_file():
+            repos.append(_describe_unfinished(repo_path))
     return sorted(repos, key=lambda r: r.repo_id)
+
+
+def _describe_unfinished(repo_path: Path) -> CachedModel:
+    manifest = read_manifest(repo_path)
+    partial = sum(size for _, size in partial_blobs(repo_path))
+    return CachedModel(
+        repo_id=repo_path.name.removeprefix("models--").replace("--", "/", 1),
+        repo_path=str(repo_path),
+        revision=manifest.revision if manifest else None,
+        snapshot=None,
+        files={},
+        size_bytes=partial,
+        created=int(repo_path.stat().st_mtime),
+        partial_bytes=partial,
+        planned=manifest.files if manifest else None,
+    )
 
 
 def find_cached(repo_id: str, revision: str | None = None) -> CachedModel | None:
@@ -135,6 +158,10 @@ def delete_cached(repo_id: str) -> bool:
             (repo.repo_path / MANIFEST).unlink(missing_ok=True)
             _remove_leftovers(repo.repo_path)
             return True
+    unfinished = repo_folder(repo_id)
+    if (unfinished / MANIFEST).is_file() and not (unfinished / "snapshots").is_dir():
+        shutil.rmtree(unfinished)  # a download that never finished a file
+        return True
     return False
 
 

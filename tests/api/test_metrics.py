@@ -41,14 +41,16 @@ def value(
 def test_counters_and_histograms_move_with_traffic(server: Server) -> None:
     before = scrape(server)
     reply = server.client.post(
-        "/v1/chat/completions", json=chat_body("Hi", max_tokens=6), timeout=120
+        "/v1/chat/completions", json=chat_body("Hi", model=LM, max_tokens=6), timeout=120
     )
     assert reply.status_code == 200
     usage = reply.json()["usage"]
     with server.client.stream(
         "POST",
         "/v1/chat/completions",
-        json=chat_body("Hello", max_tokens=5, stream=True, stream_options={"include_usage": True}),
+        json=chat_body(
+            "Hello", model=LM, max_tokens=5, stream=True, stream_options={"include_usage": True}
+        ),
         timeout=120,
     ) as stream:
         events = list(sse_events(stream))

@@ -59,7 +59,9 @@ def test_the_status_page_shows_models_charts_and_errors(server: Server, browser:
     assert browser.find_element("id", "connection").text == "live"
 
     reply = server.client.post(
-        "/v1/chat/completions", json=chat_body("Tell me a story", max_tokens=24), timeout=120
+        "/v1/chat/completions",
+        json=chat_body("Tell me a story", model="smollm2-135m", max_tokens=24),
+        timeout=120,
     )
     assert reply.status_code == 200
     tps = browser.find_element("id", "tps")

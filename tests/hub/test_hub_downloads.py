@@ -29,7 +29,9 @@ def download(client: httpx.Client, repo: str, **fields: Any) -> httpx.Response:
 
 def card(client: httpx.Client, repo: str) -> dict[str, Any]:
     data = client.get("/v1/models").json()["data"]
-    return next(m for m in data if m["id"] == repo)
+    found = [m for m in data if m["id"] == repo]
+    assert found, f"{repo} is not listed: {[m['id'] for m in data]}"
+    return found[0]
 
 
 def file_gets(hub: HubStandIn, repo: str, name: str) -> list[str | None]:

@@ -50,6 +50,7 @@ SERVER_MESSAGES: list[msgspec.Struct] = [
         ignore_eos=True,
         min_tokens=3,
         reasoning_effort="low",
+        request_id="req-1",
         sampling=m.Sampling(
             temperature=0.5,
             top_p=0.9,
@@ -73,6 +74,7 @@ SERVER_MESSAGES: list[msgspec.Struct] = [
         prompt="Names: Ada.",
         temperature=0.2,
         word_timestamps=True,
+        request_id="req-2",
     ),
     m.Embed(
         req_id=8,
@@ -82,8 +84,9 @@ SERVER_MESSAGES: list[msgspec.Struct] = [
         dimensions=8,
         embedding_type="sparse",
         return_sparse=True,
+        request_id="req-3",
     ),
-    m.Rerank(req_id=9, query="q", documents=["d1", "d2"]),
+    m.Rerank(req_id=9, query="q", documents=["d1", "d2"], request_id="req-4"),
     m.ReleaseShm(name="bd1-b"),
     m.GenerateImage(
         req_id=10,
@@ -103,6 +106,7 @@ SERVER_MESSAGES: list[msgspec.Struct] = [
         output_compression=20,
         transparent=True,
         partial_images=2,
+        request_id="req-5",
     ),
 ]
 
