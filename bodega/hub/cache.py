@@ -120,7 +120,8 @@ def find_cached(repo_id: str, revision: str | None = None) -> CachedModel | None
     or None when the repo (or that revision) is not in the cache."""
     folder = repo_folder(repo_id)
     if not (folder / "snapshots").is_dir():
-        return None
+        unfinished = (folder / MANIFEST).is_file() and revision is None
+        return _describe_unfinished(folder) if unfinished else None
     for repo in scan_cache_dir(cache_dir()).repos:
         if repo.repo_type == "model" and repo.repo_id == repo_id:
             cached = _describe(repo, revision)
