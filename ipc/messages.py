@@ -316,12 +316,17 @@ class EngineMemory(msgspec.Struct, omit_defaults=True):
 
 
 class EngineCounters(msgspec.Struct, omit_defaults=True):
-    """Work counters of engines that batch and cache (embeddings)."""
+    """Work counters of engines that batch and cache (embeddings), and of
+    speculative decoding: tokens generated with a draft model, how many of
+    them the draft proposed and the model accepted, and the draft length."""
 
     cache_entries: int = 0
     cache_hits: int = 0
     batches: int = 0
     rows_embedded: int = 0
+    spec_tokens: int = 0
+    spec_accepted: int = 0
+    spec_draft_length: int = 0
 
 
 class Stats(msgspec.Struct, tag="stats"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import wave
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,3 +152,14 @@ def queue_stats(server: Server, model_id: str) -> dict[str, Any]:
 def chat_for(model: str, content: str, **extra: Any) -> dict[str, Any]:
     """``chat_body`` for a given model id."""
     return chat_body(content, model=model, **extra)
+
+
+def silence_wav(seconds: float = 1.0) -> bytes:
+    """A mono 16 kHz WAV of silence."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(b"\0\0" * int(16000 * seconds))
+    return out.getvalue()

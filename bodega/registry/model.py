@@ -32,7 +32,7 @@ from bodega.errors import (
 )
 from bodega.hub.download import DownloadJob
 from bodega.settings import ModelSpec
-from bodega.telemetry.metrics import Metrics, Observation, observe
+from bodega.telemetry.metrics import Metrics, Observation, Totals, observe
 from bodega.telemetry.prompts import PromptLog
 from ipc.messages import TERMINAL_TYPES, Failed, Finished, HandlerMessage, WorkMessage
 
@@ -89,6 +89,7 @@ class Model:
         self.download: DownloadJob | None = None
         self.last_used = time.monotonic()
         self.metrics: Metrics | None = None
+        self.totals = Totals()
         self.log_prompts = False
         self._warming = False
         self.warmup_seconds: float | None = None
@@ -189,7 +190,9 @@ class Model:
         A ``Failed`` frame is raised as its ``BodegaError``; leaving early
         (client gone) cancels the work in the handler.
         """
-        watch = observe(self.metrics, self.id, self.state().engine, self.spec.model_type)
+        watch = observe(
+            self.metrics, self.totals, self.id, self.state().engine, self.spec.model_type
+        )
         prompts = PromptLog(self.id, message) if self.log_prompts else None
         outcome = "cancelled"
         try:

@@ -52,6 +52,23 @@ class ModelCollector(Collector):
             labels=labels,
         )
         cache_entries = gauge("bodega_embeddings_cache_entries", "Inputs held in the cache.")
+        cache_ratio = gauge(
+            "bodega_prompt_cache_hit_ratio", "Share of prompt tokens served from the prompt cache."
+        )
+        steps_rate = gauge("bodega_image_steps_per_second", "Denoising steps per second of work.")
+        rtf = gauge(
+            "bodega_audio_real_time_factor", "Seconds of work per second of audio transcribed."
+        )
+        accepted = CounterMetricFamily(
+            "bodega_spec_decode_num_accepted_tokens",
+            "Draft tokens the model accepted (speculative decoding).",
+            labels=labels,
+        )
+        acceptance = gauge(
+            "bodega_spec_decode_acceptance_rate",
+            "Accepted draft tokens / proposed draft tokens (proposals estimated as "
+            "draft length x verification rounds).",
+        )
         for model in self._models():
             values = model_labels(model)
             stats = model.admission.stats
@@ -60,6 +77,13 @@ class ModelCollector(Collector):
             status = model.status
             up.add_metric([*values, status], 1.0 if status == "running" else 0.0)
             restarts.add_metric(values, model.restarts)
+            totals = model.totals
+            if totals.prompt:
+                cache_ratio.add_metric(values, totals.cached / totals.prompt)
+            if totals.image_seconds:
+                steps_rate.add_metric(values, totals.image_steps / totals.image_seconds)
+            if totals.audio:
+                rtf.add_metric(values, totals.audio_work / totals.audio)
             last = model.handler.last_stats
             if last is None:
                 continue
@@ -67,7 +91,14 @@ class ModelCollector(Collector):
             accel.add_metric([*values, "active"], last.memory.active_bytes)
             accel.add_metric([*values, "cache"], last.memory.cache_bytes)
             accel.add_metric([*values, "peak"], last.memory.peak_bytes)
+            counters = last.counters
             if model.spec.model_type in ("embeddings", "rerank"):
-                cache_hits.add_metric(values, last.counters.cache_hits)
-                cache_entries.add_metric(values, last.counters.cache_entries)
+                cache_hits.add_metric(values, counters.cache_hits)
+                cache_entries.add_metric(values, counters.cache_entries)
+            if counters.spec_tokens:
+                accepted.add_metric(values, counters.spec_accepted)
+                rounds = counters.spec_tokens - counters.spec_accepted
+                proposed = rounds * max(1, counters.spec_draft_length)
+                acceptance.add_metric(values, counters.spec_accepted / proposed if proposed else 0)
         yield from (running, waiting, up, rss, accel, restarts, cache_hits, cache_entries)
+        yield from (cache_ratio, steps_rate, rtf, accepted, acceptance)

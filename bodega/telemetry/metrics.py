@@ -105,7 +105,17 @@ class Metrics:
         )  # fmt: skip
 
 
-def observe(metrics: Metrics | None, *labels: str) -> Observation | None:
+class Totals:
+    """Per-model running sums behind the ratio gauges (``collector.py``)."""
+
+    __slots__ = ("audio", "audio_work", "cached", "image_seconds", "image_steps", "prompt")
+
+    def __init__(self) -> None:
+        self.prompt = self.cached = self.image_steps = 0
+        self.image_seconds = self.audio = self.audio_work = 0.0
+
+
+def observe(metrics: Metrics | None, totals: Totals, *labels: str) -> Observation | None:
     """An observation of one request to the model ``labels`` name, tied to
     the HTTP request being served (its access-log line gets the model and
     tokens); None when metrics are off and no request is tracked."""
@@ -114,22 +124,28 @@ def observe(metrics: Metrics | None, *labels: str) -> Observation | None:
         info.model = labels[0]
     if metrics is None and info is None:
         return None
-    return Observation(metrics, labels, info)
+    return Observation(metrics, labels, info, totals)
 
 
 class Observation:
     """The timings of one request to one model; ``frame`` for each frame."""
 
     __slots__ = (
-        "_info", "_labels", "_metrics", "admitted_at", "first_at", "last_at", "started_at"
+        "_info", "_labels", "_metrics", "_totals", "admitted_at", "first_at", "last_at",
+        "started_at",
     )  # fmt: skip
 
     def __init__(
-        self, metrics: Metrics | None, labels: tuple[str, ...], info: RequestInfo | None
+        self,
+        metrics: Metrics | None,
+        labels: tuple[str, ...],
+        info: RequestInfo | None,
+        totals: Totals,
     ) -> None:
         self._metrics = metrics
         self._labels = labels
         self._info = info
+        self._totals = totals
         self.started_at = time.perf_counter()
         self.admitted_at: float | None = None
         self.first_at: float | None = None
@@ -170,6 +186,8 @@ class Observation:
             self.last_at = now
         elif kind is Finished:
             usage = frame.usage  # type: ignore[attr-defined]
+            self._totals.prompt += usage.prompt_tokens
+            self._totals.cached += usage.cached_tokens
             m.prompt_tokens.labels(*labels).inc(usage.prompt_tokens)
             m.generation_tokens.labels(*labels).inc(usage.completion_tokens)
             m.cached_tokens.labels(*labels).inc(usage.cached_tokens)

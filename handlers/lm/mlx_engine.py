@@ -32,7 +32,7 @@ from handlers.lm.request_checks import (
 )
 from handlers.lm.stop_text import StopTextFilter
 from handlers.parsing.pattern import Lit, seq
-from ipc.messages import EngineMemory, Finished, Generate, Sampling, Usage
+from ipc.messages import EngineCounters, EngineMemory, Finished, Generate, Sampling, Usage
 
 DEFAULT_CONTEXT_LENGTH = 32768
 PROMPT_CACHE_BYTES = 2 << 30  # bound on the KV bytes the prompt cache keeps
@@ -276,6 +276,17 @@ class MlxEngine:
         )
 
     # --- the rest of the Engine protocol ---------------------------------
+
+    def counters(self) -> EngineCounters:
+        """Speculative decoding's tokens and acceptances (zero without a draft)."""
+        scheduler = self._scheduler
+        if scheduler is None or self._spec.draft_model_path is None:
+            return EngineCounters()
+        return EngineCounters(
+            spec_tokens=scheduler.spec_tokens,
+            spec_accepted=scheduler.spec_accepted,
+            spec_draft_length=self._spec.num_draft_tokens or 3,
+        )
 
     def memory(self) -> EngineMemory:
         """MLX's active, cache and peak memory."""

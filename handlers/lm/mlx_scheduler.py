@@ -73,6 +73,10 @@ class Scheduler:
         self.closed = False
         self._m = loaded
         self._parallel = parallel
+        # Speculative decoding: tokens generated, and those the draft proposed
+        # and the model accepted (read by the stats thread; ints are atomic).
+        self.spec_tokens = 0
+        self.spec_accepted = 0
         self._preparing = 0
         self._lock = threading.Lock()
 
@@ -230,6 +234,9 @@ class Scheduler:
                         job.events.put(("cancelled", None))
                         break
                     seen.append(response.token)
+                    if m.draft is not None:
+                        self.spec_tokens += 1
+                        self.spec_accepted += bool(getattr(response, "from_draft", False))
                     text = _piece(decoder, response.token, response.finish_reason)
                     logprob = self._logprob(job, response)
                     job.events.put(("token", (text, response.finish_reason, logprob)))

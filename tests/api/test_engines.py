@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from bodega.registry.handler_env import openblas_library
 from bodega.settings import embedded_lm_path
@@ -141,8 +142,21 @@ def test_speculative_decoding_equals_plain_greedy(server: Server, mlx_model: str
         spec = server.client.post("/v1/chat/completions", json={**body, "model": "mlx-spec"}).json()
         assert spec["choices"][0]["message"]["content"] == plain["choices"][0]["message"]["content"]
         assert spec["usage"]["completion_tokens"] == plain["usage"]["completion_tokens"]
+        # The draft is the model itself: nearly every proposal is accepted.
+        exposition = server.client.get("/metrics").text
+        accepted = _sample(exposition, "bodega_spec_decode_num_accepted_tokens_total", "mlx-spec")
+        rate = _sample(exposition, "bodega_spec_decode_acceptance_rate", "mlx-spec")
+        assert accepted > 0 and 0.5 < rate <= 1.0
     finally:
         server.unload("mlx-spec")
+
+
+def _sample(exposition: str, name: str, model: str) -> float:
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name == name and sample.labels.get("model") == model:
+                return float(sample.value)
+    raise AssertionError(f"no {name} for {model}")
 
 
 def test_repo_not_in_hf_cache_is_404(server: Server) -> None:

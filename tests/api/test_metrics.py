@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers import Server, chat_body, sse_events
+from tests.helpers import Server, chat_body, silence_wav, sse_events
 
 LM = "smollm2-135m"
 
@@ -84,6 +84,15 @@ def test_counters_and_histograms_move_with_traffic(server: Server) -> None:
         moved("bodega_prompt_tokens_total", model="all-minilm-l6-v2", model_type="embeddings")
         == (embedded.json()["usage"]["prompt_tokens"])
     )
+    files = {"file": ("silence.wav", silence_wav(), "audio/wav")}
+    heard = server.client.post(
+        "/v1/audio/transcriptions", data={"model": "whisper-tiny.en"}, files=files, timeout=120
+    )
+    assert heard.status_code == 200
+    ratios = scrape(server)
+    assert 0 <= value(ratios, "bodega_prompt_cache_hit_ratio", model=LM) <= 1
+    assert value(ratios, "bodega_audio_real_time_factor", model="whisper-tiny.en") > 0
+    assert value(ratios, "bodega_audio_seconds_total", model="whisper-tiny.en") >= 1.0
     # Gauges from the handlers' Stats, one per model.
     for model in (LM, "all-minilm-l6-v2", "whisper-tiny.en"):
         assert value(after, "bodega_model_rss_bytes", model=model) > 10_000_000

@@ -3,10 +3,7 @@ files, and servers whose Hugging Face cache starts empty and whose hub it is."""
 
 from __future__ import annotations
 
-import io
-import os
 import random
-import wave
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -81,19 +78,3 @@ def hub_server(hub: HubStandIn, tmp_path: Path) -> Iterator[HubServer]:
     for server in started:
         stop_server(server)
     hub.throttle_bytes_per_s = None
-
-
-def silence_wav(seconds: float = 1.0) -> bytes:
-    """A mono 16 kHz WAV of silence."""
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(16000)
-        w.writeframes(b"\0\0" * int(16000 * seconds))
-    return out.getvalue()
-
-
-def cache_root(server_env_home: str | os.PathLike[str]) -> Path:
-    """The hub cache under an ``HF_HOME``."""
-    return Path(server_env_home) / "hub"

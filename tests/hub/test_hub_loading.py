@@ -9,14 +9,13 @@ from typing import Any
 
 import httpx
 
-from tests.helpers import Server
+from tests.helpers import Server, silence_wav
 from tests.hub.conftest import (
     EMBEDDINGS_REPO,
     GGUF_REPO,
     WHISPER_REPO,
     HubServer,
     MiB,
-    silence_wav,
 )
 from tests.hub_standin import HubStandIn
 
