@@ -99,6 +99,7 @@ class ModelCollector(Collector):
                 accepted.add_metric(values, counters.spec_accepted)
                 rounds = counters.spec_tokens - counters.spec_accepted
                 proposed = rounds * max(1, counters.spec_draft_length)
-                acceptance.add_metric(values, counters.spec_accepted / proposed if proposed else 0)
+                rate = counters.spec_accepted / proposed if proposed else 0.0
+                acceptance.add_metric(values, min(1.0, rate))  # the last round drafts fewer
         yield from (running, waiting, up, rss, accel, restarts, cache_hits, cache_entries)
         yield from (cache_ratio, steps_rate, rtf, accepted, acceptance)

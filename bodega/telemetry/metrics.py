@@ -196,14 +196,19 @@ class Observation:
         elif kind is Embeddings:
             m.prompt_tokens.labels(*labels).inc(frame.prompt_tokens)  # type: ignore[attr-defined]
         elif kind is ImageProgress:
+            step = now - (self.last_at or self.admitted_at or now)
+            self._totals.image_steps += 1
+            self._totals.image_seconds += step
             m.image_steps.labels(*labels).inc()
-            m.image_step_seconds.labels(*labels).inc(
-                now - (self.last_at or self.admitted_at or now)
-            )
+            m.image_step_seconds.labels(*labels).inc(step)
             self.last_at = now
         elif kind is Transcript:
-            m.audio_seconds.labels(*labels).inc(frame.duration)  # type: ignore[attr-defined]
-            m.audio_processing_seconds.labels(*labels).inc(now - (self.admitted_at or now))
+            work = now - (self.admitted_at or now)
+            duration = frame.duration  # type: ignore[attr-defined]
+            self._totals.audio += duration
+            self._totals.audio_work += work
+            m.audio_seconds.labels(*labels).inc(duration)
+            m.audio_processing_seconds.labels(*labels).inc(work)
 
     def finished(self, outcome: str) -> None:
         """The request ended: ``ok``, ``cancelled``, ``rejected``, ``timed_out`` or ``error``."""
