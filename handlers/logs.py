@@ -3,11 +3,11 @@ id of the request the thread is serving (``X-Request-ID``, from the ipc message)
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
-import time
+
+from catalog.log_format import JsonFormatter
 
 LEVEL_ENV = "BODEGA_LOG_LEVEL"
 FORMAT_ENV = "BODEGA_LOG_FORMAT"
@@ -25,27 +25,12 @@ class _RequestId(logging.Filter):
         return True
 
 
-class _Json(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        line = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname,
-            "logger": record.name,
-            "request_id": getattr(record, "request_id", "-"),
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, ensure_ascii=False)
-
-
 def configure(model_id: str) -> None:
     """stderr (which the server passes through), at the server's level."""
     handler = logging.StreamHandler()
     handler.addFilter(_RequestId())
     if os.environ.get(FORMAT_ENV) == "json":
-        handler.setFormatter(_Json())
+        handler.setFormatter(JsonFormatter())
     else:
         name = model_id.replace("%", "%%")
         text = f"%(asctime)s %(levelname)s handler[{name}] [%(request_id)s]: %(message)s"

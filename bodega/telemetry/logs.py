@@ -2,35 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import time
-from typing import Any
+
+from catalog.log_format import JsonFormatter
 
 from .requests import RequestIdFilter
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"
-
-
-class JsonFormatter(logging.Formatter):
-    """``{"time", "level", "logger", "request_id", "message", ...}``; an access
-    line adds its fields (method, path, status, duration_ms, tokens ...)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        """One JSON object, no newlines inside."""
-        line: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname,
-            "logger": record.name,
-            "request_id": getattr(record, "request_id", "-"),
-            "message": record.getMessage(),
-        }
-        line.update(getattr(record, "access", {}))
-        if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, ensure_ascii=False)
 
 
 def configure_logging(level: str, log_format: str) -> None:
