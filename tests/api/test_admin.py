@@ -27,8 +27,10 @@ def test_loaded_models_shape(server: Server) -> None:
         "metal_peak_mb",
         "rss_mb",
         "total_mb",
+        "estimated_mb",
     }
     assert memory["rss_mb"] > 10
+    assert memory["estimated_mb"] > 100  # weights, KV cache and runtime, estimated before loading
     assert memory["total_mb"] >= memory["rss_mb"]
 
 

@@ -47,7 +47,7 @@ def replicas(tmp_path: Path) -> Iterator[tuple[str, list[Server]]]:
                 if httpx.get(url + "/health/ready", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
-                pass
+                assert proxy.poll() is None, "HAProxy exited; see its stderr"
             time.sleep(0.2)
         yield url, servers
     finally:

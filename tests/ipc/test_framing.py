@@ -207,7 +207,15 @@ OTHER_STRUCTS: list[msgspec.Struct] = [
     ),
     m.Usage(prompt_tokens=1, completion_tokens=2, cached_tokens=3),
     m.EngineMemory(weights_bytes=1, active_bytes=2, cache_bytes=3, peak_bytes=4),
-    m.EngineCounters(cache_entries=1, cache_hits=2, batches=3, rows_embedded=4),
+    m.EngineCounters(
+        cache_entries=1,
+        cache_hits=2,
+        batches=3,
+        rows_embedded=4,
+        spec_tokens=5,
+        spec_accepted=6,
+        spec_draft_length=7,
+    ),
 ]
 
 ALL_SAMPLES = SERVER_MESSAGES + HANDLER_MESSAGES + OTHER_STRUCTS
