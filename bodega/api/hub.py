@@ -8,7 +8,7 @@ import trio
 from quart import Blueprint, Response, request
 
 from bodega.errors import InvalidRequest, ModelNotFound
-from bodega.hub.cache import delete_cached, find_cached
+from bodega.hub.cache import CachedModel, delete_cached, find_cached
 from bodega.hub.download import DownloadJob
 from bodega.hub.errors import ModelInUse
 from bodega.hub.plan import Selection
@@ -35,11 +35,7 @@ async def list_models() -> Response:
 @blueprint.get("/v1/models/<path:model_id>")
 async def retrieve_model(model_id: str) -> Response:
     """One loaded model or cached repo (OpenAI's retrieve shape plus ours)."""
-    cached = (
-        await trio.to_thread.run_sync(find_cached, model_id)
-        if looks_like_repo_id(model_id)
-        else None
-    )
+    cached = await _cached(model_id)
     if cached is not None:
         same = [m for m in users_of(registry(), cached) if m.id == cached.repo_id]
         return json_response(cached_card(cached, same))
@@ -52,11 +48,7 @@ async def retrieve_model(model_id: str) -> Response:
 @blueprint.delete("/v1/models/<path:model_id>")
 async def delete_model(model_id: str) -> Response:
     """Remove a repo (every revision) from the Hugging Face cache."""
-    cached = (
-        await trio.to_thread.run_sync(find_cached, model_id)
-        if looks_like_repo_id(model_id)
-        else None
-    )
+    cached = await _cached(model_id)
     if cached is None:
         if any(m.id == model_id for m in registry().models):
             raise ModelInUse(
@@ -139,6 +131,13 @@ async def _progress_events(job: DownloadJob) -> AsyncIterator[bytes]:
         if not job.done.is_set():
             await job.changed()
     yield DONE
+
+
+async def _cached(model_id: str) -> CachedModel | None:
+    """The cached repo ``model_id`` names, or None (also for ids that are no repo id)."""
+    if not looks_like_repo_id(model_id):
+        return None
+    return await trio.to_thread.run_sync(find_cached, model_id)
 
 
 def _flag(name: str) -> bool:

@@ -91,10 +91,7 @@ async def fit_in_budget(
     holds the memory when it cannot."""
     others = [m for m in models if m is not model and m.status not in ("failed", "stopped")]
     used = sum(m.footprint_mb for m in others)
-    idle = sorted(
-        (m for m in others if not m.spec.pinned and m.status == "running" and not m.busy),
-        key=lambda m: m.last_used,
-    )
+    idle = sorted((m for m in others if m.evictable), key=lambda m: m.last_used)
     while used + model.estimated_mb > budget and idle:
         victim = idle.pop(0)
         log.info("unloading %s (least recently used) to fit %s in memory", victim.id, model.id)

@@ -27,12 +27,11 @@ from bodega.errors import (
     ModelRestarting,
     ModelUnavailable,
     QueueFull,
-    QueueTimeout,
     error_from_failed,
 )
 from bodega.hub.download import DownloadJob
 from bodega.settings import ModelSpec
-from bodega.telemetry.metrics import Metrics, Observation, Totals, observe
+from bodega.telemetry.metrics import Metrics, Observation, Totals, observe, outcome_of
 from bodega.telemetry.prompts import PromptLog
 from ipc.messages import TERMINAL_TYPES, Failed, Finished, HandlerMessage, WorkMessage
 
@@ -128,6 +127,11 @@ class Model:
         stats = self.admission.stats
         return stats.running + stats.queued > 0
 
+    @property
+    def evictable(self) -> bool:
+        """May be unloaded to make room: not pinned, idle, running or failed."""
+        return not self.spec.pinned and not self.busy and self.status in ("running", "failed")
+
     def expires_in(self, now: float) -> float | None:
         """Seconds until ``keep_alive`` unloads the model (None: never)."""
         keep_alive = self.spec.keep_alive
@@ -202,14 +206,8 @@ class Model:
                 if isinstance(frame, TERMINAL_TYPES):
                     outcome = "ok"  # callers may stop reading at the last frame
                 yield frame
-        except QueueFull:
-            outcome = "rejected"
-            raise
-        except QueueTimeout:
-            outcome = "timed_out"
-            raise
-        except BodegaError:
-            outcome = "error"
+        except BodegaError as exc:
+            outcome = outcome_of(exc)
             raise
         finally:
             self.last_used = time.monotonic()  # idle from here (keep_alive counts from it)

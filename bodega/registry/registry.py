@@ -209,11 +209,7 @@ class Registry:
         limit = self.max_loaded_models
         if limit is None or len(self._models) < limit:
             return
-        idle = [
-            m
-            for m in self._models.values()
-            if not m.spec.pinned and m.status in ("running", "failed") and not m.busy
-        ]
+        idle = [m for m in self._models.values() if m.evictable]
         if len(self._models) - len(idle) >= limit:
             raise ModelLimitReached(
                 f"max_loaded_models ({limit}) are loaded and none is idle and unpinned; "

@@ -13,6 +13,7 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 
+from bodega.errors import BodegaError, QueueFull, QueueTimeout
 from ipc.audio_messages import Transcript
 from ipc.image_messages import ImageProgress
 from ipc.messages import Delta, Embeddings, Finished
@@ -113,6 +114,15 @@ class Totals:
     def __init__(self) -> None:
         self.prompt = self.cached = self.image_steps = 0
         self.image_seconds = self.audio = self.audio_work = 0.0
+
+
+def outcome_of(error: BodegaError) -> str:
+    """The outcome label of a request that ended with ``error``."""
+    if isinstance(error, QueueFull):
+        return "rejected"
+    if isinstance(error, QueueTimeout):
+        return "timed_out"
+    return "error"
 
 
 def observe(metrics: Metrics | None, totals: Totals, *labels: str) -> Observation | None:
