@@ -177,13 +177,11 @@ class Registry:
             path = await model.download.wait()
             if self._models.get(model.id) is not model:
                 raise ModelLoadFailed(f"model {model.id!r} was unloaded while downloading")
-        if path is not None:
-            resolved = msgspec.structs.replace(model.spec, model_path=str(path))
-            engine = check_supported(resolved)
-            self._validate_paths(resolved, engine)
-            model.use_files(str(path), engine)
-        else:
-            model.use_files(model.spec.model_path, check_supported(model.spec))
+        files = str(path) if path is not None else model.spec.model_path
+        resolved = msgspec.structs.replace(model.spec, model_path=files)
+        engine = check_supported(resolved)  # ``auto`` decides by the files
+        self._validate_paths(resolved, engine)
+        model.use_files(files, engine)
         model.estimated_mb = await trio.to_thread.run_sync(
             estimate_mb, model.spec, model.handler_spec.model_path, model.handler.engine
         )
