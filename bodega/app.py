@@ -32,7 +32,21 @@ from bodega.telemetry.context import CURRENT, current_request_id
 from bodega.telemetry.requests import RequestTracker
 from ipc.framing import FrameTooLarge
 
-from .api import admin, audio, docs, events, hub, images, metrics, status, text, tools, vision
+from .api import (
+    admin,
+    anthropic_messages,
+    audio,
+    docs,
+    events,
+    hub,
+    images,
+    metrics,
+    responses,
+    status,
+    text,
+    tools,
+    vision,
+)
 from .api import embeddings as embeddings_api
 from .api import rag as rag_api
 from .api.common import json_response
@@ -77,7 +91,7 @@ def create_app(settings: Settings, registry: Registry) -> QuartTrio:
     app.asgi_app = BodyMeter(app.asgi_app, limits.drain_bytes)  # type: ignore[method-assign]
     for module in (
         text, admin, status, hub, metrics, docs, events, tools, embeddings_api, audio, rag_api,
-        vision, images,
+        vision, images, responses, anthropic_messages,
     ):  # fmt: skip
         app.register_blueprint(module.blueprint)
     if registry.metrics is not None:
