@@ -4,8 +4,8 @@ Every service reaches a handler through ``Model.stream`` (all frames of a
 request) or ``Model.call`` (its last frame): admission, then the request under
 a fresh id, then the frames, with a ``Failed`` turned into the error
 ``bodega.errors`` maps it to. A handler that dies is restarted with backoff
-according to the model's ``restart`` policy; requests that arrive or wait
-meanwhile wait for it, up to ``queue_timeout``.
+according to the model's ``restart`` policy (``supervisor.py``); requests that
+arrive or wait meanwhile wait for it, up to ``queue_timeout``.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from ipc.messages import TERMINAL_TYPES, Failed, Finished, HandlerMessage, WorkM
 
 from .admission import Admission
 from .handler import HANDLER_COMMAND, HandlerProcess
+from .supervisor import RestartSupervision
 from .warmup import warm_up
 
 ModelStatus = Literal[
@@ -44,12 +45,6 @@ ModelStatus = Literal[
 ]
 T = TypeVar("T", bound=HandlerMessage)
 log = logging.getLogger(__name__)
-
-RESTART_BACKOFF_FIRST = 1.0
-RESTART_BACKOFF_CAP = 60.0
-# This many failures within the window and the model stays failed.
-RESTART_FAILURE_LIMIT = 5
-RESTART_WINDOW = 600.0
 
 
 class ModelState(msgspec.Struct, kw_only=True):
@@ -68,8 +63,9 @@ class ModelState(msgspec.Struct, kw_only=True):
     progress: float | None = None
 
 
-class Model:
-    """A registered model: its spec, its current handler process and its queue."""
+class Model(RestartSupervision):
+    """A registered model: its spec, its current handler process and its queue
+    (its restarts: ``supervisor.RestartSupervision``)."""
 
     def __init__(
         self,
@@ -108,11 +104,6 @@ class Model:
         self.last_restart_at: int | None = None
         # Set and replaced whenever the model's state changes.
         self._changed = trio.Event()
-
-    @property
-    def id(self) -> str:
-        """The id clients use."""
-        return self.spec.id
 
     @property
     def footprint_mb(self) -> int:
@@ -316,85 +307,3 @@ class Model:
         self._restarting = False
         self._notify()
         await self.handler.stop()
-
-    async def _supervise(self, nursery: trio.Nursery) -> None:
-        """Restart the handler whenever it dies, as the ``restart`` policy says.
-        A bug in here fails this model, never the server it runs in."""
-        try:
-            await self._supervise_forever(nursery)
-        except Exception as exc:
-            log.exception("supervising model %r failed", self.id)
-            self._restarting = False
-            self._failed_for_good = f"its supervisor failed: {type(exc).__name__}: {exc}"
-            self._notify()
-
-    async def _supervise_forever(self, nursery: trio.Nursery) -> None:
-        while True:
-            await self.handler.exited.wait()
-            if self.handler.status in ("stopping", "stopped"):
-                return
-            self.last_exit_code = self.handler.returncode
-            if not self._should_restart(self.last_exit_code):
-                self._failed_for_good = self.handler.error or "the model handler exited"
-                self._notify()
-                return
-            if not await self._restart(nursery):
-                return
-
-    def _should_restart(self, code: int | None) -> bool:
-        policy = self.spec.restart
-        return policy == "always" or (policy == "on-failure" and code != 0)
-
-    async def _restart(self, nursery: trio.Nursery) -> bool:
-        """Start new handlers with backoff until one runs; False once given up."""
-        self._restarting = True
-        self._notify()
-        try:
-            while True:
-                now = time.monotonic()
-                self._failures.append(now)
-                while self._failures and now - self._failures[0] > RESTART_WINDOW:
-                    self._failures.popleft()
-                if len(self._failures) >= RESTART_FAILURE_LIMIT:
-                    self._give_up()
-                    return False
-                delay = min(
-                    RESTART_BACKOFF_CAP, RESTART_BACKOFF_FIRST * 2 ** (len(self._failures) - 1)
-                )
-                attempt = trio.current_time()
-                if await self._try_start(nursery, hold=delay):
-                    return True
-                # One that died early still waits out its backoff: no crash loop.
-                await trio.sleep_until(attempt + delay)
-                if not self._restarting:
-                    return False  # unloaded meanwhile
-        finally:
-            self._restarting = False
-            self._notify()
-
-    async def _try_start(self, nursery: trio.Nursery, hold: float) -> bool:
-        """Start a new handler whose model loads after ``hold`` seconds (the
-        backoff, during which it imports its engine)."""
-        handler = HandlerProcess(
-            self.handler_spec, self._socket_path(), self._engine, self._command
-        )
-        self.handler = handler
-        try:
-            await handler.start(nursery, self._load_timeout, hold=hold)
-            await self._warm_up(handler)
-        except BodegaError as exc:
-            handler.error = exc.message
-            self.last_exit_code = handler.returncode
-            return False
-        self.restarts += 1
-        self.last_restart_at = int(time.time())
-        return True
-
-    def _give_up(self) -> None:
-        handler = self.handler
-        tail = handler.stderr_tail().strip()
-        self._failed_for_good = (
-            f"{handler.error or 'the model handler failed'}; gave up after "
-            f"{RESTART_FAILURE_LIMIT} failures within {RESTART_WINDOW / 60:g} minutes"
-            + (f"; its stderr ended with: {tail[-500:]}" if tail else "")
-        )

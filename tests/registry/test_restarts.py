@@ -17,7 +17,7 @@ from bodega.errors import (
     ModelUnavailable,
     QueueTimeout,
 )
-from bodega.registry import model as model_module
+from bodega.registry import supervisor
 from bodega.registry.model import Model
 from bodega.registry.registry import Registry
 from bodega.settings import ModelSpec
@@ -65,7 +65,7 @@ async def crash(model: Model) -> list[str]:
 
 @pytest.fixture
 async def registry(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Registry]:
-    monkeypatch.setattr(model_module, "RESTART_BACKOFF_FIRST", 0.05)
+    monkeypatch.setattr(supervisor, "RESTART_BACKOFF_FIRST", 0.05)
     async with trio.open_nursery() as nursery:
         registry = Registry(nursery, load_timeout=30, handler_command=FAKE_HANDLER)
         try:
@@ -98,7 +98,7 @@ async def test_a_killed_handler_is_restarted_and_the_others_never_notice(
 
 
 async def test_the_backoff_doubles(registry: Registry, tmp_path: Path) -> None:
-    model_module.RESTART_BACKOFF_FIRST = 0.5
+    supervisor.RESTART_BACKOFF_FIRST = 0.5
     model = await registry.load(spec(tmp_path, "m"))
     await crash(model)
     started = trio.current_time()
@@ -204,7 +204,7 @@ async def test_a_model_that_fails_its_first_load_is_not_retried(
 async def test_an_unload_during_the_backoff_stops_the_restart(
     registry: Registry, tmp_path: Path
 ) -> None:
-    model_module.RESTART_BACKOFF_FIRST = 1.0
+    supervisor.RESTART_BACKOFF_FIRST = 1.0
     model = await registry.load(spec(tmp_path, "m"))
     await crash(model)
     await registry.unload("m")
@@ -216,7 +216,7 @@ async def test_an_unload_during_the_backoff_stops_the_restart(
 async def test_an_unload_while_the_new_handler_waits_out_the_backoff(
     registry: Registry, tmp_path: Path
 ) -> None:
-    model_module.RESTART_BACKOFF_FIRST = 2.0
+    supervisor.RESTART_BACKOFF_FIRST = 2.0
     model = await registry.load(spec(tmp_path, "m"))
     old_pid = model.state().pid
     await crash(model)
@@ -235,8 +235,8 @@ async def test_an_unload_while_the_new_handler_waits_out_the_backoff(
 async def test_a_handler_dying_before_it_connects_is_a_failed_restart(
     registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(model_module, "RESTART_BACKOFF_FIRST", 1.0)
-    monkeypatch.setattr(model_module, "RESTART_FAILURE_LIMIT", 3)
+    monkeypatch.setattr(supervisor, "RESTART_BACKOFF_FIRST", 1.0)
+    monkeypatch.setattr(supervisor, "RESTART_FAILURE_LIMIT", 3)
     model = await registry.load(spec(tmp_path, "m"))
     configure(tmp_path / "m.json", warm="exit")
     await crash(model)
