@@ -283,6 +283,8 @@ class Finished(msgspec.Struct, tag="finished"):
     req_id: int
     reason: FinishReason
     usage: Usage = msgspec.field(default_factory=Usage)
+    # The request's stop sequence that ended the output ("" when none did).
+    stop_sequence: str = ""
 
 
 ErrorKind = Literal[

@@ -38,6 +38,7 @@ from handlers.lm.request_checks import (
     eos_rules,
     finish_reason,
 )
+from handlers.lm.stop_text import StopTextFilter
 from handlers.vision.llamacpp_media import (
     PASS_THROUGH_TEMPLATE,
     chat_body,
@@ -166,8 +167,8 @@ class LlamaCppEngine:
         }
         if request.max_tokens is not None:
             body["max_tokens"] = request.max_tokens
-        if request.stop:
-            body["stop"] = request.stop
+        # Stop sequences are matched here (``_stream``), not by llama.cpp,
+        # whose OpenAI-style chunks do not say which one ended the text.
         if request.logprobs:
             body["logprobs"] = max(1, request.top_logprobs)
         if request.logit_bias:
@@ -202,10 +203,11 @@ class LlamaCppEngine:
         if ignore_eos:
             body["ignore_eos"] = True
 
+        stop = StopTextFilter(request.stop)
         if min_tokens:
-            outcome = self._with_min_tokens(body, min_tokens, request, output, should_stop)
+            outcome = self._with_min_tokens(body, min_tokens, request, output, should_stop, stop)
         else:
-            outcome = self._stream(body, request, output, should_stop)
+            outcome = self._stream(body, request, output, should_stop, stop)
         output.close()
         return Finished(
             req_id=request.req_id,
@@ -215,6 +217,7 @@ class LlamaCppEngine:
                 tool_calls=parses_tools and output.tool_calls > 0,
             ),
             usage=outcome.usage,
+            stop_sequence=stop.matched,
         )
 
     def _with_min_tokens(
@@ -224,15 +227,16 @@ class LlamaCppEngine:
         request: Generate,
         output: OutputStream,
         should_stop: ShouldStop,
+        stop: StopTextFilter,
     ) -> _Outcome:
         """llama.cpp has no ``min_tokens``: the first ``min_tokens`` tokens are
         decoded past end-of-sequence and without stop strings, then the rest
         continues from them (their ids come with their log-probabilities)."""
         first = min_tokens if request.max_tokens is None else min(min_tokens, request.max_tokens)
-        head = {k: v for k, v in body.items() if k != "stop"}
+        head = dict(body)
         head.update(ignore_eos=True, max_tokens=first, logprobs=max(1, request.top_logprobs))
         ids: list[int] = []
-        start = self._stream(head, request, output, should_stop, ids)
+        start = self._stream(head, request, output, should_stop, None, ids)
         n = start.usage.completion_tokens
         left = None if request.max_tokens is None else request.max_tokens - n
         room = self.context_length - start.usage.prompt_tokens - n
@@ -241,7 +245,7 @@ class LlamaCppEngine:
         rest = {**body, "prompt": [body["prompt"], *ids]}
         if left is not None:
             rest["max_tokens"] = left
-        end = self._stream(rest, request, output, should_stop)
+        end = self._stream(rest, request, output, should_stop, stop)
         usage = msgspec.structs.replace(
             start.usage, completion_tokens=n + end.usage.completion_tokens
         )
@@ -253,9 +257,11 @@ class LlamaCppEngine:
         request: Generate,
         output: OutputStream,
         should_stop: ShouldStop,
+        stop: StopTextFilter | None,
         ids: list[int] | None = None,
     ) -> _Outcome:
-        """One llama.cpp call, its tokens into ``output`` (and their ids into ``ids``)."""
+        """One llama.cpp call, its tokens into ``output`` (and their ids into
+        ``ids``); text from a ``stop`` sequence on is dropped and ends the call."""
         state: dict[str, Any] = {"ended": None, "usage": None, "error": None, "prompt": None}
         counted = 0
         progress: dict[str, Any] = {}
@@ -284,11 +290,16 @@ class LlamaCppEngine:
                 if ids is not None and raw:
                     ids.extend(int(e["id"]) for e in raw.get("content") or [] if "id" in e)
                 logprobs = _logprobs(raw, request.top_logprobs) if request.logprobs else None
-                # llama.cpp holds back text that may start a stop string (an
-                # empty chunk) and releases it with a later one: each chunk is
-                # one token.
+                # Each chunk is one token; ``stop`` holds back text that may
+                # start a stop sequence and releases it with a later one.
+                hit = False
+                if stop is not None:
+                    text, hit = stop.feed(text)
                 output.add(text, 1, logprobs)
                 counted += 1
+                if hit:
+                    state["ended"] = "stop"
+                    return True
                 if counted >= self.context_length - progress.get("total", 0):
                     state["ended"] = "length"  # the end of our context
                     return True
@@ -305,6 +316,8 @@ class LlamaCppEngine:
             raise self._request_error(state["error"], request)
         if prompt_tokens >= self.context_length:
             raise context_exceeded(request, prompt_tokens, self.context_length)
+        if stop is not None and not stop.matched:
+            output.add(stop.flush(), 0)  # the end came first: held text is answer
         usage = state["usage"] or {}
         return _Outcome(
             ended=state["ended"],

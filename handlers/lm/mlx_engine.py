@@ -150,7 +150,8 @@ class MlxEngine:
             job, prepared, min_tokens = self._job(request)
             self._scheduler.submit(job)
         output = OutputStream(emit, prepared.parser if prepared else None)
-        completion_tokens, ended = self._relay(job, request, min_tokens, output, should_stop)
+        stop = StopTextFilter(request.stop)
+        completion_tokens, ended = self._relay(job, min_tokens, stop, output, should_stop)
         cancelled = ended == "cancelled"
         if not cancelled:
             output.close()
@@ -165,6 +166,7 @@ class MlxEngine:
                 completion_tokens=completion_tokens,
                 cached_tokens=job.cached_tokens,
             ),
+            stop_sequence=stop.matched,
         )
 
     def _job(self, request: Generate) -> tuple[Job, PreparedChat | None, int]:
@@ -204,15 +206,14 @@ class MlxEngine:
     def _relay(
         self,
         job: Job,
-        request: Generate,
         min_tokens: int,
+        stop: StopTextFilter,
         output: OutputStream,
         should_stop: ShouldStop,
     ) -> tuple[int, str | None]:
         """Hand the job's tokens to ``output`` until it ends: (completion
         tokens, "length" | "stop" | "cancelled"). Stop strings are looked for
         only after ``min_tokens`` tokens (as on llama.cpp)."""
-        stop = StopTextFilter(request.stop)
         completion_tokens = 0
         while True:
             if should_stop() and not job.cancelled.is_set():

@@ -13,16 +13,20 @@ class StopTextFilter:
     def __init__(self, stops: list[str]) -> None:
         self._stops = [s for s in stops if s]
         self._held = ""
+        # The stop sequence that ended the text ("" until one is hit): the
+        # earliest in the text, the first listed of those starting there.
+        self.matched = ""
 
     def feed(self, text: str) -> tuple[str, bool]:
         """(text to release, whether a stop sequence was hit)."""
         if not self._stops:
             return text, False
         buffer = self._held + text
-        hits = [i for i in (buffer.find(s) for s in self._stops) if i >= 0]
+        hits = [(i, n, s) for n, s in enumerate(self._stops) if (i := buffer.find(s)) >= 0]
         if hits:
             self._held = ""
-            return buffer[: min(hits)], True
+            at, _, self.matched = min(hits)
+            return buffer[:at], True
         hold = max((self._partial(buffer, s) for s in self._stops), default=0)
         self._held = buffer[len(buffer) - hold :] if hold else ""
         return buffer[: len(buffer) - hold], False

@@ -120,10 +120,22 @@ def test_min_tokens_holds_stop_strings_back(engine: TextEngine) -> None:
     plain = run(engine, messages=HELLO, max_tokens=12)
     stop = plain.text.strip()[-2:]  # greedy text that would end the answer early
     assert stop
-    stopped = run(engine, messages=HELLO, max_tokens=12, stop=[stop])
+    stopped = run(engine, messages=HELLO, max_tokens=12, stop=["@@", stop])
     assert stopped.finished.reason == "stop" and stop not in stopped.text
+    assert stopped.finished.stop_sequence == stop  # Finished names the one that matched
+    assert plain.text.startswith(stopped.text)
     held = run(engine, messages=HELLO, max_tokens=12, stop=[stop], min_tokens=plain.tokens)
     assert stop in held.text
+    assert plain.finished.stop_sequence == ""
+
+
+def test_text_that_only_begins_a_stop_sequence_is_released(engine: TextEngine) -> None:
+    plain = run(engine, messages=HELLO, max_tokens=12)
+    tail = plain.text[-3:]
+    result = run(engine, messages=HELLO, max_tokens=12, stop=[tail + "@@never"])
+    assert result.text == plain.text
+    assert result.finished.reason == plain.finished.reason
+    assert result.finished.stop_sequence == ""
 
 
 def test_min_tokens_respects_max_tokens(engine: TextEngine) -> None:

@@ -38,3 +38,20 @@ def test_held_text_is_not_released_early() -> None:
     f = StopTextFilter(["Paris"])
     assert f.feed("in Par") == ("in ", False)
     assert f.feed("ty") == ("Party", False)
+
+
+@pytest.mark.parametrize(
+    ("stops", "pieces", "matched"),
+    [
+        (["b", "ab"], ["cab"], "ab"),  # the earliest in the text
+        (["ab", "a"], ["ca", "b"], "a"),  # "a" is whole at the first piece
+        (["x", "Paris"], ["Par", "is"], "Paris"),
+        (["zz"], ["a", "b"], ""),
+    ],
+)
+def test_the_stop_that_matched_is_named(stops: list[str], pieces: list[str], matched: str) -> None:
+    f = StopTextFilter(stops)
+    for piece in pieces:
+        if f.feed(piece)[1]:
+            break
+    assert f.matched == matched
