@@ -80,7 +80,7 @@ async def embeddings() -> Response:
             "colbert embeddings come as lists of vectors; use encoding_format float",
             param="encoding_format",
         )
-    model = await registry().find(body.model, kinds=("embeddings",))
+    model = await registry().find(body.model, kinds=("embeddings",), keep_alive=body.keep_alive)
     result = await embed(
         model,
         inputs,
@@ -104,7 +104,7 @@ async def rerank_documents() -> Response:
     texts = [d if isinstance(d, str) else d.text for d in body.documents]
     check_size([body.query, *texts], "documents")
     limit = body.top_n or body.top_k or len(texts)
-    model = await registry().find(body.model, kinds=("rerank",))
+    model = await registry().find(body.model, kinds=("rerank",), keep_alive=body.keep_alive)
     ranked, tokens = await rerank(model, body.query, texts)
     top = ranked[:limit]
     keep = body.return_documents

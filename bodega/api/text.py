@@ -21,7 +21,7 @@ blueprint = Blueprint("text", __name__)
 async def chat_completions() -> Response:
     """OpenAI chat completions, JSON or SSE."""
     body = await decode_json(ChatCompletionRequest)
-    model = await registry().find(body.model, kinds=TEXT_MODELS)
+    model = await registry().find(body.model, kinds=TEXT_MODELS, keep_alive=body.keep_alive)
     images = await request_images(body, model, fetch_policy())
     try:
         message = chat_request(body, images.parts)
@@ -45,7 +45,7 @@ async def completions() -> Response:
     """OpenAI legacy prompt completions, JSON or SSE."""
     body = await decode_json(CompletionRequest)
     message = completion_request(body)
-    model = await registry().find(body.model, kinds=TEXT_MODELS)
+    model = await registry().find(body.model, kinds=TEXT_MODELS, keep_alive=body.keep_alive)
     if not body.stream:
         answer = await text.completion_answer(model, message, body.n, logprobs=body.logprobs)
         return json_response(answer)

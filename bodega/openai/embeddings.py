@@ -32,6 +32,8 @@ class EmbeddingRequest(msgspec.Struct, kw_only=True):
     truncate: bool = False
     embedding_type: EmbeddingType = "dense"
     return_sparse: bool = False
+    # Ollama's, as on chat completions (bodega.registry.keep_alive).
+    keep_alive: float | str | None = None
 
 
 class EmbeddingUsage(msgspec.Struct):
@@ -76,6 +78,7 @@ class RerankRequest(msgspec.Struct, kw_only=True):
     top_k: Annotated[int, Meta(ge=1)] | None = None
     top_n: Annotated[int, Meta(ge=1)] | None = None
     return_documents: bool = True
+    keep_alive: float | str | None = None  # as on /v1/embeddings
 
 
 class RerankItem(msgspec.Struct, omit_defaults=True):

@@ -119,6 +119,15 @@ FIELDS: tuple[FieldRule, ...] = (
     FieldRule("chat_template_kwargs", H, (CHAT,), "Extra variables for the chat template.", VLLM),
     FieldRule("ignore_eos", H, BOTH, "Decode past end of sequence.", BOTH_PEERS),
     FieldRule("min_tokens", H, BOTH, "No end of sequence before this many tokens.", VLLM),
+    FieldRule(
+        "keep_alive",
+        H,
+        BOTH,
+        'How long the model stays loaded once idle: seconds or a duration ("5m", "1h"); '
+        "negative: forever; 0: unload when idle. Replaces the model's keep_alive from "
+        "this request on; pinned models stay loaded. Also on embeddings and rerank.",
+        "Ollama",
+    ),
     # --- accepted, no effect ----------------------------------------------
     FieldRule("user", N, BOTH, "Not used: no abuse tracking here."),
     FieldRule("safety_identifier", N, (CHAT,), "Not used: no abuse tracking here."),

@@ -19,6 +19,8 @@ Temperature = Annotated[float, Meta(ge=0.0, le=2.0)]
 Probability = Annotated[float, Meta(ge=0.0, le=1.0)]
 Penalty = Annotated[float, Meta(ge=-2.0, le=2.0)]
 PositiveInt = Annotated[int, Meta(ge=1)]
+# Seconds, or a duration string ("30s", "5m", "1h"); checked by bodega.registry.keep_alive.
+KeepAlive = float | str | None
 
 
 class StreamOptions(msgspec.Struct):
@@ -200,6 +202,9 @@ class SamplingFields(msgspec.Struct, kw_only=True):
     # sequence; no end of sequence before ``min_tokens`` tokens.
     ignore_eos: bool = False
     min_tokens: Annotated[int, Meta(ge=0)] = 0
+    # Ollama's: how long the model stays loaded once idle (seconds, a
+    # duration string such as "5m", negative: forever; bodega.registry.keep_alive).
+    keep_alive: KeepAlive = None
 
 
 class ChatCompletionRequest(SamplingFields, kw_only=True):

@@ -32,6 +32,7 @@ from catalog.files import looks_like_repo_id
 from ipc import shm
 
 from .handler import HANDLER_COMMAND
+from .keep_alive import Expiry, apply_keep_alive, keep_alive_seconds
 from .memory import estimate_mb, fit_in_budget
 from .model import Model
 from .options import check_supported
@@ -218,16 +219,25 @@ class Registry:
             await self.unload(model.id)
 
     async def find(
-        self, name: str, *, kinds: tuple[str, ...] | None = None, param: str = "model"
+        self,
+        name: str,
+        *,
+        kinds: tuple[str, ...] | None = None,
+        param: str = "model",
+        keep_alive: float | str | None = None,
     ) -> Model:
         """``resolve``, loading a cached repo the request names when
-        ``load_on_demand`` is on (concurrent requests share one load)."""
+        ``load_on_demand`` is on (concurrent requests share one load). A
+        request's ``keep_alive`` is checked first and then applied to the model."""
+        seconds = keep_alive_seconds(keep_alive)
         model = self._models.get(name)
         if model is not None and model.status in ("downloading", "loading"):
             await model.settled()
         elif model is None and self.load_on_demand and looks_like_repo_id(name):
             await self._load_on_demand(name)
-        return self.resolve(name, kinds=kinds, param=param)
+        model = self.resolve(name, kinds=kinds, param=param)
+        apply_keep_alive(model, seconds)
+        return model
 
     def _socket_path(self) -> Path:
         """A fresh socket path for the next handler (a restart gets its own)."""
@@ -323,24 +333,9 @@ class Registry:
             del self._on_demand[repo_id]
             pending.set()
 
-    async def unload_expired(self) -> list[str]:
-        """Unload the idle models whose ``keep_alive`` ran out; their ids."""
-        now = time.monotonic()
-        expired = []
-        for model in self.models:
-            left = model.expires_in(now)
-            if left is not None and left <= 0 and model.status == "running" and not model.busy:
-                expired.append(model.id)
-        for model_id in expired:
-            log.info("unloading %s: idle past its keep_alive", model_id)
-            await self.unload(model_id)
-        return expired
-
-    async def expire_forever(self, interval: float = 0.5) -> None:
-        """``unload_expired`` every ``interval`` seconds (runs in the server's nursery)."""
-        while True:
-            await trio.sleep(interval)
-            await self.unload_expired()
+    async def expire_forever(self) -> None:
+        """Unload idle models past their ``keep_alive`` (runs in the server's nursery)."""
+        await Expiry(self).run()
 
     async def stop_all(self) -> None:
         """Stop every handler (in parallel) and remove the runtime folder."""
