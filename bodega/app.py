@@ -16,6 +16,7 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from bodega import access
+from bodega.anthropic import errors as anthropic_errors
 from bodega.errors import (
     BodegaError,
     InvalidRequest,
@@ -62,7 +63,8 @@ _HTTP_ERRORS: dict[int, type[BodegaError]] = {
 
 
 def render_error(exc: BodegaError) -> Response:
-    """The OpenAI error response for ``exc`` (kept for the status page)."""
+    """The error response for ``exc``, in Anthropic's shape on /v1/messages
+    routes and OpenAI's elsewhere (kept for the status page)."""
     recent_errors().append(
         {
             "time": time.time(),
@@ -73,7 +75,12 @@ def render_error(exc: BodegaError) -> Response:
             "request_id": current_request_id(),
         }
     )
-    response = json_response(error_body(exc), status=exc.status)
+    body = (
+        anthropic_errors.error_body(exc, current_request_id())
+        if anthropic_errors.is_anthropic_path(request.path)
+        else error_body(exc)
+    )
+    response = json_response(body, status=exc.status)
     response.headers.update(exc.headers())
     return response
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import msgspec
 
+from bodega.anthropic.requests import CountTokensRequest, MessagesRequest
+from bodega.anthropic.responses import CountTokensOut, MessageOut
 from bodega.api.tools import ExecuteRequest, ExecuteResponse
 from bodega.openai.audio import Transcription, VerboseTranscription
 from bodega.openai.embeddings import EmbeddingList, EmbeddingRequest, RerankRequest, RerankResponse
@@ -96,6 +98,10 @@ OPERATIONS: tuple[Operation, ...] = (
               answers={200: ChatCompletion}, streams=True, tags=("text",)),
     Operation("post", "/v1/completions", "Text completion", CompletionRequest,
               answers={200: TextCompletion}, streams=True, tags=("text",)),
+    Operation("post", "/v1/messages", "Anthropic Messages", MessagesRequest,
+              answers={200: MessageOut}, streams=True, tags=("text",)),
+    Operation("post", "/v1/messages/count_tokens", "Anthropic token count", CountTokensRequest,
+              answers={200: CountTokensOut}, tags=("text",)),
     Operation("post", "/v1/embeddings", "Embeddings", EmbeddingRequest,
               answers={200: EmbeddingList}, tags=("embeddings",)),
     Operation("post", "/v1/rerank", "Rerank documents", RerankRequest,
