@@ -1,5 +1,7 @@
 """SIGHUP: load ``config.yaml`` again and make the running models match its
 ``models:``: added ones load, removed ones unload, changed ones reload.
+A changed model is reloaded in place: requests running on it finish first
+(up to ``server.graceful_timeout``), queued ones wait for the new handler.
 Models loaded through the API are left alone. A file that does not parse
 keeps everything as it runs, and the log says why."""
 
@@ -31,15 +33,20 @@ class ConfigReloader:
         wanted = {spec.id: spec for spec in config.models}
         loaded = {m.id for m in registry.models}
         for model_id, old in list(self.owned.items()):
-            if wanted.get(model_id) != old and model_id in loaded:
-                log.info(
-                    "SIGHUP: unloading %s (%s)",
-                    model_id,
-                    "changed" if model_id in wanted else "removed",
-                )
-                await registry.unload(model_id)
-            if model_id not in wanted:
+            spec = wanted.get(model_id)
+            if spec is None:
                 del self.owned[model_id]
+                if model_id in loaded:
+                    log.info("SIGHUP: unloading %s (removed)", model_id)
+                    await registry.unload(model_id)
+            elif spec != old and model_id in loaded:
+                # Running requests finish on the old handler, queued ones wait.
+                log.info("SIGHUP: reloading %s (changed)", model_id)
+                self.owned[model_id] = spec
+                try:
+                    await registry.reload(spec, drain_timeout=config.server.graceful_timeout)
+                except BodegaError as exc:
+                    log.error("SIGHUP: %s did not reload: %s", model_id, exc.message)
         for model_id, spec in wanted.items():
             if model_id in {m.id for m in registry.models}:
                 continue

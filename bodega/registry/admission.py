@@ -61,6 +61,7 @@ class Admission:
         self.queue_timeout = queue_timeout
         self.stats = QueueStats(max_concurrency=max_concurrency, queue_size=queue_size)
         self._hold_seconds = 1.0  # running mean of how long a slot is held
+        self._owed = 0  # slots to keep when released (``resize`` to fewer)
 
     async def acquire(self) -> Slot:
         """Wait for a place to run, or raise QueueFull / QueueTimeout."""
@@ -87,8 +88,27 @@ class Admission:
         stats.running += 1
         return Slot(self)
 
+    def resize(self, max_concurrency: int, queue_size: int, queue_timeout: float) -> None:
+        """New limits (a reload); requests waiting keep their place. Fewer
+        slots are taken back as running requests end."""
+        change = max_concurrency - self.stats.max_concurrency
+        self.stats.max_concurrency, self.stats.queue_size = max_concurrency, queue_size
+        self.queue_timeout = queue_timeout
+        paid = min(max(change, 0), self._owed)  # more slots: first cancel what is owed
+        self._owed -= paid
+        for _ in range(change - paid):
+            self._slots.release()
+        for _ in range(-change):
+            if self._slots.value > 0:
+                self._slots.acquire_nowait()
+            else:
+                self._owed += 1
+
     def _release(self, held_seconds: float) -> None:
         self._hold_seconds = 0.8 * self._hold_seconds + 0.2 * held_seconds
         self.stats.running -= 1
         self.stats.completed += 1
-        self._slots.release()
+        if self._owed > 0:
+            self._owed -= 1  # a slot given up by a resize
+        else:
+            self._slots.release()

@@ -197,6 +197,11 @@ class HandlerProcess:
             raise ModelLoadFailed(f"model handler for {self.spec.id!r} broke the handshake")
         return first
 
+    @property
+    def in_flight(self) -> int:
+        """Requests sent and not yet answered in full."""
+        return len(self._streams)
+
     async def stop(self, timeout: float = 5.0) -> None:
         """Ask the handler to exit; kill it if it does not within ``timeout``."""
         if self.status in ("stopping", "stopped"):
@@ -213,7 +218,7 @@ class HandlerProcess:
                 with trio.move_on_after(timeout):
                     await self._process.wait()
             await self._kill()
-            self._fail_pending("the model was unloaded")
+            self.fail_pending("the model was unloaded")
             self.status = "stopped"
             self._mark_exited()
 
@@ -281,7 +286,7 @@ class HandlerProcess:
                 reason = f"the model handler exited unexpectedly (exit code {code})"
             await self._kill()
         self.error = reason
-        self._fail_pending(reason)
+        self.fail_pending(reason)
         self._mark_exited()
 
     def _route(self, message: HandlerMessage) -> None:
@@ -323,7 +328,8 @@ class HandlerProcess:
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 pass
 
-    def _fail_pending(self, reason: str) -> None:
+    def fail_pending(self, reason: str) -> None:
+        """End every request in flight with a ``Failed`` saying ``reason``."""
         for req_id, stream in list(self._streams.items()):
             try:
                 stream.send_nowait(Failed(req_id=req_id, kind="internal", message=reason))

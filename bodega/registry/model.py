@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, Callable
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing, asynccontextmanager
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -45,6 +45,7 @@ ModelStatus = Literal[
 ]
 T = TypeVar("T", bound=HandlerMessage)
 log = logging.getLogger(__name__)
+DRAIN_POLL = 0.05  # seconds between looks at a draining handler
 
 
 class ModelState(msgspec.Struct, kw_only=True):
@@ -307,3 +308,26 @@ class Model(RestartSupervision):
         self._restarting = False
         self._notify()
         await self.handler.stop()
+
+    @asynccontextmanager
+    async def replacing(self, spec: ModelSpec, drain_timeout: float) -> AsyncIterator[None]:
+        """Swap in ``spec`` (a reload): the model is ``restarting`` throughout,
+        so requests admitted meanwhile wait for the new handler (up to
+        ``queue_timeout``) while those running on the old one finish first
+        (up to ``drain_timeout``; later ones get an error). The body starts
+        the new handler."""
+        self._restarting = True
+        self._notify()
+        try:
+            old = self.handler
+            with trio.move_on_after(drain_timeout):
+                while old.in_flight:
+                    await trio.sleep(DRAIN_POLL)
+            old.fail_pending("the model was reloaded before this request finished")
+            await old.stop()
+            self.spec = self.handler_spec = spec
+            self.admission.resize(spec.max_concurrency, spec.queue_size, spec.queue_timeout)
+            yield
+        finally:
+            self._restarting = False
+            self._notify()

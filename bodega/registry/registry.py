@@ -271,6 +271,29 @@ class Registry:
         await model.stop()
         return model
 
+    async def reload(self, spec: ModelSpec, drain_timeout: float = 30.0) -> Model:
+        """Load ``spec`` in place of the running model with its id (a changed
+        model on SIGHUP): requests running on the old handler finish there
+        first, queued and new ones wait for the new one (``Model.replacing``).
+        A model that is not running is unloaded and loaded again."""
+        model = self.get(spec.id)
+        if model.status != "running":
+            await self.unload(spec.id)
+            return await self.load(spec)
+        repo_id = repo_id_of(spec)
+        if repo_id is None:
+            self._validate_paths(spec, check_supported(spec))  # a bad spec stops nothing
+        async with model.replacing(spec, drain_timeout):
+            model.repo_id = repo_id
+            try:
+                if self._models.get(spec.id) is not model:
+                    raise ModelLoadFailed(f"model {spec.id!r} was unloaded while reloading")
+                await self._start(model, await self._find_files(model))
+            except BodegaError as exc:
+                model.fail(exc.message)
+                raise
+        return model
+
     def get(self, model_id: str) -> Model:
         """A registered model by id (any status), or ModelNotFound."""
         try:
