@@ -16,6 +16,7 @@ import msgspec
 import yaml
 from msgspec import Meta
 
+from bodega.responses.config import ResponsesSection
 from bodega.services.rag.config import RagSection
 from bodega.tools.config import ToolsSection, tools_with_env
 from catalog.options import LoadOptions
@@ -134,6 +135,7 @@ class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     vision: VisionSection = msgspec.field(default_factory=VisionSection)
     tools: ToolsSection = msgspec.field(default_factory=ToolsSection)
     rag: RagSection = msgspec.field(default_factory=RagSection)
+    responses: ResponsesSection = msgspec.field(default_factory=ResponsesSection)
 
 
 class Settings(msgspec.Struct, kw_only=True):
@@ -144,6 +146,7 @@ class Settings(msgspec.Struct, kw_only=True):
     vision: VisionSection = msgspec.field(default_factory=VisionSection)
     tools: ToolsSection = msgspec.field(default_factory=ToolsSection)
     rag: RagSection = msgspec.field(default_factory=RagSection)
+    responses: ResponsesSection = msgspec.field(default_factory=ResponsesSection)
     # The config file the models came from (SIGHUP reloads its models).
     config_path: str | None = None
 
@@ -283,6 +286,7 @@ def build_settings(
         models=models,
         tools=tools,
         rag=config.rag,
+        responses=config.responses,
         vision=config.vision,
         config_path=config_path if not model_path else None,
     )

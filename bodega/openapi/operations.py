@@ -35,6 +35,7 @@ from bodega.openai.vision import (
     VisionLoadRequest,
     VisionLoadResponse,
 )
+from bodega.responses.types import CreateResponse, DeletedResponse, InputItemList, Response
 from bodega.settings import LoadRequest
 
 
@@ -102,6 +103,16 @@ OPERATIONS: tuple[Operation, ...] = (
               answers={200: MessageOut}, streams=True, tags=("text",)),
     Operation("post", "/v1/messages/count_tokens", "Anthropic token count", CountTokensRequest,
               answers={200: CountTokensOut}, tags=("text",)),
+    Operation("post", "/v1/responses", "Create a response (OpenAI Responses API)",
+              CreateResponse, answers={200: Response}, streams=True, tags=("responses",)),
+    Operation("get", "/v1/responses/{response_id}", "A stored response",
+              answers={200: Response}, tags=("responses",)),
+    Operation("delete", "/v1/responses/{response_id}", "Delete a stored response",
+              answers={200: DeletedResponse}, tags=("responses",)),
+    Operation("post", "/v1/responses/{response_id}/cancel", "Cancel a background response",
+              answers={200: Response}, tags=("responses",)),
+    Operation("get", "/v1/responses/{response_id}/input_items", "A stored response's input items",
+              answers={200: InputItemList}, tags=("responses",)),
     Operation("post", "/v1/embeddings", "Embeddings", EmbeddingRequest,
               answers={200: EmbeddingList}, tags=("embeddings",)),
     Operation("post", "/v1/rerank", "Rerank documents", RerankRequest,

@@ -1,0 +1,1 @@
+"""OpenAI\x27s Responses API: request conversion, output assembly, events and the store."""
