@@ -309,12 +309,17 @@ class Failed(msgspec.Struct, tag="failed"):
 
 class EngineMemory(msgspec.Struct, omit_defaults=True):
     """Memory an engine reports, in bytes (0 where the engine cannot tell):
-    its weights, the accelerator memory in use, held in its cache and at peak."""
+    its weights, the accelerator memory in use, held in its cache and at peak;
+    llama.cpp also its model, KV cache and compute buffers."""
 
     weights_bytes: int = 0
     active_bytes: int = 0
     cache_bytes: int = 0
     peak_bytes: int = 0
+    # llama.cpp's own buffers over all devices (its load log; 0 elsewhere).
+    model_buffer_bytes: int = 0
+    kv_cache_bytes: int = 0
+    compute_buffer_bytes: int = 0
 
 
 class EngineCounters(msgspec.Struct, omit_defaults=True):

@@ -8,7 +8,14 @@ import msgspec
 import trio
 from quart import Blueprint, Response
 
-from bodega.openai.models import LoadAnswer, LoadedModel, LoadedModels, ModelMemory, UnloadAnswer
+from bodega.openai.models import (
+    LlamaCppBuffers,
+    LoadAnswer,
+    LoadedModel,
+    LoadedModels,
+    ModelMemory,
+    UnloadAnswer,
+)
 from bodega.registry.model import Model, ModelState
 from bodega.settings import LoadRequest, ModelSpec
 from ipc.messages import EngineMemory
@@ -63,6 +70,13 @@ def memory_of(model: Model) -> ModelMemory:
         rss_mb=rss_mb,
         total_mb=round(rss_mb + active, 1),
         estimated_mb=model.estimated_mb,
+        llamacpp_buffers=LlamaCppBuffers(
+            model_mb=round(engine.model_buffer_bytes / MB, 1),
+            kv_cache_mb=round(engine.kv_cache_bytes / MB, 1),
+            compute_mb=round(engine.compute_buffer_bytes / MB, 1),
+        )
+        if engine.model_buffer_bytes
+        else None,
     )
 
 

@@ -9,6 +9,14 @@ import msgspec
 from bodega.registry.admission import QueueStats
 
 
+class LlamaCppBuffers(msgspec.Struct):
+    """llama.cpp's own buffers over all devices, in MB (its load log)."""
+
+    model_mb: float
+    kv_cache_mb: float
+    compute_mb: float
+
+
 class ModelMemory(msgspec.Struct):
     """``memory`` in the Bodega docs' shape, in MB."""
 
@@ -19,6 +27,8 @@ class ModelMemory(msgspec.Struct):
     total_mb: float = 0.0
     # What the server estimated before loading (weights, KV cache, runtime).
     estimated_mb: int = 0
+    # llama.cpp models: its buffers, beside the estimate (None elsewhere).
+    llamacpp_buffers: LlamaCppBuffers | None = None
 
 
 class LoadedModel(msgspec.Struct, omit_defaults=True):

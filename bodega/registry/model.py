@@ -108,9 +108,15 @@ class Model(RestartSupervision):
 
     @property
     def footprint_mb(self) -> int:
-        """What the model takes: its estimate, or its measured memory when larger."""
+        """What the model takes: its estimate, or its measured memory when
+        larger (RSS + accelerator memory, or llama.cpp's own buffers, which
+        count memory on any device, when they are more)."""
         stats = self.handler.last_stats
-        measured = (stats.rss_bytes + stats.memory.active_bytes) // (1024 * 1024) if stats else 0
+        if stats is None:
+            return self.estimated_mb
+        engine = stats.memory
+        buffers = engine.model_buffer_bytes + engine.kv_cache_bytes + engine.compute_buffer_bytes
+        measured = max(stats.rss_bytes + engine.active_bytes, buffers) // (1024 * 1024)
         return max(self.estimated_mb, measured)
 
     @property

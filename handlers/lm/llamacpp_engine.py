@@ -29,6 +29,7 @@ from handlers.lm.chat_output import OutputStream
 from handlers.lm.chat_request import prepare_chat
 from handlers.lm.chat_template import ChatTemplate
 from handlers.lm.constraints import UnsupportedSchema, to_lark
+from handlers.lm.llama_buffers import load_log
 from handlers.lm.request_checks import (
     PENALTY_WINDOW,
     check_logit_bias,
@@ -150,9 +151,11 @@ class LlamaCppEngine:
         self._template = _chat_template(meta, spec)
         self._vocab_size = len(meta.get("tokenizer.ggml.tokens") or [])
         try:
-            self._server = xllamacpp.Server(params)
+            with load_log(params, bool(os.environ.get("BODEGA_ENGINE_LOGS"))) as log:
+                self._server = xllamacpp.Server(params)
         except Exception as exc:  # the binding raises plain RuntimeError
             raise LoadError(f"llama.cpp could not load {path}: {exc}") from exc
+        self._buffers = log.sizes  # llama.cpp's own model, KV cache and compute buffers
         self._model_bytes = path.stat().st_size
 
     def request_body(self, request: Generate) -> dict[str, Any]:
@@ -340,8 +343,8 @@ class LlamaCppEngine:
         return EngineError(str(error.get("message", "llama.cpp rejected the request")))
 
     def memory(self) -> EngineMemory:
-        """The size of the mapped weights; llama.cpp reports nothing finer."""
-        return EngineMemory(weights_bytes=self._model_bytes)
+        """The size of the weights file and llama.cpp's buffers (its load log)."""
+        return EngineMemory(weights_bytes=self._model_bytes, **self._buffers)
 
     def close(self) -> None:
         """Stop llama.cpp's loop and free the model."""

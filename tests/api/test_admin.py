@@ -28,7 +28,9 @@ def test_loaded_models_shape(server: Server) -> None:
         "rss_mb",
         "total_mb",
         "estimated_mb",
+        "llamacpp_buffers",
     }
+    assert set(memory["llamacpp_buffers"]) == {"model_mb", "kv_cache_mb", "compute_mb"}
     assert memory["rss_mb"] > 10
     assert memory["estimated_mb"] > 100  # weights, KV cache and runtime, estimated before loading
     assert memory["total_mb"] >= memory["rss_mb"]

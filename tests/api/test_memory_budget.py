@@ -29,6 +29,10 @@ def test_the_budget_evicts_idle_models_and_refuses_what_cannot_fit(tmp_path: Pat
         estimate = info["m1"]["memory"]["estimated_mb"]
         assert 150 < estimate < 500  # weights (94 MB) + a small KV cache + the runtime
         assert info["m1"]["memory"]["rss_mb"] > 0
+        buffers = info["m1"]["memory"]["llamacpp_buffers"]  # llama.cpp's own figures
+        assert buffers["kv_cache_mb"] == 11.2  # the estimate's f16 KV cache, exactly
+        assert 80 < buffers["model_mb"] < 100 and buffers["compute_mb"] > 0
+        assert estimate > buffers["model_mb"] + buffers["kv_cache_mb"] + buffers["compute_mb"]
         assert loaded() == ["m1", "m2"]
 
         assert load("m3") == 201  # m2 is the least recently used unpinned model

@@ -206,7 +206,15 @@ OTHER_STRUCTS: list[msgspec.Struct] = [
         repetition_penalty=1.3,
     ),
     m.Usage(prompt_tokens=1, completion_tokens=2, cached_tokens=3),
-    m.EngineMemory(weights_bytes=1, active_bytes=2, cache_bytes=3, peak_bytes=4),
+    m.EngineMemory(
+        weights_bytes=1,
+        active_bytes=2,
+        cache_bytes=3,
+        peak_bytes=4,
+        model_buffer_bytes=5,
+        kv_cache_bytes=6,
+        compute_buffer_bytes=7,
+    ),
     m.EngineCounters(
         cache_entries=1,
         cache_hits=2,
