@@ -29,7 +29,7 @@ from handlers.lm.chat_output import OutputStream
 from handlers.lm.chat_request import prepare_chat
 from handlers.lm.chat_template import ChatTemplate
 from handlers.lm.constraints import UnsupportedSchema, to_lark
-from handlers.lm.llama_buffers import load_log
+from handlers.lm.llamacpp_reports import load_log, logprobs_of
 from handlers.lm.request_checks import (
     PENALTY_WINDOW,
     check_logit_bias,
@@ -51,8 +51,6 @@ from ipc.messages import (
     Finished,
     Generate,
     Sampling,
-    TokenLogprob,
-    TopLogprob,
     Usage,
 )
 
@@ -292,7 +290,7 @@ class LlamaCppEngine:
                 raw = choice.get("logprobs")
                 if ids is not None and raw:
                     ids.extend(int(e["id"]) for e in raw.get("content") or [] if "id" in e)
-                logprobs = _logprobs(raw, request.top_logprobs) if request.logprobs else None
+                logprobs = logprobs_of(raw, request.top_logprobs) if request.logprobs else None
                 # Each chunk is one token; ``stop`` holds back text that may
                 # start a stop sequence and releases it with a later one.
                 hit = False
@@ -387,25 +385,3 @@ def _chat_template(meta: dict[str, Any], spec: LoadOptions) -> ChatTemplate:
         )
     except Exception as exc:  # jinja2's TemplateSyntaxError and friends
         raise LoadError(f"the chat template is not valid Jinja: {exc}") from exc
-
-
-def _logprobs(raw: dict[str, Any] | None, top: int) -> list[TokenLogprob] | None:
-    """llama.cpp's OpenAI-style ``logprobs.content`` as our typed entries."""
-    if not raw:
-        return None
-    return [
-        TokenLogprob(
-            token=entry.get("token", ""),
-            bytes=list(entry.get("bytes") or []),
-            logprob=float(entry.get("logprob", 0.0)),
-            top=[
-                TopLogprob(
-                    token=alt.get("token", ""),
-                    bytes=list(alt.get("bytes") or []),
-                    logprob=float(alt.get("logprob", 0.0)),
-                )
-                for alt in (entry.get("top_logprobs") or [])[:top]
-            ],
-        )
-        for entry in raw.get("content") or []
-    ]

@@ -6,7 +6,7 @@ import pytest
 
 from bodega.settings import embedded_lm_path
 from catalog.options import LoadOptions
-from handlers.lm.llama_buffers import MIB, parse_buffer_sizes
+from handlers.lm.llamacpp_reports import MIB, parse_buffer_sizes
 
 # A dry run fitting the parameters (no weights), the model on two devices, a draft.
 LOG = """\

@@ -1,4 +1,5 @@
-"""llama.cpp's own buffer sizes (weights, KV cache, compute), from its load log.
+"""What llama.cpp reports besides its text: its own buffer sizes (weights, KV
+cache, compute), from its load log, and its token log-probabilities.
 
 xllamacpp has no call that returns them; llama.cpp logs them while loading,
 at verbosity 4: ``load_tensors: CPU_Mapped model buffer size = 92.10 MiB``,
@@ -22,6 +23,8 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from typing import Any
+
+from ipc.messages import TokenLogprob, TopLogprob
 
 LOAD_VERBOSITY = 4
 MIB = 1024 * 1024
@@ -131,3 +134,25 @@ def load_log(params: Any, show_all: bool) -> Iterator[LoadLog]:
         lines = log_filter.stdout.read().decode("utf-8", "replace")
         log_filter.wait()
         result.sizes = parse_buffer_sizes(lines)
+
+
+def logprobs_of(raw: dict[str, Any] | None, top: int) -> list[TokenLogprob] | None:
+    """llama.cpp's OpenAI-style ``logprobs.content`` as our typed entries."""
+    if not raw:
+        return None
+    return [
+        TokenLogprob(
+            token=entry.get("token", ""),
+            bytes=list(entry.get("bytes") or []),
+            logprob=float(entry.get("logprob", 0.0)),
+            top=[
+                TopLogprob(
+                    token=alt.get("token", ""),
+                    bytes=list(alt.get("bytes") or []),
+                    logprob=float(alt.get("logprob", 0.0)),
+                )
+                for alt in (entry.get("top_logprobs") or [])[:top]
+            ],
+        )
+        for entry in raw.get("content") or []
+    ]
