@@ -129,8 +129,9 @@ HANDLER_MESSAGES: list[msgspec.Struct] = [
     ),
     m.Finished(
         req_id=3,
-        reason="length",
+        reason="stop",
         usage=m.Usage(prompt_tokens=10, completion_tokens=20, cached_tokens=4),
+        stop_sequence="\n\n",
     ),
     m.Failed(req_id=4, kind="context_length_exceeded", message="too long", param="messages"),
     m.Stats(
