@@ -25,6 +25,7 @@ GROUP_MODULES: tuple[str, ...] = (
     "bench.images",
     "bench.hub",
     "bench.overhead",
+    "bench.apis",
     "bench.peers",
 )
 

@@ -13,6 +13,8 @@ import pytest
 # connections, unless a test points them at its local stand-in.
 os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="bodega-test-hf-")
 os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"
+# Stored responses and RAG indexes go to a temporary data dir, not the user's.
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="bodega-test-data-")
 os.environ.pop("HF_HUB_CACHE", None)
 os.environ.pop("HF_TOKEN", None)
 

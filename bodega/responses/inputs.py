@@ -37,10 +37,11 @@ from .types import (
     FunctionCallItem,
     FunctionCallOutputItem,
     InputImage,
+    InputText,
     Item,
     MessageItem,
+    OutputText,
     ReasoningItem,
-    ReasoningText,
     Refusal,
     TextFormat,
 )
@@ -93,6 +94,10 @@ def parse_items(raw: str | list[dict[str, Any]]) -> list[Item]:
     for item in items:
         if item.id is None:
             item.id = item_id(item)
+        if isinstance(item, MessageItem) and isinstance(item.content, str):
+            # Stored and listed as OpenAI lists them: content as parts.
+            text = item.content
+            item.content = [OutputText(text=text) if item.role == "assistant" else InputText(text)]
     return items
 
 
@@ -302,14 +307,4 @@ def chat_body(request: CreateResponse, items: list[Item], tools: Tools) -> ChatC
         top_logprobs=request.top_logprobs if logprobs else None,
         reasoning_effort=effort,
         user=request.user,
-    )
-
-
-def reasoning_item(text: str, *, opaque: bool) -> ReasoningItem:
-    """A reasoning output item for ``text``."""
-    return ReasoningItem(
-        id=new_id("rs"),
-        content=[ReasoningText(text=text)],
-        encrypted_content=opaque_reasoning(text) if opaque else None,
-        status="completed",
     )
