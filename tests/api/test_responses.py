@@ -108,6 +108,17 @@ def test_stream_sends_the_typed_events_in_order(server: Server, model: str) -> N
     assert client.responses.retrieve(final.id).output_text == deltas
 
 
+def test_the_sdk_stream_helper_assembles_the_response(server: Server) -> None:
+    client = sdk(server)
+    with client.responses.stream(
+        model="smollm2-135m", input="Say hi.", max_output_tokens=200, temperature=0
+    ) as stream:
+        deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert final.status == "completed"
+    assert final.output_text == "".join(deltas) and deltas
+
+
 def test_previous_response_id_continues_the_conversation(server: Server) -> None:
     client = sdk(server)
     first = client.responses.create(
