@@ -109,8 +109,10 @@ class ChatStream:
         self.chat.close()
 
 
-def _sample(api: ChatStream | ApiStream, i: int) -> Stream:
-    stream = api.stream(f"Write a long story about a fox, number {i}.")
+def _sample(api: ChatStream | ApiStream, name: str, i: int) -> Stream:
+    # A prompt of its own per API and round: the same length, and never found
+    # whole in the prompt cache after another API's request.
+    stream = api.stream(f"Write a long story about a fox, number {i} ({name[0]}).")
     problem = stream.check(MAX_TOKENS)
     if problem:
         raise RuntimeError(f"unusable sample from {type(api).__name__}: {problem}")
@@ -136,17 +138,17 @@ def run(options: Options) -> list[Table]:
             "messages": ApiStream(url, "/v1/messages", _messages_body,
                                   b'"text_delta"', _messages_end),
         }  # fmt: skip
-        for api in apis.values():
-            _sample(api, 0)
-        for i in range(options.reps(12, 4)):
+        for name, api in apis.items():
+            _sample(api, name, -1)
+        for i in range(options.reps(24, 4)):
             order = names[i % 3 :] + names[: i % 3]
             for name in order:
-                samples[name].append(_sample(apis[name], i))
+                samples[name].append(_sample(apis[name], name, i))
         for api in apis.values():
             api.close()
     table = Table(
         title=f"Single stream, {MAX_TOKENS} tokens (embedded GGUF, n_threads 1), one server: "
-        f"each API vs chat completions, medians of {options.reps(12, 4)} rounds",
+        f"each API vs chat completions, medians of {options.reps(24, 4)} rounds",
         columns=["API", "measure", "API", "chat", "ratio", "target", "", "ratio min-max"],
     )
     chat = samples["chat"]

@@ -180,12 +180,15 @@ async def stream_events(
     )
     try:
         async with aclosing(frames):
-            yield sse(MessageStart(message=start)) + sse(Ping())
+            # The start goes out with the first content, in one write: two small
+            # writes in a row wait on the client's delayed ACK.
+            pending = sse(MessageStart(message=start)) + sse(Ping())
             frame = first
             while isinstance(frame, Delta):
                 events = blocks.delta(frame)
                 if events:
-                    yield events
+                    yield pending + events
+                    pending = b""
                 try:
                     frame = await frames.__anext__()
                 except StopAsyncIteration:
@@ -194,6 +197,6 @@ async def stream_events(
                 delta=StopOut(stop_reason(frame), frame.stop_sequence or None),
                 usage=usage_out(frame),
             )
-            yield blocks.close() + sse(ending) + sse(MessageStop())
+            yield pending + blocks.close() + sse(ending) + sse(MessageStop())
     except BodegaError as exc:
         yield sse(error_body(exc, current_request_id()))
