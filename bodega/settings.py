@@ -47,6 +47,8 @@ class ModelSpec(LoadOptions, forbid_unknown_fields=True, kw_only=True, omit_defa
 
     queue_size: Annotated[int, Meta(ge=0, le=100_000)] = 100
     queue_timeout: Annotated[float, Meta(gt=0)] = 300
+    # Seconds a queued request waits per priority level it gains (aging).
+    priority_aging: Annotated[float, Meta(gt=0)] = 10.0
     # When the registry restarts the model's handler after it exits.
     restart: Literal["on-failure", "always", "never"] = "on-failure"
     # A Hugging Face repo id as model_path: the revision, which GGUF of a repo

@@ -151,6 +151,7 @@ def chat_request(
         parallel_tool_calls=parallel,
         response_format=_response_format(body),
         reasoning_effort=_reasoning_effort(body, full, has_reasoning_parser),
+        service_tier=full.service_tier if full else None,
     )
     return request, built.where
 

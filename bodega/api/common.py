@@ -12,6 +12,7 @@ from bodega.errors import InvalidRequest, from_validation_error
 from bodega.limits import Limits
 from bodega.openai.field_policy import decode_request
 from bodega.openai.responses import encoder
+from bodega.registry.priority import use_request_priority
 from bodega.registry.registry import Registry
 from bodega.services.vision.fetch import FetchPolicy
 from bodega.settings import Settings
@@ -45,14 +46,17 @@ def limits() -> Limits:
 
 
 async def decode_json(body_type: type[T]) -> T:
-    """Decode the request body into ``body_type``; a 400 names the bad field."""
+    """Decode the request body into ``body_type``; a 400 names the bad field.
+    A ``priority`` or ``service_tier`` in it becomes the request's priority."""
     body = await request.get_data(cache=False)
     if not body:
         raise InvalidRequest("The request body is empty; expected a JSON object.")
     try:
-        return decode_request(body, body_type, request.path)
+        decoded = decode_request(body, body_type, request.path)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise from_validation_error(exc) from None
+    use_request_priority(decoded)  # its priority / service_tier orders admission
+    return decoded
 
 
 def json_response(payload: Any, status: int = 200) -> Response:

@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from bodega.registry.priority import PriorityField
+
 MAX_INPUTS = 2048
 MAX_DOCUMENTS = 1000
 
@@ -34,6 +36,7 @@ class EmbeddingRequest(msgspec.Struct, kw_only=True):
     return_sparse: bool = False
     # Ollama's, as on chat completions (bodega.registry.keep_alive).
     keep_alive: float | str | None = None
+    priority: PriorityField = None  # as on chat (bodega.registry.priority)
 
 
 class EmbeddingUsage(msgspec.Struct):
@@ -79,6 +82,7 @@ class RerankRequest(msgspec.Struct, kw_only=True):
     top_n: Annotated[int, Meta(ge=1)] | None = None
     return_documents: bool = True
     keep_alive: float | str | None = None  # as on /v1/embeddings
+    priority: PriorityField = None
 
 
 class RerankItem(msgspec.Struct, omit_defaults=True):

@@ -128,12 +128,27 @@ FIELDS: tuple[FieldRule, ...] = (
         "this request on; pinned models stay loaded. Also on embeddings and rerank.",
         "Ollama",
     ),
+    FieldRule(
+        "service_tier",
+        H,
+        (CHAT,),
+        "Mapped onto `priority`: `priority`/`scale` 2, `default`/`auto` 1, `flex` 0; "
+        "`priority` wins when both are set; another value is a 400.",
+    ),
+    FieldRule(
+        "priority",
+        H,
+        BOTH,
+        "Admission order when the model's queue is full: 0-9 or `batch` (0), `normal` (1, "
+        "default), `interactive` (2); higher first, a waiting request gains one level per "
+        "`priority_aging` seconds (default 10). Also on embeddings and rerank.",
+        "inference-service",
+    ),
     # --- accepted, no effect ----------------------------------------------
     FieldRule("user", N, BOTH, "Not used: no abuse tracking here."),
     FieldRule("safety_identifier", N, (CHAT,), "Not used: no abuse tracking here."),
     FieldRule("metadata", N, (CHAT,), "Not stored: nothing is stored here."),
     FieldRule("store", N, (CHAT,), "Nothing is stored; there is no stored-completions API."),
-    FieldRule("service_tier", N, (CHAT,), "There is one tier."),
     FieldRule(
         "prompt_cache_key",
         N,

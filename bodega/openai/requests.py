@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from bodega.registry.priority import PriorityField
+
 Temperature = Annotated[float, Meta(ge=0.0, le=2.0)]
 Probability = Annotated[float, Meta(ge=0.0, le=1.0)]
 Penalty = Annotated[float, Meta(ge=-2.0, le=2.0)]
@@ -205,6 +207,8 @@ class SamplingFields(msgspec.Struct, kw_only=True):
     # Ollama's: how long the model stays loaded once idle (seconds, a
     # duration string such as "5m", negative: forever; bodega.registry.keep_alive).
     keep_alive: KeepAlive = None
+    # Admission order (bodega.registry.priority): 0-9 or a name; higher first.
+    priority: PriorityField = None
 
 
 class ChatCompletionRequest(SamplingFields, kw_only=True):

@@ -37,6 +37,7 @@ from ipc.messages import TERMINAL_TYPES, Failed, Finished, HandlerMessage, WorkM
 
 from .admission import Admission
 from .handler import HANDLER_COMMAND, HandlerProcess
+from .priority import current_priority
 from .supervisor import RestartSupervision
 from .warmup import warm_up
 
@@ -90,7 +91,9 @@ class Model(RestartSupervision):
         self._warming = False
         self.warmup_seconds: float | None = None
         self.estimated_mb = 0
-        self.admission = Admission(spec.max_concurrency, spec.queue_size, spec.queue_timeout)
+        self.admission = Admission(
+            spec.max_concurrency, spec.queue_size, spec.queue_timeout, spec.priority_aging
+        )
         self._socket_path = socket_path
         self._engine = engine
         self._load_timeout = load_timeout
@@ -186,10 +189,13 @@ class Model(RestartSupervision):
 
     # --- requests ----------------------------------------------------------
 
-    async def stream(self, message: WorkMessage) -> AsyncGenerator[HandlerMessage, None]:
+    async def stream(
+        self, message: WorkMessage, priority: int | None = None
+    ) -> AsyncGenerator[HandlerMessage, None]:
         """Run ``message`` and yield its frames, the terminal one last.
 
-        A ``Failed`` frame is raised as its ``BodegaError``; leaving early
+        Admitted at ``priority`` (None: the request's, ``priority.py``). A
+        ``Failed`` frame is raised as its ``BodegaError``; leaving early
         (client gone) cancels the work in the handler.
         """
         watch = observe(
@@ -198,7 +204,8 @@ class Model(RestartSupervision):
         prompts = PromptLog(self.id, message) if self.log_prompts else None
         outcome = "cancelled"
         try:
-            async for frame in self._stream(message, watch):
+            level = current_priority() if priority is None else priority
+            async for frame in self._stream(message, watch, level):
                 if prompts is not None:
                     prompts.frame(frame)
                 if isinstance(frame, TERMINAL_TYPES):
@@ -215,10 +222,10 @@ class Model(RestartSupervision):
                 prompts.finished()
 
     async def _stream(
-        self, message: WorkMessage, watch: Observation | None
+        self, message: WorkMessage, watch: Observation | None, priority: int
     ) -> AsyncGenerator[HandlerMessage, None]:
         try:
-            slot = await self.admission.acquire()
+            slot = await self.admission.acquire(priority)
         except QueueFull as exc:
             if self.status == "restarting":
                 raise ModelRestarting(
@@ -241,9 +248,9 @@ class Model(RestartSupervision):
                         return
         raise HandlerFailed("The model stopped answering before the request finished.")
 
-    async def call(self, message: WorkMessage, expect: type[T]) -> T:
+    async def call(self, message: WorkMessage, expect: type[T], priority: int | None = None) -> T:
         """Run ``message`` and return its last frame, which must be an ``expect``."""
-        async with aclosing(self.stream(message)) as frames:
+        async with aclosing(self.stream(message, priority)) as frames:
             async for frame in frames:
                 if isinstance(frame, expect):
                     return frame
@@ -333,6 +340,7 @@ class Model(RestartSupervision):
             await old.stop()
             self.spec = self.handler_spec = spec
             self.admission.resize(spec.max_concurrency, spec.queue_size, spec.queue_timeout)
+            self.admission.aging = spec.priority_aging
             yield
         finally:
             self._restarting = False

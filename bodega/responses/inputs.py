@@ -307,4 +307,5 @@ def chat_body(request: CreateResponse, items: list[Item], tools: Tools) -> ChatC
         top_logprobs=request.top_logprobs if logprobs else None,
         reasoning_effort=effort,
         user=request.user,
+        service_tier=request.service_tier,
     )
