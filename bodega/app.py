@@ -39,6 +39,7 @@ from .api import (
     audio,
     docs,
     events,
+    forge,
     hub,
     images,
     metrics,
@@ -98,7 +99,7 @@ def create_app(settings: Settings, registry: Registry) -> QuartTrio:
     app.asgi_app = BodyMeter(app.asgi_app, limits.drain_bytes)  # type: ignore[method-assign]
     for module in (
         text, admin, status, hub, metrics, docs, events, tools, embeddings_api, audio, rag_api,
-        vision, images, responses, anthropic_messages,
+        vision, images, responses, anthropic_messages, forge,
     ):  # fmt: skip
         app.register_blueprint(module.blueprint)
     if registry.metrics is not None:

@@ -11,6 +11,14 @@ import msgspec
 from bodega.anthropic.requests import CountTokensRequest, MessagesRequest
 from bodega.anthropic.responses import CountTokensOut, MessageOut
 from bodega.api.tools import ExecuteRequest, ExecuteResponse
+from bodega.forge_types import (
+    ForgeError,
+    ForgeGenerateAnswer,
+    ForgeGenerateRequest,
+    ForgeLoadAnswer,
+    ForgeLoadRequest,
+    ForgeStatus,
+)
 from bodega.openai.audio import Transcription, VerboseTranscription
 from bodega.openai.embeddings import EmbeddingList, EmbeddingRequest, RerankRequest, RerankResponse
 from bodega.openai.hub import DeletedModel, DownloadAnswer, DownloadRequest, ModelCard, ModelCards
@@ -175,4 +183,11 @@ OPERATIONS: tuple[Operation, ...] = (
               answers={200: VisionLoadResponse}, tags=("vision",)),
     Operation("post", "/api/v1/vision/unload", "Unload vision models",
               answers={200: VisionLoadResponse}, tags=("vision",)),
+    Operation("get", "/api/model/status", "ForgeLLM: the model's status",
+              answers={200: ForgeStatus}, tags=("forge",)),
+    Operation("post", "/api/model/load", "ForgeLLM: start loading a model", ForgeLoadRequest,
+              answers={200: ForgeLoadAnswer, 400: ForgeError}, tags=("forge",)),
+    Operation("post", "/api/model/generate", "ForgeLLM: generate text", ForgeGenerateRequest,
+              answers={200: ForgeGenerateAnswer, 400: ForgeError, 500: ForgeError},
+              tags=("forge",)),
 )  # fmt: skip
