@@ -38,6 +38,19 @@ class ConfigError(ValueError):
     """The configuration is invalid; the message names the bad key."""
 
 
+class GenerationDefaults(
+    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True
+):
+    """A model's ``defaults:``: what a generation request that leaves these
+    fields out gets instead of the server-wide ones (the LLM Service docs')."""
+
+    temperature: Annotated[float, Meta(ge=0.0, le=2.0)] | None = None
+    top_p: Annotated[float, Meta(ge=0.0, le=1.0)] | None = None
+    top_k: Annotated[int, Meta(ge=0)] | None = None
+    max_tokens: Annotated[int, Meta(ge=1)] | None = None
+    repetition_penalty: Annotated[float, Meta(gt=0.0)] | None = None
+
+
 class ModelSpec(LoadOptions, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
     """One model to serve: the ``load-model`` body and a ``models:`` entry.
 
@@ -66,6 +79,8 @@ class ModelSpec(LoadOptions, forbid_unknown_fields=True, kw_only=True, omit_defa
     # Seconds an idle model stays loaded: -1 or None forever, 0 unload as soon
     # as it is idle.
     keep_alive: Annotated[float, Meta(ge=-1)] | None = None
+    # Sampling defaults for requests that leave the fields out.
+    defaults: GenerationDefaults | None = None
 
 
 class LoadRequest(ModelSpec, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
@@ -129,6 +144,19 @@ class VisionSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     image_root: str | None = None
 
 
+class TiersSection(
+    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True
+):
+    """The ``tiers:`` section: the LLM Service docs' tier names -> model ids
+    (bodega.registry.tiers routes requests naming a tier)."""
+
+    light: str | None = None
+    medium: str | None = None
+    heavy: str | None = None
+    embedding: str | None = None
+    reranker: str | None = None
+
+
 class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """The whole ``config.yaml``."""
 
@@ -138,6 +166,7 @@ class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     tools: ToolsSection = msgspec.field(default_factory=ToolsSection)
     rag: RagSection = msgspec.field(default_factory=RagSection)
     responses: ResponsesSection = msgspec.field(default_factory=ResponsesSection)
+    tiers: TiersSection = msgspec.field(default_factory=TiersSection)
 
 
 class Settings(msgspec.Struct, kw_only=True):
@@ -149,6 +178,7 @@ class Settings(msgspec.Struct, kw_only=True):
     tools: ToolsSection = msgspec.field(default_factory=ToolsSection)
     rag: RagSection = msgspec.field(default_factory=RagSection)
     responses: ResponsesSection = msgspec.field(default_factory=ResponsesSection)
+    tiers: TiersSection = msgspec.field(default_factory=TiersSection)
     # The config file the models came from (SIGHUP reloads its models).
     config_path: str | None = None
 
@@ -290,5 +320,6 @@ def build_settings(
         rag=config.rag,
         responses=config.responses,
         vision=config.vision,
+        tiers=config.tiers,
         config_path=config_path if not model_path else None,
     )

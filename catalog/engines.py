@@ -41,18 +41,23 @@ ENGINE_SPECIFIC: tuple[str, ...] = (
     "batch_window_ms",
     "max_batch_size",
     "embedding_cache_size",
+    "n_batch",
+    "n_gpu_layers",
+    "use_mmap",
+    "use_mlock",
 )
 
 _BATCHING = frozenset({"batch_window_ms", "max_batch_size", "embedding_cache_size"})
 
 _CHAT_PARSING = ("enable_auto_tool_choice", "tool_call_parser", "reasoning_parser")
 _IMAGES = ("max_images", "max_image_pixels")
+_LLAMACPP = ("n_batch", "n_gpu_layers", "use_mmap", "use_mlock")
 
 # model_type -> engine -> the engine-specific options it honours. A model_type
 # missing here has no engine yet.
 SUPPORTED: dict[str, dict[str, frozenset[str]]] = {
     "lm": {
-        "llamacpp": frozenset(_CHAT_PARSING),
+        "llamacpp": frozenset({*_CHAT_PARSING, *_LLAMACPP}),
         "mlx": frozenset(
             {
                 *_CHAT_PARSING,
@@ -65,7 +70,7 @@ SUPPORTED: dict[str, dict[str, frozenset[str]]] = {
         ),
     },
     "multimodal": {
-        "llamacpp": frozenset({*_CHAT_PARSING, *_IMAGES, "mmproj_path"}),
+        "llamacpp": frozenset({*_CHAT_PARSING, *_IMAGES, *_LLAMACPP, "mmproj_path"}),
         "mlx": frozenset({*_CHAT_PARSING, *_IMAGES, "disable_auto_resize", "trust_remote_code"}),
     },
     # diffusers: quantize 16 only (bfloat16 weights); mflux: 4, 8 or 16, configs, LoRA.

@@ -50,6 +50,13 @@ class LoadOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit
     batch_window_ms: Annotated[float, Meta(ge=0, le=1000)] = 2.0
     max_batch_size: Annotated[int, Meta(ge=1, le=4096)] = 64
     embedding_cache_size: Annotated[int, Meta(ge=0)] = 1024
+    # llama.cpp (the LLM Service docs' knobs): logical batch size, layers
+    # offloaded to the GPU (-1 all), and how the weights are read (None:
+    # llama.cpp's own choice).
+    n_batch: Annotated[int, Meta(ge=1)] | None = None
+    n_gpu_layers: Annotated[int, Meta(ge=-1)] | None = None
+    use_mmap: bool | None = None
+    use_mlock: bool | None = None
 
     @property
     def id(self) -> str:

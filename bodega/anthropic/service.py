@@ -22,6 +22,7 @@ from bodega.registry.model import Model
 from bodega.services import text
 from bodega.services.chat import chat_request as openai_chat_request
 from bodega.services.frames import first_frame
+from bodega.services.sampling import with_defaults
 from bodega.services.vision.fetch import FetchPolicy
 from bodega.services.vision.images import RequestImages, request_images
 from ipc.messages import Generate
@@ -58,7 +59,9 @@ async def prepare(body: CountTokensRequest, model: Model, policy: FetchPolicy) -
     except BodegaError as exc:
         raise where.translate(exc) from None
     try:
-        message = openai_chat_request(request, images.parts)
+        message = with_defaults(
+            openai_chat_request(request, images.parts), request, model.spec.defaults
+        )
     except BodegaError as exc:
         images.release()
         raise where.translate(exc) from None

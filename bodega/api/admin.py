@@ -48,6 +48,11 @@ def describe(model: Model, state: ModelState | None = None) -> LoadedModel:
         repo_id=model.repo_id,
         warmup_ms=round(model.warmup_seconds * 1000, 1) if model.warmup_seconds else None,
         expires_at=_expires_at(model),
+        defaults=model.spec.defaults,
+        n_batch=model.spec.n_batch,
+        n_gpu_layers=model.spec.n_gpu_layers,
+        use_mmap=model.spec.use_mmap,
+        use_mlock=model.spec.use_mlock,
     )
 
 

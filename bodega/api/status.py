@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from quart import Blueprint, Response
 
 from bodega.openai.models import (
@@ -25,7 +27,7 @@ async def health() -> Response:
     states = {m.id: m.state() for m in models}
     if not any(s.status == "running" for s in states.values()):
         why = "no_models" if not models else "no_running_models"
-        return json_response(Health("unhealthy", None, why), status=503)
+        return json_response(Health("unhealthy", None, why, timestamp=_now()), status=503)
     await refresh_stats([m for m in models if states[m.id].status == "running"])
     detail = [
         HealthDetail(
@@ -46,8 +48,14 @@ async def health() -> Response:
             model_id=", ".join(m.id for m in models),
             model_status=f"initialized ({len(models)} model(s))",
             models_detail=detail,
+            timestamp=_now(),
         )
     )
+
+
+def _now() -> str:
+    """The docs' ``timestamp``: now, ISO 8601 to the second, in UTC."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @blueprint.get("/health/ready")

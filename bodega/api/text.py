@@ -10,6 +10,7 @@ from bodega.registry.registry import TEXT_MODELS
 from bodega.services import text
 from bodega.services.chat import chat_request
 from bodega.services.completions import completion_request
+from bodega.services.sampling import with_defaults
 from bodega.services.vision.images import request_images
 
 from .common import decode_json, fetch_policy, json_response, registry, sse_response
@@ -24,7 +25,7 @@ async def chat_completions() -> Response:
     model = await registry().find(body.model, kinds=TEXT_MODELS, keep_alive=body.keep_alive)
     images = await request_images(body, model, fetch_policy())
     try:
-        message = chat_request(body, images.parts)
+        message = with_defaults(chat_request(body, images.parts), body, model.spec.defaults)
         logprobs = bool(body.logprobs)
         if not body.stream:
             answer = await text.chat_answer(model, message, body.n, logprobs=logprobs)
@@ -46,6 +47,7 @@ async def completions() -> Response:
     body = await decode_json(CompletionRequest)
     message = completion_request(body)
     model = await registry().find(body.model, kinds=TEXT_MODELS, keep_alive=body.keep_alive)
+    message = with_defaults(message, body, model.spec.defaults)
     if not body.stream:
         answer = await text.completion_answer(model, message, body.n, logprobs=body.logprobs)
         return json_response(answer)

@@ -7,6 +7,7 @@ from typing import Generic, TypeVar
 import msgspec
 
 from bodega.registry.admission import QueueStats
+from bodega.settings import GenerationDefaults
 
 
 class LlamaCppBuffers(msgspec.Struct):
@@ -56,6 +57,13 @@ class LoadedModel(msgspec.Struct, omit_defaults=True):
     expires_at: int | None = None
     memory: ModelMemory | None = None
     tokens_generated: int | None = None
+    # Sampling defaults for requests that leave the fields out.
+    defaults: GenerationDefaults | None = None
+    # llama.cpp's load knobs, as set (absent: llama.cpp's own choice).
+    n_batch: int | None = None
+    n_gpu_layers: int | None = None
+    use_mmap: bool | None = None
+    use_mlock: bool | None = None
 
 
 class LoadedModels(msgspec.Struct):
@@ -110,6 +118,8 @@ class Health(msgspec.Struct, omit_defaults=True):
     model_id: str | None
     model_status: str
     models_detail: list[HealthDetail] | None = None
+    # The LLM Service docs' field: when this answer was made (ISO 8601, UTC).
+    timestamp: str | None = None
 
 
 class Readiness(msgspec.Struct, omit_defaults=True):

@@ -26,7 +26,7 @@ from bodega.errors import (
     NoModelLoaded,
 )
 from bodega.hub.download import Downloads
-from bodega.settings import ModelSpec
+from bodega.settings import ModelSpec, TiersSection
 from bodega.telemetry.metrics import Metrics
 from catalog.files import looks_like_repo_id
 from ipc import shm
@@ -37,6 +37,7 @@ from .memory import estimate_mb, fit_in_budget
 from .model import Model
 from .options import check_supported
 from .sources import cached_path, missing, on_demand_spec, repo_id_of, selection_of
+from .tiers import route
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,7 @@ class Registry:
         self.metrics = metrics
         self.log_prompts = log_prompts
         self.memory_budget_mb = memory_budget_mb
+        self.tiers = TiersSection()  # the app sets the configured ones
         self._handler_command = handler_command
         self._load_timeout = load_timeout
         self._models: dict[str, Model] = {}
@@ -228,13 +230,16 @@ class Registry:
     ) -> Model:
         """``resolve``, loading a cached repo the request names when
         ``load_on_demand`` is on (concurrent requests share one load). A
-        request's ``keep_alive`` is checked first and then applied to the model."""
+        request's ``keep_alive`` is checked first and then applied to the model.
+        A name no model has may name a tier (``bodega.registry.tiers``)."""
         seconds = keep_alive_seconds(keep_alive)
+        if name not in self._models and self.load_on_demand and looks_like_repo_id(name):
+            await self._load_on_demand(name)
+        if name not in self._models and name != CURRENT:
+            name = route(name, self.tiers, self._models) or name
         model = self._models.get(name)
         if model is not None and model.status in ("downloading", "loading"):
             await model.settled()
-        elif model is None and self.load_on_demand and looks_like_repo_id(name):
-            await self._load_on_demand(name)
         model = self.resolve(name, kinds=kinds, param=param)
         apply_keep_alive(model, seconds)
         return model

@@ -22,6 +22,7 @@ from bodega.openai.responses import encoder
 from bodega.registry.model import Model
 from bodega.services.chat import chat_request
 from bodega.services.frames import first_frame
+from bodega.services.sampling import with_defaults
 from bodega.services.text import Frames, generate
 from bodega.services.vision.fetch import FetchPolicy
 from bodega.services.vision.images import RequestImages, request_images
@@ -80,7 +81,10 @@ class ResponseRun:
                 chat.tool_choice = "none"
             images = self._images = await request_images(chat, prepared.model, self.policy)
             try:
-                frames = generate(prepared.model, chat_request(chat, images.parts))
+                message = with_defaults(
+                    chat_request(chat, images.parts), chat, prepared.model.spec.defaults
+                )
+                frames = generate(prepared.model, message)
                 return await first_frame(frames), frames
             except ContextLengthExceeded:
                 self._release()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from bodega.errors import InvalidRequest
 from bodega.openai.requests import SamplingFields
-from ipc.messages import Sampling
+from bodega.settings import GenerationDefaults
+from ipc.messages import Generate, Sampling
 
 MAX_STOP_SEQUENCES = 16
 SAMPLING_FIELDS = Sampling.__struct_fields__
+DEFAULTED_SAMPLING = ("temperature", "top_p", "top_k", "repetition_penalty")
 
 
 def sampling_of(request: SamplingFields) -> Sampling:
@@ -26,3 +30,23 @@ def stop_of(request: SamplingFields) -> list[str]:
     if any(s == "" for s in sequences):
         raise InvalidRequest("stop sequences must not be empty", param="stop")
     return sequences
+
+
+def with_defaults(
+    message: Generate, request: SamplingFields, defaults: GenerationDefaults | None
+) -> Generate:
+    """``message`` with a model's ``defaults`` in the sampling fields the
+    request left out, and in ``max_tokens`` when the message has none."""
+    if defaults is None:
+        return message
+    sampling = {
+        name: value
+        for name in DEFAULTED_SAMPLING
+        if getattr(request, name) is None and (value := getattr(defaults, name)) is not None
+    }
+    max_tokens = message.max_tokens if message.max_tokens is not None else defaults.max_tokens
+    return msgspec.structs.replace(
+        message,
+        sampling=msgspec.structs.replace(message.sampling, **sampling),
+        max_tokens=max_tokens,
+    )

@@ -29,6 +29,7 @@ from handlers.lm.chat_output import OutputStream
 from handlers.lm.chat_request import prepare_chat
 from handlers.lm.chat_template import ChatTemplate
 from handlers.lm.constraints import UnsupportedSchema, to_lark
+from handlers.lm.llamacpp_knobs import set_knobs
 from handlers.lm.llamacpp_reports import load_log, logprobs_of
 from handlers.lm.request_checks import (
     PENALTY_WINDOW,
@@ -145,6 +146,7 @@ class LlamaCppEngine:
         params.api_keys = [secrets.token_hex(32)]
         params.cpuparams.n_threads = spec.n_threads or max(1, os.cpu_count() or 1)
         params.cpuparams_batch.n_threads = params.cpuparams.n_threads
+        set_knobs(params, spec)
         self._spec = spec
         self._template = _chat_template(meta, spec)
         self._vocab_size = len(meta.get("tokenizer.ggml.tokens") or [])

@@ -24,6 +24,8 @@ SERVER_ONLY = {
     "pinned",
     "warmup",
     "keep_alive",
+    "defaults",
+    "priority_aging",
 }
 
 # A value away from the default for every ModelSpec field.
@@ -64,6 +66,12 @@ EVERY_FIELD: dict[str, Any] = {
     "pinned": True,
     "warmup": False,
     "keep_alive": 30.0,
+    "defaults": {"temperature": 0.2, "max_tokens": 3},
+    "priority_aging": 5.0,
+    "n_batch": 256,
+    "n_gpu_layers": 0,
+    "use_mmap": False,
+    "use_mlock": True,
 }
 
 
