@@ -198,6 +198,30 @@ def test_function_call_round_trip(server: Server, model: str) -> None:
         client.responses.retrieve(stateless.id)
 
 
+def test_streamed_function_call_arguments(server: Server) -> None:
+    events = list(
+        sdk(server).responses.create(
+            model="smollm2-135m",
+            input="What is the weather in Paris?",
+            tools=[WEATHER],  # type: ignore[list-item]
+            tool_choice="required",
+            parallel_tool_calls=False,
+            max_output_tokens=60,
+            temperature=0,
+            stream=True,
+        )
+    )
+    added = [e for e in events if e.type == "response.output_item.added"]
+    assert added[0].item.type == "function_call"  # type: ignore[union-attr]
+    deltas = [e.delta for e in events if e.type == "response.function_call_arguments.delta"]
+    done = [e for e in events if e.type == "response.function_call_arguments.done"]
+    assert len(done) == 1 and deltas
+    assert done[0].arguments == "".join(deltas)  # type: ignore[union-attr]
+    jsonschema.validate(json.loads(done[0].arguments), WEATHER["parameters"])  # type: ignore[union-attr]
+    final = events[-1].response  # type: ignore[union-attr]
+    assert final.output[0].arguments == done[0].arguments
+
+
 def test_structured_output_follows_the_schema(server: Server) -> None:
     response = sdk(server).responses.create(
         model="smollm2-135m",
@@ -235,6 +259,17 @@ def test_reasoning_comes_back_as_reasoning_items(server: Server, thinker: str) -
     assert reasoning.content and reasoning.content[0].text
     assert "<think>" not in reasoning.content[0].text
     assert reasoning.encrypted_content
+    streamed = list(
+        client.responses.create(
+            model=thinker, input="Is 7 a prime number?", max_output_tokens=20, stream=True
+        )
+    )
+    kinds = [e.type for e in streamed]
+    assert kinds[2] == "response.output_item.added"
+    assert streamed[2].item.type == "reasoning"  # type: ignore[union-attr]
+    text = "".join(e.delta for e in streamed if e.type == "response.reasoning_text.delta")
+    assert text and "response.reasoning_text.done" in kinds
+    assert streamed[-1].response.output[0].content[0].text == text  # type: ignore[union-attr]
     # A stateless client gives the reasoning back opaquely.
     item = {"type": "reasoning", "id": reasoning.id, "summary": [],
             "encrypted_content": reasoning.encrypted_content}  # fmt: skip
