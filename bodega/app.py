@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 from bodega import access
 from bodega.anthropic import errors as anthropic_errors
+from bodega.cache.cache import ResponseCache
 from bodega.errors import (
     BodegaError,
     InvalidRequest,
@@ -27,7 +28,7 @@ from bodega.errors import (
 )
 from bodega.limits import BodyMeter, limits_for, settle_body
 from bodega.registry.registry import Registry
-from bodega.settings import Settings
+from bodega.settings import Settings, default_data_dir
 from bodega.telemetry.collector import ModelCollector
 from bodega.telemetry.context import CURRENT, current_request_id
 from bodega.telemetry.requests import RequestTracker
@@ -104,8 +105,13 @@ def create_app(settings: Settings, registry: Registry) -> QuartTrio:
         app.register_blueprint(module.blueprint)
     if registry.metrics is not None:
         registry.metrics.registry.register(ModelCollector(lambda: registry.models))
-    app.asgi_app = RequestTracker(  # type: ignore[method-assign]
-        app.asgi_app, registry.metrics, log_requests=settings.server.access_log
+    tracker = RequestTracker(app.asgi_app, registry.metrics, settings.server.access_log)
+    app.asgi_app = tracker  # type: ignore[method-assign]
+    app.extensions["bodega.requests"] = tracker
+    app.extensions["bodega.cache"] = ResponseCache.open(
+        settings.cache,
+        settings.server.data_dir or default_data_dir(),
+        registry.metrics.registry if registry.metrics is not None else None,
     )
 
     access.install(app, settings.server)

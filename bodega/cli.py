@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -18,6 +19,13 @@ from hypercorn.trio import serve as hypercorn_serve
 from bodega import fast_send
 from bodega.app import create_app
 from bodega.daemon import service
+from bodega.daemon.discovery import (
+    bound_port,
+    load_env_file,
+    remove_port_file,
+    shutdown_when_idle,
+    write_port_file,
+)
 from bodega.daemon.notify import Notifier
 from bodega.daemon.reload import ConfigReloader
 from bodega.errors import BodegaError
@@ -27,6 +35,7 @@ from bodega.registry.registry import Registry, sweep_stale
 from bodega.settings import CONFIG_ENV, ConfigError, Settings, build_settings
 from bodega.telemetry.logs import configure_logging
 from bodega.telemetry.metrics import Metrics
+from bodega.telemetry.requests import RequestTracker
 
 log = logging.getLogger("bodega")
 
@@ -40,12 +49,14 @@ def _parser() -> argparse.ArgumentParser:
     launch.add_argument("--model", help="a model to serve (GGUF file or model folder)")
     launch.add_argument("--model-id", help="the id clients use for --model (default: file stem)")
     launch.add_argument("--config", help=f"config.yaml (default: ${CONFIG_ENV})")
-    launch.add_argument("--host", help="address to bind (default 127.0.0.1)")
-    launch.add_argument("--port", type=int, help="port to bind (default 44468)")
+    launch.add_argument("--host", help="address to bind (default $HOST, else 127.0.0.1)")
+    launch.add_argument("--port", type=int, help="port to bind (default $PORT, else 44468)")
     launch.add_argument(
         "--data-dir", help="where RAG indexes live (default: the user data dir, per platformdirs)"
     )
-    launch.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ...")
+    launch.add_argument(
+        "--log-level", help="DEBUG, INFO, WARNING, ... (default $LOG_LEVEL, else INFO)"
+    )
     launch.add_argument(
         "--log-format", choices=("text", "json"), help="text (default) or one JSON object a line"
     )
@@ -108,7 +119,12 @@ def main(argv: list[str] | None = None) -> int:
         return convert(args)
     if args.command == "service":
         return manage_service(args)
-    configure_logging(args.log_level, args.log_format or "text")
+    # The LLM Service's .env: variables the environment lacks, before anything reads them.
+    dotenv = load_env_file(Path(".env"), os.environ)
+    log_level = args.log_level or os.environ.get("LOG_LEVEL") or "INFO"
+    configure_logging(log_level, args.log_format or "text")
+    if dotenv:
+        log.info("read %s from .env", ", ".join(dotenv))
     try:
         settings = build_settings(
             config_path=args.config,
@@ -131,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         settings.server, **{k: v for k, v in flags.items() if v is not None}
     )
     settings = msgspec.structs.replace(settings, server=server)
-    configure_logging(args.log_level, server.log_format)
+    configure_logging(log_level, server.log_format)
     try:
         return trio.run(serve, settings)
     except KeyboardInterrupt:
@@ -181,6 +197,8 @@ async def serve(settings: Settings) -> int:
             memory_budget_mb=server.memory_budget_mb or default_budget_mb(),
         )
         nursery.start_soon(registry.expire_forever)
+        port_file: Path | None = None
+        port: int | None = None
         if settings.config_path is not None:
             reloader = ConfigReloader(settings.config_path, settings.models)
             nursery.start_soon(_reload_on_sighup, reloader, registry)
@@ -202,16 +220,31 @@ async def serve(settings: Settings) -> int:
             # Hypercorn runs in a nursery of its own: leaving it waits for its
             # graceful drain (running streams finish) before handlers stop.
             async with trio.open_nursery() as http:
-                await http.start(
+                binds = await http.start(
                     functools.partial(hypercorn_serve, app, config, shutdown_trigger=stop.wait)
                 )
                 notifier.send("READY=1", f"STATUS={_status(registry)}")
                 nursery.start_soon(notifier.watchdog, lambda: _status(registry))
+                port = bound_port(binds)
+                if server.port_file and port is not None:
+                    port_file = Path(server.port_file).absolute()
+                    write_port_file(port_file, port)
+                if server.shutdown_timeout:
+                    tracker: RequestTracker = app.extensions["bodega.requests"]
+                    nursery.start_soon(
+                        shutdown_when_idle,
+                        server.shutdown_timeout,
+                        lambda: tracker.in_flight,
+                        lambda: tracker.last_request,
+                        stop,
+                    )
             return 0
         except BodegaError as exc:
             log.error("cannot start: %s", exc.message)
             return 1
         finally:
+            if port_file is not None and port is not None:
+                remove_port_file(port_file, port)
             with trio.CancelScope(shield=True):
                 await registry.stop_all()
             nursery.cancel_scope.cancel()

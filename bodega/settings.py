@@ -1,7 +1,10 @@
 """Settings and ModelSpec: ``config.yaml`` + environment + command line.
 
-Precedence: command-line flags, then the config file (``--config`` or the
-``BODEGA_INFERENCE_CONFIG`` environment variable), then defaults. With no
+Precedence: command-line flags, then environment variables (``PORT``,
+``HOST``, ``SHUTDOWN_TIMEOUT``, ``ENABLE_CACHE``/``CACHE_*``, ``BODEGA_TOOLS_*``;
+``cli`` reads a ``.env`` file into the environment first), then the config
+file (``--config`` or the ``BODEGA_INFERENCE_CONFIG`` environment variable),
+then defaults. With no
 config and no ``--model``, the embedded SmolLM2 GGUF is loaded.
 """
 
@@ -9,13 +12,15 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 import yaml
 from msgspec import Meta
 
+from bodega.cache.config import CacheSection, cache_with_env
 from bodega.responses.config import ResponsesSection
 from bodega.services.rag.config import RagSection
 from bodega.tools.config import ToolsSection, tools_with_env
@@ -106,6 +111,12 @@ class ServerSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     remote_image_allowed_hosts: list[str] = []
     max_image_bytes: Annotated[int, Meta(ge=1)] = 10 * 1024 * 1024
     data_dir: str | None = None  # default: the user data dir (platformdirs)
+    # The LLM Service's port discovery: the bound port, written once the
+    # server listens and removed at exit (relative paths: the working
+    # directory); "" writes none. Shut down cleanly after this many seconds
+    # without a request (None or 0: never).
+    port_file: str = ".port"
+    shutdown_timeout: Annotated[float, Meta(ge=0)] | None = None
     # Models by Hugging Face repo id: download what the cache lacks before
     # loading; load a cached repo a request names; at most this many loaded
     # (the least recently used idle, unpinned one is unloaded to make room).
@@ -166,6 +177,7 @@ class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     tools: ToolsSection = msgspec.field(default_factory=ToolsSection)
     rag: RagSection = msgspec.field(default_factory=RagSection)
     responses: ResponsesSection = msgspec.field(default_factory=ResponsesSection)
+    cache: CacheSection = msgspec.field(default_factory=CacheSection)
     tiers: TiersSection = msgspec.field(default_factory=TiersSection)
 
 
@@ -178,6 +190,7 @@ class Settings(msgspec.Struct, kw_only=True):
     tools: ToolsSection = msgspec.field(default_factory=ToolsSection)
     rag: RagSection = msgspec.field(default_factory=RagSection)
     responses: ResponsesSection = msgspec.field(default_factory=ResponsesSection)
+    cache: CacheSection = msgspec.field(default_factory=CacheSection)
     tiers: TiersSection = msgspec.field(default_factory=TiersSection)
     # The config file the models came from (SIGHUP reloads its models).
     config_path: str | None = None
@@ -302,7 +315,10 @@ def build_settings(
         whisper = embedded_whisper_spec()
         if whisper is not None:
             models.append(whisper)
-    server = config.server
+    try:
+        server = server_with_env(config.server, os.environ)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     if host is not None:
         server = msgspec.structs.replace(server, host=host)
     if port is not None:
@@ -311,6 +327,7 @@ def build_settings(
         server = msgspec.structs.replace(server, data_dir=data_dir)
     try:
         tools = tools_with_env(config.tools, os.environ)
+        cache = cache_with_env(config.cache, os.environ)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     return Settings(
@@ -319,7 +336,30 @@ def build_settings(
         tools=tools,
         rag=config.rag,
         responses=config.responses,
+        cache=cache,
         vision=config.vision,
         tiers=config.tiers,
         config_path=config_path if not model_path else None,
     )
+
+
+# The LLM Service docs' server variables -> ``server:`` keys.
+SERVER_ENV_KEYS = {"HOST": "host", "PORT": "port", "SHUTDOWN_TIMEOUT": "shutdown_timeout"}
+
+
+def server_with_env(section: ServerSection, environ: Mapping[str, str]) -> ServerSection:
+    """``section`` with ``HOST``, ``PORT`` and ``SHUTDOWN_TIMEOUT`` from ``environ``.
+
+    Raises ``ValueError`` naming the variable when a value does not validate.
+    """
+    raw: dict[str, Any] = msgspec.to_builtins(section)
+    for name, key in SERVER_ENV_KEYS.items():
+        value = environ.get(name, "").strip()
+        if not value:
+            continue
+        raw[key] = value
+        try:
+            msgspec.convert(raw, type=ServerSection, strict=False)
+        except msgspec.ValidationError as exc:
+            raise ValueError(f"invalid environment variable {name}: {exc}") from None
+    return msgspec.convert(raw, type=ServerSection, strict=False)

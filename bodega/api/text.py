@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from quart import Blueprint, Response
 
+from bodega.cache.cache import response_cache
 from bodega.openai.requests import ChatCompletionRequest, CompletionRequest
 from bodega.registry.registry import TEXT_MODELS
 from bodega.services import text
@@ -27,18 +28,19 @@ async def chat_completions() -> Response:
     try:
         message = with_defaults(chat_request(body, images.parts), body, model.spec.defaults)
         logprobs = bool(body.logprobs)
+        cached = await response_cache().lookup(model, message, body.n)
         if not body.stream:
-            answer = await text.chat_answer(model, message, body.n, logprobs=logprobs)
+            answer = await text.chat_answer(cached.model, message, body.n, logprobs=logprobs)
             images.release()
-            return json_response(answer)
+            return cached.mark(json_response(answer))
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         events = await text.chat_stream(
-            model, message, body.n, logprobs=logprobs, include_usage=include_usage
+            cached.model, message, body.n, logprobs=logprobs, include_usage=include_usage
         )
     except BaseException:
         images.release()
         raise
-    return sse_response(images.released_after(events) if images.parts else events)
+    return cached.mark(sse_response(images.released_after(events) if images.parts else events))
 
 
 @blueprint.post("/v1/completions")
@@ -48,11 +50,12 @@ async def completions() -> Response:
     message = completion_request(body)
     model = await registry().find(body.model, kinds=TEXT_MODELS, keep_alive=body.keep_alive)
     message = with_defaults(message, body, model.spec.defaults)
+    cached = await response_cache().lookup(model, message, body.n)
     if not body.stream:
-        answer = await text.completion_answer(model, message, body.n, logprobs=body.logprobs)
-        return json_response(answer)
+        answer = await text.completion_answer(cached.model, message, body.n, logprobs=body.logprobs)
+        return cached.mark(json_response(answer))
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     events = await text.completion_stream(
-        model, message, body.n, logprobs=body.logprobs, include_usage=include_usage
+        cached.model, message, body.n, logprobs=body.logprobs, include_usage=include_usage
     )
-    return sse_response(events)
+    return cached.mark(sse_response(events))

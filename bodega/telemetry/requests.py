@@ -56,6 +56,9 @@ class RequestTracker:
         self.app = app
         self.metrics = metrics
         self.log_requests = log_requests
+        # For the idle shutdown: requests running now, and when the last ended.
+        self.in_flight = 0
+        self.last_request = time.monotonic()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """Serve one request with its id and account for it when done."""
@@ -79,9 +82,12 @@ class RequestTracker:
             await send(message)
 
         token = CURRENT.set(info)
+        self.in_flight += 1
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            self.in_flight -= 1
+            self.last_request = time.monotonic()
             CURRENT.reset(token)
             self._account(info)
 

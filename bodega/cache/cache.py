@@ -1,0 +1,123 @@
+"""The response cache: lookups for the text routes, its store, its metrics."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar, cast
+
+import trio
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from quart import Response, current_app
+
+from bodega.registry.model import Model
+from ipc.messages import Generate
+
+from .config import CacheSection
+from .key import cache_key, cacheable
+from .sources import Choices, Recorder, Replay, decode_choices, encode_choices
+from .store import MemoryStore, SqliteStore, Store
+
+log = logging.getLogger("bodega")
+
+T = TypeVar("T")
+HEADER = "X-Bodega-Cache"
+Outcome = Literal["hit", "miss", "bypass"]
+
+
+@dataclass
+class Lookup:
+    """What a route generates with: the model itself, a replay (hit) or a
+    recorder (miss), and the ``X-Bodega-Cache`` value (None: cache off)."""
+
+    model: Model
+    outcome: Outcome | None
+
+    def mark(self, response: Response) -> Response:
+        """``response`` with the header telling the client how the cache answered."""
+        if self.outcome is not None:
+            response.headers[HEADER] = self.outcome
+        return response
+
+
+class CacheMetrics:
+    """``bodega_response_cache_*``: hits and misses per model, entries kept."""
+
+    def __init__(self, registry: CollectorRegistry, store: Store) -> None:
+        self.hits = Counter(
+            "bodega_response_cache_hits", "Requests answered from the response cache.",
+            ("model",), registry=registry,
+        )  # fmt: skip
+        self.misses = Counter(
+            "bodega_response_cache_misses",
+            "Cacheable requests the response cache could not answer (the model ran).",
+            ("model",), registry=registry,
+        )  # fmt: skip
+        self.entries = Gauge(
+            "bodega_response_cache_entries", "Entries in the response cache.", registry=registry
+        )
+        self.entries.set_function(store.count)
+
+
+class ResponseCache:
+    """Cached answers of deterministic chat and legacy completion requests."""
+
+    def __init__(self, config: CacheSection, store: Store | None, metrics: CacheMetrics | None):
+        self.config = config
+        self.store = store
+        self.metrics = metrics
+        # SQLite calls leave the event loop; the dict of the memory store does not.
+        self._threaded = isinstance(store, SqliteStore)
+
+    @classmethod
+    def open(
+        cls, config: CacheSection, data_dir: str, registry: CollectorRegistry | None
+    ) -> ResponseCache:
+        """The cache ``config`` describes; ``registry`` gets its metric families."""
+        if not config.enabled:
+            return cls(config, None, None)
+        store: Store
+        if config.persist_to_disk:
+            path = Path(data_dir) / "response_cache.sqlite3"
+            store = SqliteStore(path, config.max_size, config.ttl_seconds)
+            log.info("response cache: %s (at most %d entries)", path, config.max_size)
+        else:
+            store = MemoryStore(config.max_size, config.ttl_seconds)
+        metrics = CacheMetrics(registry, store) if registry is not None else None
+        return cls(config, store, metrics)
+
+    async def lookup(self, model: Model, message: Generate, n: int) -> Lookup:
+        """How to answer ``message``'s ``n`` choices on ``model``: from the
+        cache, or from the model (recorded when the request is cacheable)."""
+        if self.store is None:
+            return Lookup(model, None)
+        if not cacheable(message, n):
+            return Lookup(model, "bypass")
+        key = cache_key(model, message, n)
+        value = await self._run(self.store.get, key)
+        choices = decode_choices(value) if value is not None else None
+        if choices is not None and len(choices) == n:
+            if self.metrics is not None:
+                self.metrics.hits.labels(model.id).inc()
+            # Duck-typed: services.text needs only ``id`` and ``stream``.
+            return Lookup(cast(Model, Replay(model, message, choices)), "hit")
+        if self.metrics is not None:
+            self.metrics.misses.labels(model.id).inc()
+
+        async def store(answer: Choices) -> None:
+            assert self.store is not None
+            await self._run(self.store.put, key, encode_choices(answer))
+
+        return Lookup(cast(Model, Recorder(model, message, n, store)), "miss")
+
+    async def _run(self, function: Callable[..., T], *args: Any) -> T:
+        if self._threaded:
+            return await trio.to_thread.run_sync(function, *args)
+        return function(*args)
+
+
+def response_cache() -> ResponseCache:
+    """The app's response cache (``create_app`` opens it)."""
+    return cast(ResponseCache, current_app.extensions["bodega.cache"])
