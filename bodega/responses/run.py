@@ -74,11 +74,15 @@ class ResponseRun:
         oldest turns until it fits."""
         prepared = self.prepared
         while True:
-            chat = chat_body(
-                prepared.body, prepared.items + prepared.response.output, prepared.tools
-            )
-            if answer_in_text:
-                chat.tool_choice = "none"
+            output = prepared.response.output
+            chat = chat_body(prepared.body, prepared.items + output, prepared.tools)
+            if output:
+                # After the server ran tools: a forced choice applied to the
+                # first generation; max_output_tokens bounds them all.
+                chat.tool_choice = "none" if answer_in_text else "auto"
+                if chat.max_completion_tokens is not None:
+                    spent = sum(u.completion_tokens for u in self.builder.usages)
+                    chat.max_completion_tokens = max(1, chat.max_completion_tokens - spent)
             images = self._images = await request_images(chat, prepared.model, self.policy)
             try:
                 message = with_defaults(
