@@ -164,6 +164,4 @@ async def generate() -> Response:
     answer = await text.chat_answer(model, chat_request(chat), 1, logprobs=False)
     seconds = time.perf_counter() - started
     content = answer.choices[0].message.content
-    return json_response(
-        ForgeGenerateAnswer(text=content or "", generation_time=round(seconds, 3))
-    )
+    return json_response(ForgeGenerateAnswer(text=content or "", generation_time=round(seconds, 3)))

@@ -32,9 +32,7 @@ SERVICE_TIERS: dict[str, int] = {
 
 # The request field's type (chat, completions, embeddings, rerank).
 PriorityField = (
-    Annotated[int, Meta(ge=0, le=MAX_PRIORITY)]
-    | Literal["interactive", "normal", "batch"]
-    | None
+    Annotated[int, Meta(ge=0, le=MAX_PRIORITY)] | Literal["interactive", "normal", "batch"] | None
 )
 
 _CURRENT: contextvars.ContextVar[int] = contextvars.ContextVar("bodega_priority", default=NORMAL)
