@@ -107,7 +107,8 @@ def test_table_has_one_row_per_field_and_a_note_each() -> None:
 
 def test_named_no_effect_and_refused_fields() -> None:
     rules = field_policy.RULES
-    for name in ("service_tier", "store", "metadata", "user", "safety_identifier"):
+    assert rules["service_tier"].handling is rules["priority"].handling is Handling.HONOURED
+    for name in ("store", "metadata", "user", "safety_identifier"):
         assert rules[name].handling is Handling.NO_EFFECT
     for name in ("prompt_cache_key", "prompt_cache_retention", "prompt_cache_options"):
         assert rules[name].handling is Handling.NO_EFFECT
