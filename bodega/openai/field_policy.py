@@ -255,7 +255,7 @@ def check_fields(request: ChatCompletionRequest | CompletionRequest) -> None:
     limit = (
         (request.max_completion_tokens or request.max_tokens)
         if isinstance(request, ChatCompletionRequest)
-        else request.max_tokens
+        else request.token_limit
     )
     if limit is not None and request.min_tokens > limit:
         raise InvalidRequest(

@@ -252,9 +252,15 @@ class CompletionRequest(SamplingFields, kw_only=True):
 
     model: str
     prompt: str | list[str]
-    max_tokens: PositiveInt | None = 16
+    # Left out (UNSET): the model's ``defaults.max_tokens``, else OpenAI's 16.
+    max_tokens: PositiveInt | msgspec.UnsetType | None = msgspec.UNSET
     echo: bool = False
     suffix: str | None = None
     best_of: PositiveInt | None = None
     logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
     logit_bias: dict[str, Annotated[float, Meta(ge=-100, le=100)]] | None = None
+
+    @property
+    def token_limit(self) -> int | None:
+        """``max_tokens``, OpenAI's 16 when the request leaves it out."""
+        return 16 if isinstance(self.max_tokens, msgspec.UnsetType) else self.max_tokens

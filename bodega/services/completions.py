@@ -15,7 +15,7 @@ def completion_request(request: CompletionRequest) -> Generate:
     return Generate(
         req_id=0,
         prompt=prompt_of(request),
-        max_tokens=request.max_tokens,
+        max_tokens=request.token_limit,
         stop=stop_of(request),
         sampling=sampling_of(request),
         logprobs=request.logprobs is not None,

@@ -44,7 +44,10 @@ def with_defaults(
         for name in DEFAULTED_SAMPLING
         if getattr(request, name) is None and (value := getattr(defaults, name)) is not None
     }
-    max_tokens = message.max_tokens if message.max_tokens is not None else defaults.max_tokens
+    left_out = message.max_tokens is None or isinstance(
+        getattr(request, "max_tokens", None), msgspec.UnsetType
+    )
+    max_tokens = defaults.max_tokens if left_out and defaults.max_tokens else message.max_tokens
     return msgspec.structs.replace(
         message,
         sampling=msgspec.structs.replace(message.sampling, **sampling),
