@@ -168,17 +168,13 @@ def test_a_persisted_hit_survives_a_restart(config: Path, server: Server) -> Non
     stop_server(server)
     again = start_server("--config", str(config))
     try:
-        before = generated_of(again)
+        before = generated(again)
         second = chat(again, body)
         assert second.headers[HEADER] == "hit"
         assert second.json()["choices"] == first.json()["choices"]
-        assert generated_of(again) == before
+        assert generated(again) == before
     finally:
         stop_server(again)
-
-
-def generated_of(server: Server) -> int:
-    return generated(server)
 
 
 def test_env_variables_turn_the_cache_on() -> None:
