@@ -37,7 +37,7 @@ from .memory import estimate_mb, fit_in_budget
 from .model import Model
 from .options import check_supported
 from .sources import cached_path, missing, on_demand_spec, repo_id_of, selection_of
-from .tiers import route
+from .tiers import route, tier_target
 
 log = logging.getLogger(__name__)
 
@@ -233,8 +233,11 @@ class Registry:
         request's ``keep_alive`` is checked first and then applied to the model.
         A name no model has may name a tier (``bodega.registry.tiers``)."""
         seconds = keep_alive_seconds(keep_alive)
-        if name not in self._models and self.load_on_demand and looks_like_repo_id(name):
-            await self._load_on_demand(name)
+        if name not in self._models and self.load_on_demand:
+            # The name, or the repo id its tier maps to, may be a cached repo.
+            for repo in (name, tier_target(name, self.tiers)):
+                if repo and repo not in self._models and looks_like_repo_id(repo):
+                    await self._load_on_demand(repo)
         if name not in self._models and name != CURRENT:
             name = route(name, self.tiers, self._models) or name
         model = self._models.get(name)

@@ -52,6 +52,12 @@ def pattern_tier(name: str) -> str | None:
     return size_tier(lowered)
 
 
+def tier_target(name: str, tiers: TiersSection) -> str | None:
+    """The model id the tier ``name`` names maps to (None: not a tier, or empty)."""
+    lowered = name.lower()
+    return getattr(tiers, lowered) if lowered in TIER_NAMES else None
+
+
 def route(name: str, tiers: TiersSection, models: Container[str]) -> str | None:
     """The id of the model that serves ``name``, or None when tiers do not
     apply. A tier name whose model is not loaded is the docs' 404
@@ -59,7 +65,7 @@ def route(name: str, tiers: TiersSection, models: Container[str]) -> str | None:
     model routes nowhere (the caller's usual "not loaded" answer)."""
     lowered = name.lower()
     if lowered in TIER_NAMES:
-        target = getattr(tiers, lowered)
+        target = tier_target(name, tiers)
         if target is None or target not in models:
             raise NoTierModel(f"No models available for tier: {lowered}", param="model")
         return str(target)

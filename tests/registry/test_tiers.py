@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bodega.registry.tiers import NoTierModel, pattern_tier, route, size_tier
+from bodega.registry.tiers import NoTierModel, pattern_tier, route, size_tier, tier_target
 from bodega.settings import TiersSection
 
 TIERS = TiersSection(light="small", medium="mid", embedding="emb", reranker="rr")
@@ -57,3 +57,8 @@ def test_patterns_route_only_to_a_loaded_tier_model() -> None:
     assert route("my-bge-thing", TIERS, LOADED - {"emb"}) is None
     assert route("anything", TIERS, LOADED) is None
     assert route("my-bge-thing", TiersSection(), LOADED) is None
+
+
+def test_tier_target() -> None:
+    assert tier_target("Light", TIERS) == "small"
+    assert tier_target("heavy", TIERS) is None and tier_target("small", TIERS) is None
