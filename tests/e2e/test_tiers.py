@@ -123,12 +123,12 @@ def test_defaults_apply_only_when_the_field_is_left_out(server: Server) -> None:
     assert first["choices"] == second["choices"]
 
 
-def test_defaults_reach_the_responses_and_messages_apis(server: Server) -> None:
+def test_defaults_reach_the_responses_api(server: Server) -> None:
     r = server.client.post("/v1/responses", json={"model": "light", "input": "Count to ten."})
     assert r.status_code == 200, r.text
     assert r.json()["usage"]["output_tokens"] <= 3
     r = server.client.post(
-        "/v1/responses", json={"model": "light", "input": "Count to ten.", "max_output_tokens": 16}
+        "/v1/responses", json={"model": "light", "input": "Count to ten.", "max_output_tokens": 6}
     )
     assert r.status_code == 200, r.text
     assert r.json()["usage"]["output_tokens"] > 3
