@@ -96,6 +96,7 @@ def create_app(settings: Settings, registry: Registry) -> QuartTrio:
     app.config["MAX_CONTENT_LENGTH"] = limits.body_bytes
     app.extensions["bodega.registry"] = registry
     app.extensions["bodega.settings"] = settings
+    registry.tiers = settings.tiers
     app.extensions["bodega.limits"] = limits
     app.asgi_app = BodyMeter(app.asgi_app, limits.drain_bytes)  # type: ignore[method-assign]
     for module in (
