@@ -3,10 +3,14 @@ the text service, encode JSON or SSE."""
 
 from __future__ import annotations
 
-from quart import Blueprint, Response
+from typing import cast
+
+from quart import Blueprint, Response, current_app
+from quart_trio import QuartTrio
 
 from bodega.cache.cache import response_cache
 from bodega.openai.requests import ChatCompletionRequest, CompletionRequest
+from bodega.orchestration import service as orchestration
 from bodega.registry.registry import TEXT_MODELS
 from bodega.services import text
 from bodega.services.chat import chat_request
@@ -14,7 +18,7 @@ from bodega.services.completions import completion_request
 from bodega.services.sampling import with_defaults
 from bodega.services.vision.images import request_images
 
-from .common import decode_json, fetch_policy, json_response, registry, sse_response
+from .common import decode_json, fetch_policy, json_response, registry, settings, sse_response
 
 blueprint = Blueprint("text", __name__)
 
@@ -24,6 +28,11 @@ async def chat_completions() -> Response:
     """OpenAI chat completions, JSON or SSE."""
     body = await decode_json(ChatCompletionRequest)
     model = await registry().find(body.model, kinds=TEXT_MODELS, keep_alive=body.keep_alive)
+    if body.orchestration_mode is not None:  # several runs: never from the response cache
+        run = await orchestration.prepare(body, model, registry(), settings().orchestration)
+        if body.stream:
+            return sse_response(orchestration.stream(run, cast(QuartTrio, current_app).nursery))
+        return json_response(await orchestration.answer(run))
     images = await request_images(body, model, fetch_policy())
     try:
         message = with_defaults(chat_request(body, images.parts), body, model.spec.defaults)

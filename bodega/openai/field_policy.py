@@ -144,6 +144,24 @@ FIELDS: tuple[FieldRule, ...] = (
         "`priority_aging` seconds (default 10). Also on embeddings and rerank.",
         "inference-service",
     ),
+    FieldRule(
+        "orchestration_mode",
+        H,
+        (CHAT,),
+        "`single`, `critique`, `debate`, `ensemble` or `pipeline`: the answer comes from "
+        "several model runs; the response gains `orchestration` (README, Orchestration). "
+        "One choice, no tools, no logprobs; never answered from the response cache.",
+        "inference-service",
+    ),
+    FieldRule(
+        "orchestration",
+        H,
+        (CHAT,),
+        "Roles per mode overriding config.yaml's `orchestration:` (`critique: {drafter, "
+        "critic}`, `debate: {debaters, judge, rounds}`, `ensemble: {members, aggregator}`, "
+        "`pipeline: {stages}`) and `stream_stages`; needs `orchestration_mode`.",
+        "inference-service",
+    ),
     # --- accepted, no effect ----------------------------------------------
     FieldRule("user", N, BOTH, "Not used: no abuse tracking here."),
     FieldRule("safety_identifier", N, (CHAT,), "Not used: no abuse tracking here."),
@@ -245,6 +263,9 @@ def check_fields(request: ChatCompletionRequest | CompletionRequest) -> None:
         value = getattr(request, rule.name)
         if not rule.allows(value):
             raise InvalidRequest(f"Unsupported value for {rule.name}: {rule.note}", param=rule.name)
+    orchestrated = isinstance(request, ChatCompletionRequest) and request.orchestration_mode
+    if chat and getattr(request, "orchestration", None) is not None and not orchestrated:
+        raise InvalidRequest("orchestration needs orchestration_mode", param="orchestration")
     fmt = request.response_format if isinstance(request, ChatCompletionRequest) else None
     if fmt is not None and fmt.schema is not None and fmt.type != "json_object":
         raise InvalidRequest(

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from bodega.orchestration.config import Mode, OrchestrationIn
 from bodega.registry.priority import PriorityField
 
 Temperature = Annotated[float, Meta(ge=0.0, le=2.0)]
@@ -227,6 +228,9 @@ class ChatCompletionRequest(SamplingFields, kw_only=True):
     logit_bias: dict[str, Annotated[float, Meta(ge=-100, le=100)]] | None = None
     chat_template_kwargs: dict[str, Any] | None = None
     reasoning_effort: ReasoningEffort | None = None
+    # inference-service's: answer through several models (bodega.orchestration).
+    orchestration_mode: Mode | None = None
+    orchestration: OrchestrationIn | None = None
     # Deprecated forms of tools / tool_choice.
     functions: list[FunctionIn] | None = None
     function_call: Literal["none", "auto"] | NamedFunction | None = None
