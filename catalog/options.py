@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from catalog.devices import DEVICE_PATTERN
 from catalog.engines import ENGINE_SPECIFIC, EngineName, ModelType
 
 
@@ -57,6 +58,9 @@ class LoadOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit
     n_gpu_layers: Annotated[int, Meta(ge=-1)] | None = None
     use_mmap: bool | None = None
     use_mlock: bool | None = None
+    # Where torch / CTranslate2 / llama.cpp engines run (catalog.devices);
+    # None: the server's ``runtime.device`` (MODEL_DEVICE), else auto.
+    device: Annotated[str, Meta(pattern=DEVICE_PATTERN)] | None = None
 
     @property
     def id(self) -> str:

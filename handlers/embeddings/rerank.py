@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from catalog.options import LoadOptions
+from handlers.device import torch_device
 from handlers.embeddings.batcher import Cancelled
 from handlers.embeddings.st_engine import SentenceTransformerEngine
 from handlers.engine_protocol import EngineError, LoadError, ModelFilesMissing, Send, ShouldStop
@@ -51,12 +52,14 @@ class CrossEncoderEngine:
         if spec.n_threads:
             torch.set_num_threads(spec.n_threads)
 
+        device = torch_device(spec.device)
         try:
             self.model: Any = CrossEncoder(
                 spec.model_path,
                 trust_remote_code=spec.trust_remote_code,
                 local_files_only=True,
                 max_length=spec.context_length,
+                device=device,
             )
         except Exception as exc:
             raise LoadError(

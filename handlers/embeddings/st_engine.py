@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 from catalog.options import LoadOptions
 from handlers import shm_out
+from handlers.device import torch_device
 from handlers.embeddings.batcher import Cancelled, MicroBatcher
 from handlers.embeddings.bge_m3 import M3Heads
 from handlers.embeddings.st_traced import TracedEncoder
@@ -114,9 +115,13 @@ def load_sentence_transformer(spec: LoadOptions) -> Any:
         raise ModelFilesMissing(f"model_path {spec.model_path!r} does not exist")
     from sentence_transformers import SentenceTransformer
 
+    device = torch_device(spec.device)
     try:
         model = SentenceTransformer(
-            spec.model_path, trust_remote_code=spec.trust_remote_code, local_files_only=True
+            spec.model_path,
+            trust_remote_code=spec.trust_remote_code,
+            local_files_only=True,
+            device=device,
         )
     except Exception as exc:
         raise LoadError(f"sentence-transformers cannot load {spec.model_path!r}: {exc}") from exc

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from catalog.options import LoadOptions
+from handlers.device import torch_device
 from handlers.engine_protocol import EngineError, LoadError
 from handlers.lm.mlx_loading import resolve_model_dir
 
@@ -40,10 +41,10 @@ class DiffusersEngine(ImageEngine):
             raise LoadError(
                 f"quantize {spec.quantize} is not available on diffusers (16: bfloat16 weights)"
             )
-        self._device = "cuda" if torch.cuda.is_available() else "cpu"
+        self._device = torch_device(spec.device)
         self._dtype = torch.float32
         if spec.quantize == 16:
-            self._dtype = torch.float16 if self._device == "cuda" else torch.bfloat16
+            self._dtype = torch.float16 if self._device.startswith("cuda") else torch.bfloat16
         if spec.n_threads:
             torch.set_num_threads(spec.n_threads)
         self._thread = PipelineThread("diffusers")

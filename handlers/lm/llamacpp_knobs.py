@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from catalog.options import LoadOptions
+from handlers.device import llamacpp_gpu_layers
 
 
 def load_mode_name(use_mmap: bool | None, use_mlock: bool | None) -> str:
@@ -32,5 +33,11 @@ def set_knobs(params: Any, spec: LoadOptions) -> None:
         params.n_ubatch = min(params.n_ubatch, spec.n_batch)
     if spec.n_gpu_layers is not None:
         params.n_gpu_layers = spec.n_gpu_layers
+    if spec.device is not None:
+        kinds = [getattr(d.get("type"), "name", "") for d in xllamacpp.get_device_info()]
+        gpus = [k for k in kinds if k.endswith(("_GPU", "_IGPU"))]
+        layers = llamacpp_gpu_layers(spec.device, bool(gpus))
+        if layers is not None:  # device cpu: no layer leaves the CPU
+            params.n_gpu_layers = layers
     mode = load_mode_name(spec.use_mmap, spec.use_mlock)
     params.load_mode = getattr(xllamacpp.llama_load_mode, mode)

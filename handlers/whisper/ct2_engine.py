@@ -16,6 +16,7 @@ from typing import Any
 
 from catalog.files import is_ct2_whisper
 from catalog.options import LoadOptions
+from handlers.device import ct2_device
 from handlers.engine_protocol import LoadError, ShouldStop
 from handlers.whisper.audio_decode import Samples
 from handlers.whisper.common import Cancelled, Options, WhisperEngine
@@ -30,14 +31,11 @@ def cpu_threads(requested: int | None) -> int:
     return requested or min(4, os.cpu_count() or 1)
 
 
-def _device() -> tuple[str, str]:
-    """(device, compute type): float16 on a GPU, float32 on CPUs (which have
-    no fast float16; CTranslate2 would convert with a warning)."""
-    import ctranslate2
-
-    if ctranslate2.get_cuda_device_count() > 0:
-        return "cuda", "float16"
-    return "cpu", "float32"
+def _device(requested: str | None) -> tuple[str, int, str]:
+    """(device, index, compute type): float16 on a GPU, float32 on CPUs (which
+    have no fast float16; CTranslate2 would convert with a warning)."""
+    device, index = ct2_device(requested)
+    return device, index, "float16" if device == "cuda" else "float32"
 
 
 class FasterWhisperEngine(WhisperEngine):
@@ -56,11 +54,12 @@ class FasterWhisperEngine(WhisperEngine):
             )
         self.model_id = spec.id
         self.parallel = max(1, spec.max_concurrency)
-        device, compute_type = _device()
+        device, index, compute_type = _device(spec.device)
         try:
             self._model = WhisperModel(
                 str(folder),
                 device=device,
+                device_index=index,
                 compute_type=compute_type,
                 cpu_threads=cpu_threads(spec.n_threads),
                 num_workers=self.parallel,
