@@ -18,6 +18,8 @@ from werkzeug.exceptions import HTTPException
 from bodega import access
 from bodega.anthropic import errors as anthropic_errors
 from bodega.cache.cache import ResponseCache
+from bodega.catalog_presets import routes as catalog_routes
+from bodega.catalog_presets.models import RoleResolver
 from bodega.errors import (
     BodegaError,
     InvalidRequest,
@@ -97,11 +99,16 @@ def create_app(settings: Settings, registry: Registry) -> QuartTrio:
     app.extensions["bodega.registry"] = registry
     app.extensions["bodega.settings"] = settings
     registry.tiers = settings.tiers
+    runtime_device = settings.runtime.device
+    registry.default_device = None if runtime_device == "auto" else runtime_device
+    app.extensions["bodega.catalog"] = settings.catalog
+    if settings.catalog is not None:
+        registry.name_resolver = RoleResolver(registry, settings.catalog)
     app.extensions["bodega.limits"] = limits
     app.asgi_app = BodyMeter(app.asgi_app, limits.drain_bytes)  # type: ignore[method-assign]
     for module in (
         text, admin, status, hub, metrics, docs, events, tools, embeddings_api, audio, rag_api,
-        vision, images, responses, anthropic_messages, forge,
+        vision, images, responses, anthropic_messages, forge, catalog_routes,
     ):  # fmt: skip
         app.register_blueprint(module.blueprint)
     if registry.metrics is not None:

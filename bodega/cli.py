@@ -18,6 +18,7 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from bodega import fast_send
 from bodega.app import create_app
+from bodega.catalog_presets.models import preset_specs
 from bodega.daemon import service
 from bodega.daemon.discovery import (
     bound_port,
@@ -51,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     launch.add_argument("--config", help=f"config.yaml (default: ${CONFIG_ENV})")
     launch.add_argument("--host", help="address to bind (default $HOST, else 127.0.0.1)")
     launch.add_argument("--port", type=int, help="port to bind (default $PORT, else 44468)")
+    launch.add_argument(
+        "--device", help="cpu, mps, cuda, cuda:N or auto (default $MODEL_DEVICE, else auto)"
+    )
     launch.add_argument(
         "--data-dir", help="where RAG indexes live (default: the user data dir, per platformdirs)"
     )
@@ -121,7 +125,9 @@ def main(argv: list[str] | None = None) -> int:
         return manage_service(args)
     # The LLM Service's .env: variables the environment lacks, before anything reads them.
     dotenv = load_env_file(Path(".env"), os.environ)
-    log_level = args.log_level or os.environ.get("LOG_LEVEL") or "INFO"
+    log_level = (
+        args.log_level or os.environ.get("LOG_LEVEL") or os.environ.get("INFERENCE_LOG_LEVEL")
+    ) or "INFO"
     configure_logging(log_level, args.log_format or "text")
     if dotenv:
         log.info("read %s from .env", ", ".join(dotenv))
@@ -133,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             host=args.host,
             port=args.port,
             data_dir=args.data_dir,
+            device=args.device,
         )
     except ConfigError as exc:
         print(f"bodega: error: {exc}", file=sys.stderr)
@@ -203,7 +210,8 @@ async def serve(settings: Settings) -> int:
             reloader = ConfigReloader(settings.config_path, settings.models)
             nursery.start_soon(_reload_on_sighup, reloader, registry)
         try:
-            for spec in settings.models:
+            configured = {s.id for s in settings.models}
+            for spec in [*settings.models, *preset_specs(settings.catalog, configured)]:
                 log.info("loading %s from %s", spec.id, spec.model_path)
                 with trio.CancelScope() as loading:
                     nursery.start_soon(_cancel_when, stop, loading)

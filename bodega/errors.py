@@ -217,6 +217,15 @@ class ToolProviderFailed(BodegaError):
     code = "tool_provider_failed"
 
 
+class ExecutionTimeout(BodegaError):
+    """The work took longer than its endpoint's execution timeout
+    (``runtime.embedding_timeout_sec``, ``audio_timeout_sec``); it was cancelled."""
+
+    status = 504
+    type = "timeout_error"
+    code = "execution_timeout"
+
+
 class QueueTimeout(BodegaError):
     """The request waited longer than the model's ``queue_timeout``."""
 

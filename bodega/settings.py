@@ -23,7 +23,10 @@ import yaml
 from msgspec import Meta
 
 from bodega.cache.config import CacheSection, cache_with_env
+from bodega.catalog_presets.config import Catalog, CatalogSection, alias_environment, catalog_from
+from bodega.orchestration.config import OrchestrationSection
 from bodega.responses.config import ResponsesSection
+from bodega.runtime_config import RuntimeSection, runtime_with_env
 from bodega.services.rag.config import RagSection
 from bodega.tools.config import ToolsSection, tools_with_env
 from catalog.options import LoadOptions
@@ -183,6 +186,9 @@ class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     responses: ResponsesSection = msgspec.field(default_factory=ResponsesSection)
     cache: CacheSection = msgspec.field(default_factory=CacheSection)
     tiers: TiersSection = msgspec.field(default_factory=TiersSection)
+    orchestration: OrchestrationSection = msgspec.field(default_factory=OrchestrationSection)
+    catalog: CatalogSection = msgspec.field(default_factory=CatalogSection)
+    runtime: RuntimeSection = msgspec.field(default_factory=RuntimeSection)
 
 
 class Settings(msgspec.Struct, kw_only=True):
@@ -196,6 +202,9 @@ class Settings(msgspec.Struct, kw_only=True):
     responses: ResponsesSection = msgspec.field(default_factory=ResponsesSection)
     cache: CacheSection = msgspec.field(default_factory=CacheSection)
     tiers: TiersSection = msgspec.field(default_factory=TiersSection)
+    orchestration: OrchestrationSection = msgspec.field(default_factory=OrchestrationSection)
+    catalog: Catalog | None = None
+    runtime: RuntimeSection = msgspec.field(default_factory=RuntimeSection)
     # The config file the models came from (SIGHUP reloads its models).
     config_path: str | None = None
 
@@ -304,8 +313,10 @@ def build_settings(
     host: str | None = None,
     port: int | None = None,
     data_dir: str | None = None,
+    device: str | None = None,
 ) -> Settings:
     """Combine flags, the config file and defaults into ``Settings``."""
+    alias_environment(os.environ)
     config_path = config_path or os.environ.get(CONFIG_ENV) or None
     config = load_config_file(config_path) if config_path else ConfigFile()
     models = list(config.models)
@@ -332,6 +343,8 @@ def build_settings(
     try:
         tools = tools_with_env(config.tools, os.environ)
         cache = cache_with_env(config.cache, os.environ)
+        runtime = runtime_with_env(config.runtime, os.environ, device)
+        catalog = catalog_from(config.catalog, os.environ, config_path)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     return Settings(
@@ -343,6 +356,9 @@ def build_settings(
         cache=cache,
         vision=config.vision,
         tiers=config.tiers,
+        orchestration=config.orchestration,
+        catalog=catalog,
+        runtime=runtime,
         config_path=config_path if not model_path else None,
     )
 

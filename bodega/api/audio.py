@@ -16,11 +16,12 @@ from contextlib import aclosing
 from dataclasses import dataclass
 
 import trio
-from quart import Blueprint, Response, request
+from quart import Blueprint, Response, current_app, request
 from werkzeug.datastructures import FileStorage, MultiDict
 
 from bodega.errors import (
     BodegaError,
+    ExecutionTimeout,
     InvalidRequest,
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -39,8 +40,10 @@ from bodega.openai.audio import (
     vtt,
     words_out,
 )
+from bodega.runtime_config import execution_limit
 from bodega.services.audio import AudioRequest, check_extension, transcribe
 from bodega.services.frames import first_frame, gather
+from bodega.settings import Settings
 from ipc.messages import Segment, Transcript
 
 from .common import json_response, limits, registry, sse_response
@@ -246,10 +249,17 @@ async def _audio(task: str) -> Response:
         word_timestamps="word" in form.granularities,
     )
     frames = transcribe(model, audio_request)
-    first = await first_frame(frames)
-    if form.stream:
-        return sse_response(_events(first, frames))
-    segments, transcript = await gather(first, frames, Segment, Transcript)
+    settings: Settings = current_app.extensions["bodega.settings"]
+    # A stream is bounded until its first frame; a whole answer until its end.
+    try:
+        with execution_limit(settings.runtime.audio_timeout_sec, "the audio request"):
+            first = await first_frame(frames)
+            if form.stream:
+                return sse_response(_events(first, frames))
+            segments, transcript = await gather(first, frames, Segment, Transcript)
+    except ExecutionTimeout:
+        await frames.aclose()
+        raise
     return _respond(form, task, segments, transcript)
 
 

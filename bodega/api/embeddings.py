@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 
 import pybase64
-from quart import Blueprint, Response
+from quart import Blueprint, Response, current_app
 
 from bodega.errors import InvalidRequest
 from bodega.openai.embeddings import (
@@ -19,6 +19,7 @@ from bodega.openai.embeddings import (
     RerankResponse,
     RerankResultItem,
 )
+from bodega.runtime_config import execution_limit
 from bodega.services.embeddings import (
     EmbeddingResult,
     check_size,
@@ -28,6 +29,7 @@ from bodega.services.embeddings import (
     vectors_as_floats,
 )
 from bodega.services.rerank import rerank
+from bodega.settings import Settings
 
 from .common import decode_json, json_response, registry
 
@@ -81,14 +83,16 @@ async def embeddings() -> Response:
             param="encoding_format",
         )
     model = await registry().find(body.model, kinds=("embeddings",), keep_alive=body.keep_alive)
-    result = await embed(
-        model,
-        inputs,
-        truncate=body.truncate,
-        dimensions=body.dimensions,
-        embedding_type=body.embedding_type,
-        return_sparse=body.return_sparse,
-    )
+    settings: Settings = current_app.extensions["bodega.settings"]
+    with execution_limit(settings.runtime.embedding_timeout_sec, "the embeddings request"):
+        result = await embed(
+            model,
+            inputs,
+            truncate=body.truncate,
+            dimensions=body.dimensions,
+            embedding_type=body.embedding_type,
+            return_sparse=body.return_sparse,
+        )
     usage = EmbeddingUsage(prompt_tokens=result.prompt_tokens, total_tokens=result.prompt_tokens)
     return json_response(
         EmbeddingList(

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import trio
-from quart import Blueprint, Response, request
+from quart import Blueprint, Response, current_app, request
 
+from bodega.catalog_presets.models import annotate_cards
 from bodega.errors import InvalidRequest, ModelNotFound
 from bodega.hub.cache import CachedModel, delete_cached, find_cached
 from bodega.hub.download import DownloadJob
@@ -29,7 +30,9 @@ EVENTS_PER_SECOND = 4
 async def list_models() -> Response:
     """Loaded models and the Hugging Face cache, in OpenAI's list shape."""
     verify = _flag("verify_with_hub")
-    return json_response(ModelCards(data=await model_cards(registry(), verify_with_hub=verify)))
+    cards = await model_cards(registry(), verify_with_hub=verify)
+    catalog = current_app.extensions.get("bodega.catalog")
+    return json_response(ModelCards(data=await annotate_cards(cards, catalog, registry())))
 
 
 @blueprint.get("/v1/models/<path:model_id>")

@@ -35,6 +35,10 @@ class ModelCard(msgspec.Struct, kw_only=True, omit_defaults=True):
     # verify_with_hub: whether the check ran, and why not when it could not.
     hub_verified: bool | None = None
     hub_error: str | None = None
+    # Catalog models (inference-service): their roles and memory (the
+    # registry's estimate, or the measured footprint once loaded).
+    roles: list[str] | None = None
+    memory_mb: int | None = None
 
 
 class ModelCards(msgspec.Struct):

@@ -11,6 +11,7 @@ import msgspec
 from bodega.anthropic.requests import CountTokensRequest, MessagesRequest
 from bodega.anthropic.responses import CountTokensOut, MessageOut
 from bodega.api.tools import ExecuteRequest, ExecuteResponse
+from bodega.catalog_presets.routes import ModelActionResponse
 from bodega.forge_types import (
     ForgeError,
     ForgeGenerateAnswer,
@@ -141,6 +142,10 @@ OPERATIONS: tuple[Operation, ...] = (
               tags=("models",)),
     Operation("delete", "/v1/models/{model_id}", "Delete a repo from the cache",
               answers={200: DeletedModel}, tags=("models",)),
+    Operation("post", "/v1/models/{model_id}/load", "Load a catalog model",
+              answers={200: ModelActionResponse}, tags=("models",)),
+    Operation("post", "/v1/models/{model_id}/unload", "Unload a catalog model",
+              answers={200: ModelActionResponse}, tags=("models",)),
     Operation("post", "/v1/admin/download-model", "Download a repo", DownloadRequest,
               answers={200: DownloadAnswer}, tags=("models",)),
     Operation("post", "/v1/admin/download-model-stream", "Download a repo, with progress",

@@ -140,9 +140,12 @@ class Model(RestartSupervision):
             return None
         return self.last_used + keep_alive - now
 
-    def use_files(self, path: str, engine: str) -> None:
-        """Load from ``path`` with ``engine`` (once a repo's files are in the cache)."""
-        self.handler_spec = msgspec.structs.replace(self.spec, model_path=path)
+    def use_files(self, path: str, engine: str, device: str | None = None) -> None:
+        """Load from ``path`` with ``engine`` (once a repo's files are in the
+        cache), on ``device`` when the spec names none."""
+        self.handler_spec = msgspec.structs.replace(
+            self.spec, model_path=path, device=self.spec.device or device
+        )
         self._engine = engine
         self.handler = HandlerProcess(self.handler_spec, self._socket_path(), engine, self._command)
 

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import msgspec
@@ -101,6 +102,10 @@ class Registry:
         self.log_prompts = log_prompts
         self.memory_budget_mb = memory_budget_mb
         self.tiers = TiersSection()  # the app sets the configured ones
+        # The app sets these: the device of specs that name none, and what
+        # maps other names (catalog ids, roles) to a model id.
+        self.default_device: str | None = None
+        self.name_resolver: Callable[[str], Awaitable[str | None]] | None = None
         self._handler_command = handler_command
         self._load_timeout = load_timeout
         self._models: dict[str, Model] = {}
@@ -184,7 +189,7 @@ class Registry:
         resolved = msgspec.structs.replace(model.spec, model_path=files)
         engine = check_supported(resolved)  # ``auto`` decides by the files
         self._validate_paths(resolved, engine)
-        model.use_files(files, engine)
+        model.use_files(files, engine, self.default_device)
         model.estimated_mb = await trio.to_thread.run_sync(
             estimate_mb, model.spec, model.handler_spec.model_path, model.handler.engine
         )
@@ -238,6 +243,8 @@ class Registry:
             for repo in (name, tier_target(name, self.tiers)):
                 if repo and repo not in self._models and looks_like_repo_id(repo):
                     await self._load_on_demand(repo)
+        if name not in self._models and name != CURRENT and self.name_resolver is not None:
+            name = await self.name_resolver(name) or name
         if name not in self._models and name != CURRENT:
             name = route(name, self.tiers, self._models) or name
         model = self._models.get(name)
