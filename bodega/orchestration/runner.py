@@ -76,18 +76,20 @@ class Run:
         return list(self.base.messages or [])
 
     def _slot(self, role: str, model: Model, round_: int | None) -> int:
-        since = (time.monotonic() - self.started) * 1000
-        self.steps.append(
-            StepOut(
-                role=role,
-                model=model.id,
-                content="",
-                inference_time_ms=0.0,
-                started_ms=round(since, 1),
-                round=round_,
-            )
+        step = StepOut(
+            role=role,
+            model=model.id,
+            content="",
+            inference_time_ms=0.0,
+            started_ms=0.0,
+            finished_ms=0.0,
+            round=round_,
         )
+        self.steps.append(step)
         return len(self.steps) - 1
+
+    def _since(self) -> float:
+        return round((time.monotonic() - self.started) * 1000, 1)
 
     async def _run(self, index: int, model: Model, messages: list[ChatMessage], final: bool) -> str:
         message = msgspec.structs.replace(self.base, messages=messages)
@@ -95,18 +97,21 @@ class Run:
         began = time.monotonic()
         parts: list[str] = []
         frames = generate(model, message)
+        step, first = self.steps[index], True
         async with aclosing(frames):
             async for frame in frames:
+                if first:
+                    step.started_ms, first = self._since(), False
                 if not isinstance(frame, Delta):
                     self.usages.append(frame.usage)
-                    self.steps[index].finish_reason = finish_reason(frame)
+                    step.finish_reason = finish_reason(frame)
                 elif frame.text:
                     parts.append(frame.text)
                     if self.emit is not None:
                         await self.emit(index, frame.text, final)
-        step = self.steps[index]
         step.content = "".join(parts)
         step.inference_time_ms = round((time.monotonic() - began) * 1000, 1)
+        step.finished_ms = self._since()
         return step.content
 
     async def step(
@@ -147,7 +152,7 @@ class Run:
         return OrchestrationOut(
             mode=mode,
             models_used=list(dict.fromkeys(s.model for s in self.steps)),
-            total_inference_time_ms=round((time.monotonic() - self.started) * 1000, 1),
+            total_inference_time_ms=self._since(),
             steps=self.steps,
             decision=self.decision,
         )

@@ -12,15 +12,18 @@ from bodega.openai.responses import ChatCompletion, ChatCompletionChunk
 
 
 class StepOut(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """One model run of the orchestration, in the order runs started.
-    ``started_ms`` is its start after the run began (parallel steps share
-    it); ``round`` is the debate round (1-based)."""
+    """One model run of the orchestration, in the order runs were sent.
+    ``started_ms`` / ``finished_ms``: when its first output arrived (after
+    admission) and when it ended, since the run began; parallel steps
+    overlap. ``inference_time_ms`` is from sending it to its end; ``round``
+    is the debate round (1-based)."""
 
     role: str
     model: str
     content: str
     inference_time_ms: float
     started_ms: float
+    finished_ms: float
     finish_reason: str = "stop"
     round: int | None = None
 
