@@ -9,6 +9,7 @@ from quart import Blueprint, Response, current_app
 from quart_trio import QuartTrio
 
 from bodega.cache.cache import response_cache
+from bodega.catalog_presets.models import routed_model
 from bodega.openai.requests import ChatCompletionRequest, CompletionRequest
 from bodega.orchestration import service as orchestration
 from bodega.registry.registry import TEXT_MODELS
@@ -27,7 +28,8 @@ blueprint = Blueprint("text", __name__)
 async def chat_completions() -> Response:
     """OpenAI chat completions, JSON or SSE."""
     body = await decode_json(ChatCompletionRequest)
-    model = await registry().find(body.model, kinds=TEXT_MODELS, keep_alive=body.keep_alive)
+    name = routed_model(body.model, body.task_type)
+    model = await registry().find(name, kinds=TEXT_MODELS, keep_alive=body.keep_alive)
     if body.orchestration_mode is not None:  # several runs: never from the response cache
         run = await orchestration.prepare(body, model, registry(), settings().orchestration)
         if body.stream:

@@ -39,6 +39,19 @@ def preset_specs(catalog: Catalog | None, skip: set[str]) -> list[ModelSpec]:
     return [entry_spec(catalog.entries[i]) for i in ids if i not in skip]
 
 
+# The inventory's task types that are not role names themselves.
+TASK_ROLES = {"code": "coder", "coding": "coder", "reasoning": "thinker", "chat": "primary"}
+AUTO = "auto"
+
+
+def routed_model(model: str, task_type: str | None) -> str:
+    """The name a chat request is resolved by: ``model``, or with ``model``
+    "auto" and a ``task_type``, the role that task type asks for."""
+    if model != AUTO or task_type is None:
+        return model
+    return TASK_ROLES.get(task_type, task_type)
+
+
 class RoleResolver:
     """Maps a request's ``model`` that no loaded model has to a catalog
     model: a catalog id loads that model, a role name the first loaded model

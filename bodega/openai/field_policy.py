@@ -162,6 +162,14 @@ FIELDS: tuple[FieldRule, ...] = (
         "`pipeline: {stages}`) and `stream_stages`; needs `orchestration_mode`.",
         "inference-service",
     ),
+    FieldRule(
+        "task_type",
+        H,
+        (CHAT,),
+        "With `model: \"auto\"`: the catalog role that answers (`code` → `coder`, or a role "
+        "name); the first loaded catalog model with it (README, Model catalog and presets).",
+        "inference-service",
+    ),
     # --- accepted, no effect ----------------------------------------------
     FieldRule("user", N, BOTH, "Not used: no abuse tracking here."),
     FieldRule("safety_identifier", N, (CHAT,), "Not used: no abuse tracking here."),

@@ -231,6 +231,8 @@ class ChatCompletionRequest(SamplingFields, kw_only=True):
     # inference-service's: answer through several models (bodega.orchestration).
     orchestration_mode: Mode | None = None
     orchestration: OrchestrationIn | None = None
+    # inference-service's task routing: a catalog role when ``model`` is "auto".
+    task_type: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
     # Deprecated forms of tools / tool_choice.
     functions: list[FunctionIn] | None = None
     function_call: Literal["none", "auto"] | NamedFunction | None = None

@@ -97,6 +97,12 @@ def test_a_role_name_routes_to_the_catalog_model(server: Server) -> None:
     answer = server.client.post("/v1/chat/completions", json=chat_for("coder", "Hi", max_tokens=2))
     assert answer.status_code == 200, answer.text
     assert answer.json()["model"] == "small"
+    # model "auto" leaves it to the router: task_type "code" asks for a coder.
+    routed = server.client.post(
+        "/v1/chat/completions", json=chat_for("auto", "Hi", max_tokens=2, task_type="code")
+    )
+    assert routed.status_code == 200, routed.text
+    assert routed.json()["model"] == "small"
     # A role no loaded model plays loads the first catalog model with it.
     thinker = server.client.post(
         "/v1/chat/completions", json=chat_for("thinker", "Hi", max_tokens=2)
