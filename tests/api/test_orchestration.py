@@ -137,6 +137,17 @@ def test_streaming_every_stage_marked(server: Server) -> None:
     assert "".join(answer) == steps[1]["content"]
 
 
+def stopped_growing(server: Server, model_id: str, before: int) -> int:
+    """``tokens_generated`` of ``model_id`` once its request ended (the count
+    lands just after the slot frees) and stayed put for a second."""
+    wait_until(lambda: queue_stats(server, model_id)["running"] == 0, timeout=10)
+    wait_until(lambda: int(server.model_info(model_id)["tokens_generated"]) > before)
+    settled = int(server.model_info(model_id)["tokens_generated"])
+    time.sleep(1.0)
+    assert int(server.model_info(model_id)["tokens_generated"]) == settled
+    return settled
+
+
 @pytest.fixture
 def slow(server: Server) -> Iterator[str]:
     assert server.load("orch-slow", max_concurrency=1).status_code == 201
@@ -152,13 +163,28 @@ def test_client_leaving_cancels_the_run(server: Server, slow: str, second: str) 
     with httpx.Client(base_url=server.url) as impatient:
         with pytest.raises(httpx.ReadTimeout):
             impatient.post("/v1/chat/completions", json=long, timeout=httpx.Timeout(10, read=1.5))
-    wait_until(lambda: queue_stats(server, slow)["running"] == 0, timeout=10)
-    settled = int(server.model_info(slow)["tokens_generated"])
-    time.sleep(1.0)
-    assert int(server.model_info(slow)["tokens_generated"]) == settled  # stopped growing
+    settled = stopped_growing(server, slow, before)
     assert settled - before < 3000  # the first stage was cut short
     stats = queue_stats(server, second)
     assert stats["completed"] == later and stats["running"] == 0  # stage 2 never started
+
+
+def test_leaving_a_stream_cancels_the_run(server: Server, slow: str, second: str) -> None:
+    before = int(server.model_info(slow)["tokens_generated"])
+    later = queue_stats(server, second)["completed"]
+    roles = {"pipeline": {"stages": [slow, second]}, "stream_stages": True}
+    long = body("pipeline", orchestration=roles, max_tokens=3000, ignore_eos=True, stream=True)
+    received = 0
+    with server.client.stream("POST", "/v1/chat/completions", json=long, timeout=30) as r:
+        for event in sse_events(r):
+            assert event != "[DONE]" and event["orchestration_step"]["index"] == 0
+            received += 1
+            if received == 10:
+                break
+    settled = stopped_growing(server, slow, before)
+    assert settled - before < 3000
+    stats = queue_stats(server, second)
+    assert stats["completed"] == later and stats["running"] == 0
 
 
 CRITIC = {"critique": {"critic": "no-such-model"}}
