@@ -27,7 +27,7 @@ def body(mode: str, model: str = EMBEDDED, **extra: Any) -> dict[str, Any]:
 
 
 def orchestrate(server: Server, mode: str, **extra: Any) -> dict[str, Any]:
-    r = server.client.post("/v1/chat/completions", json=body(mode, **extra), timeout=120)
+    r = server.client.post("/v1/chat/completions", json=body(mode, **extra), timeout=300)
     assert r.status_code == 200, r.text
     return r.json()  # type: ignore[no-any-return]
 
@@ -97,7 +97,7 @@ def test_streaming_returns_the_final_stage(server: Server) -> None:
     texts: list[str] = []
     final: dict[str, Any] = {}
     with server.client.stream(
-        "POST", "/v1/chat/completions", json=body("critique", stream=True), timeout=120
+        "POST", "/v1/chat/completions", json=body("critique", stream=True), timeout=300
     ) as r:
         assert r.status_code == 200
         for event in sse_events(r):
@@ -120,7 +120,7 @@ def test_streaming_every_stage_marked(server: Server) -> None:
     final: dict[str, Any] = {}
     extra = {"stream": True, "orchestration": {"stream_stages": True}}
     with server.client.stream(
-        "POST", "/v1/chat/completions", json=body("pipeline", **extra), timeout=120
+        "POST", "/v1/chat/completions", json=body("pipeline", **extra), timeout=300
     ) as r:
         for event in sse_events(r):
             if event == "[DONE]":
