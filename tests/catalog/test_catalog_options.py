@@ -72,6 +72,7 @@ EVERY_FIELD: dict[str, Any] = {
     "n_gpu_layers": 0,
     "use_mmap": False,
     "use_mlock": True,
+    "device": "cpu",
 }
 
 
