@@ -81,8 +81,7 @@ class ResponseRun:
                 # first generation; max_output_tokens bounds them all.
                 chat.tool_choice = "none" if answer_in_text else "auto"
                 if chat.max_completion_tokens is not None:
-                    spent = sum(u.completion_tokens for u in self.builder.usages)
-                    chat.max_completion_tokens = max(1, chat.max_completion_tokens - spent)
+                    chat.max_completion_tokens = max(1, chat.max_completion_tokens - self.spent)
             images = self._images = await request_images(chat, prepared.model, self.policy)
             try:
                 message = with_defaults(
@@ -139,10 +138,14 @@ class ResponseRun:
         for event in builder.take():
             yield event
 
+    @property
+    def spent(self) -> int:
+        """Tokens generated so far, over every generation of the response."""
+        return sum(u.completion_tokens for u in self.builder.usages)
+
     def _budget_spent(self) -> bool:
         limit = self.prepared.body.max_output_tokens
-        spent = sum(u.completion_tokens for u in self.builder.usages)
-        return limit is not None and spent >= limit
+        return limit is not None and self.spent >= limit
 
     async def _run_tools(self, calls: list[FunctionCallItem]) -> None:
         outputs: list[str] = [""] * len(calls)

@@ -114,10 +114,6 @@ class ResponseStore:
             cursor = self._db.execute("DELETE FROM responses WHERE id = ?", (response_id,))
         return cursor.rowcount > 0
 
-    def _count(self) -> int:
-        with self._lock:
-            return int(self._db.execute("SELECT count(*) FROM responses").fetchone()[0])
-
     async def put(self, response: Response, input_items: list[Item]) -> None:
         """Store (or replace) ``response`` with the conversation that went into it."""
         await trio.to_thread.run_sync(self._put, Stored(response, input_items))
@@ -137,10 +133,6 @@ class ResponseStore:
             raise ResponseNotFound(
                 f"No stored response has the id {response_id!r}.", param="response_id"
             )
-
-    async def count(self) -> int:
-        """How many responses are stored."""
-        return await trio.to_thread.run_sync(self._count)
 
     def close(self) -> None:
         """Close the database."""
