@@ -9,8 +9,9 @@ from typing import Any
 import msgspec
 
 import bodega
+from bodega.anthropic.errors import is_anthropic_path
 
-from .operations import OPERATIONS, ErrorBody, Operation
+from .operations import OPERATIONS, AnthropicError, ErrorBody, Operation
 
 REF = "#/components/schemas/{name}"
 # The errors every route may answer, with their usual meaning.
@@ -33,9 +34,11 @@ ERRORS = {
 @functools.cache
 def openapi_document() -> dict[str, Any]:
     """The whole document (built once: the types do not change at run time)."""
-    types: list[Any] = [ErrorBody]
+    types: list[Any] = [ErrorBody, AnthropicError]
     for op in OPERATIONS:
-        types += [t for t in (op.body, op.form, *op.answers.values()) if t is not None]
+        for t in (op.body, op.form, *op.answers.values()):
+            types += list(t) if isinstance(t, tuple) else [t]
+    types = [t for t in types if t is not None]
     by_type: dict[Any, Any] = {}
     components: dict[str, Any] = {}
     for kind in dict.fromkeys(types):
@@ -65,9 +68,7 @@ def openapi_document() -> dict[str, Any]:
 def _operation(op: Operation, schema_of: dict[Any, Any]) -> dict[str, Any]:
     answers: dict[str, Any] = {}
     for status, kind in op.answers.items():
-        content: dict[str, Any] = {
-            "application/json": {"schema": schema_of[kind] if kind is not None else {}}
-        }
+        content: dict[str, Any] = {"application/json": {"schema": _schema(kind, schema_of)}}
         if status == 200:
             content.update(_extra_media(op))
         answers[str(status)] = {
@@ -76,7 +77,9 @@ def _operation(op: Operation, schema_of: dict[Any, Any]) -> dict[str, Any]:
         }
     if not op.answers or (op.streams and 200 not in op.answers):
         answers["200"] = {"description": "Success", "content": _extra_media(op)}
-    error = {"application/json": {"schema": schema_of[ErrorBody]}}
+    # The server answers errors in Anthropic's shape on Anthropic's routes.
+    shape = AnthropicError if is_anthropic_path(op.path) else ErrorBody
+    error = {"application/json": {"schema": schema_of[shape]}}
     for status, meaning in ERRORS.items():
         answers.setdefault(str(status), {"description": meaning, "content": error})
     operation: dict[str, Any] = {
@@ -102,6 +105,16 @@ def _operation(op: Operation, schema_of: dict[Any, Any]) -> dict[str, Any]:
             "content": {"multipart/form-data": {"schema": schema_of[op.form]}},
         }
     return operation
+
+
+def _schema(kind: Any, schema_of: dict[Any, Any]) -> dict[str, Any]:
+    """An answer's schema: any JSON (``None``), one type's, or any of a tuple's."""
+    if kind is None:
+        return {}
+    if isinstance(kind, tuple):
+        return {"anyOf": [schema_of[t] for t in kind]}
+    schema: dict[str, Any] = schema_of[kind]
+    return schema
 
 
 def _extra_media(op: Operation) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import msgspec
 
 from bodega.anthropic.requests import CountTokensRequest, MessagesRequest
 from bodega.anthropic.responses import CountTokensOut, MessageOut
+from bodega.anthropic.responses import ErrorBody as AnthropicErrorBody
 from bodega.api.tools import ExecuteRequest, ExecuteResponse
 from bodega.catalog_presets.routes import ModelActionResponse
 from bodega.forge_types import (
@@ -44,6 +45,7 @@ from bodega.openai.vision import (
     VisionLoadRequest,
     VisionLoadResponse,
 )
+from bodega.orchestration.shape import OrchestratedCompletion
 from bodega.responses.types import CreateResponse, DeletedResponse, InputItemList, Response
 from bodega.settings import LoadRequest
 
@@ -61,6 +63,11 @@ class ErrorBody(msgspec.Struct):
     """Every error answer (OpenAI's shape)."""
 
     error: ErrorDetail
+
+
+class AnthropicError(AnthropicErrorBody):
+    """Every error answer of ``/v1/messages`` and ``/v1/messages/count_tokens``
+    (Anthropic's shape: ``{"type": "error", "error": {"type", "message"}}``)."""
 
 
 class AudioForm(msgspec.Struct, kw_only=True):
@@ -97,15 +104,18 @@ class Operation:
     summary: str
     body: Any = None  # a JSON body type
     form: Any = None  # a multipart/form-data body type
-    answers: dict[int, Any] = field(default_factory=dict)  # status -> type (None: any JSON)
+    # status -> type (None: any JSON; a tuple of types: any one of them)
+    answers: dict[int, Any] = field(default_factory=dict)
     streams: bool = False  # may answer text/event-stream instead
     other_media: tuple[str, ...] = ()  # non-JSON 200 answers (text, metrics)
     tags: tuple[str, ...] = ()
 
 
 OPERATIONS: tuple[Operation, ...] = (
+    # With orchestration_mode, the completion gains ``orchestration``.
     Operation("post", "/v1/chat/completions", "Chat completion", ChatCompletionRequest,
-              answers={200: ChatCompletion}, streams=True, tags=("text",)),
+              answers={200: (ChatCompletion, OrchestratedCompletion)}, streams=True,
+              tags=("text",)),
     Operation("post", "/v1/completions", "Text completion", CompletionRequest,
               answers={200: TextCompletion}, streams=True, tags=("text",)),
     Operation("post", "/v1/messages", "Anthropic Messages", MessagesRequest,
