@@ -17,6 +17,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from bodega.cache.cache import Lookup, ResponseCache
 from bodega.errors import BodegaError
 from bodega.registry.model import Model
 from bodega.services import text
@@ -71,22 +72,31 @@ async def prepare(body: CountTokensRequest, model: Model, policy: FetchPolicy) -
     return Prepared(message, images, where)
 
 
-async def create(body: MessagesRequest, model: Model, policy: FetchPolicy) -> MessageOut:
-    """The whole answer of a non-streaming request."""
+async def create(
+    body: MessagesRequest, model: Model, policy: FetchPolicy, cache: ResponseCache
+) -> tuple[MessageOut, Lookup]:
+    """The whole answer of a non-streaming request, and how ``cache`` answered it."""
     prepared = await prepare(body, model, policy)
     try:
-        [(assembled, finished)] = await prepared.named(text.run_choices(model, prepared.message, 1))
+        cached = await cache.lookup(model, prepared.message, 1)
+        [(assembled, finished)] = await prepared.named(
+            text.run_choices(cached.model, prepared.message, 1)
+        )
     finally:
         prepared.images.release()
-    return message_out(assembled, finished, model=model.id, show_thinking=thinking_shown(body))
+    show_thinking = thinking_shown(body)
+    return message_out(assembled, finished, model=model.id, show_thinking=show_thinking), cached
 
 
-async def stream(body: MessagesRequest, model: Model, policy: FetchPolicy) -> AsyncIterator[bytes]:
-    """The SSE events of a streamed request. The generation starts before this
-    returns, so that early failures are HTTP statuses."""
+async def stream(
+    body: MessagesRequest, model: Model, policy: FetchPolicy, cache: ResponseCache
+) -> tuple[AsyncIterator[bytes], Lookup]:
+    """The SSE events of a streamed request, and how ``cache`` answered it. The
+    generation starts before this returns, so that early failures are HTTP statuses."""
     prepared = await prepare(body, model, policy)
     try:
-        frames = text.generate(model, prepared.message)
+        cached = await cache.lookup(model, prepared.message, 1)
+        frames = text.generate(cached.model, prepared.message)
         first = await prepared.named(first_frame(frames))
     except BaseException:
         prepared.images.release()
@@ -94,7 +104,7 @@ async def stream(body: MessagesRequest, model: Model, policy: FetchPolicy) -> As
     events: AsyncGenerator[bytes, None] = stream_events(
         first, frames, model=model.id, show_thinking=thinking_shown(body)
     )
-    return prepared.images.released_after(events) if prepared.images.parts else events
+    return (prepared.images.released_after(events) if prepared.images.parts else events), cached
 
 
 async def count_tokens(

@@ -6,6 +6,7 @@ from quart import Blueprint, Response
 
 from bodega.anthropic import service
 from bodega.anthropic.requests import CountTokensRequest, MessagesRequest
+from bodega.cache.cache import response_cache
 from bodega.registry.registry import TEXT_MODELS
 
 from .common import decode_json, fetch_policy, json_response, registry, sse_response
@@ -15,12 +16,14 @@ blueprint = Blueprint("anthropic_messages", __name__)
 
 @blueprint.post("/v1/messages")
 async def messages() -> Response:
-    """Anthropic Messages, JSON or SSE."""
+    """Anthropic Messages, JSON or SSE (deterministic ones from the response cache)."""
     body = await decode_json(MessagesRequest)
     model = await registry().find(body.model, kinds=TEXT_MODELS)
     if body.stream:
-        return sse_response(await service.stream(body, model, fetch_policy()))
-    return json_response(await service.create(body, model, fetch_policy()))
+        events, cached = await service.stream(body, model, fetch_policy(), response_cache())
+        return cached.mark(sse_response(events))
+    answer, cached = await service.create(body, model, fetch_policy(), response_cache())
+    return cached.mark(json_response(answer))
 
 
 @blueprint.post("/v1/messages/count_tokens")

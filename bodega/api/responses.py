@@ -7,6 +7,7 @@ from typing import cast
 
 from quart import Blueprint, Response, current_app, request
 
+from bodega.cache.cache import marked, response_cache
 from bodega.errors import InvalidRequest
 from bodega.responses.service import ResponsesService
 from bodega.responses.store import ResponseStore
@@ -26,7 +27,7 @@ def service() -> ResponsesService:
         config = settings()
         path = Path(config.server.data_dir or default_data_dir()) / "responses.sqlite3"
         store = ResponseStore(path, config.responses)
-        found = ResponsesService(store, registry(), toolbox(), fetch_policy())
+        found = ResponsesService(store, registry(), toolbox(), fetch_policy(), response_cache())
         current_app.extensions["bodega.responses"] = found
     return cast(ResponsesService, found)
 
@@ -40,8 +41,9 @@ async def create_response() -> Response:
     if body.background:
         return json_response(await responses.background(prepared, current_app.add_background_task))
     if body.stream:
-        return sse_response(await responses.stream(prepared))
-    return json_response(await responses.answer(prepared))
+        events = await responses.stream(prepared)
+        return marked(sse_response(events), prepared.cache_outcome)
+    return marked(json_response(await responses.answer(prepared)), prepared.cache_outcome)
 
 
 @blueprint.get("/v1/responses/<response_id>")

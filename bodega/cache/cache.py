@@ -37,9 +37,14 @@ class Lookup:
 
     def mark(self, response: Response) -> Response:
         """``response`` with the header telling the client how the cache answered."""
-        if self.outcome is not None:
-            response.headers[HEADER] = self.outcome
-        return response
+        return marked(response, self.outcome)
+
+
+def marked(response: Response, outcome: Outcome | None) -> Response:
+    """``response`` with ``X-Bodega-Cache: outcome`` (none when the cache is off)."""
+    if outcome is not None:
+        response.headers[HEADER] = outcome
+    return response
 
 
 class CacheMetrics:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import msgspec
 import trio
 
+from bodega.cache.cache import Lookup, Outcome, ResponseCache
 from bodega.errors import BodegaError, ContextLengthExceeded
 from bodega.openai.responses import encoder
 from bodega.registry.model import Model
@@ -27,7 +28,7 @@ from bodega.services.text import Frames, generate
 from bodega.services.vision.fetch import FetchPolicy
 from bodega.services.vision.images import RequestImages, request_images
 from bodega.tools.registry import Toolbox
-from ipc.messages import Delta, Finished
+from ipc.messages import Delta, Finished, Generate
 
 from .inputs import ENCRYPTED_REASONING, LOGPROBS, Tools, chat_body
 from .output import OutputBuilder
@@ -44,6 +45,8 @@ class Prepared:
     items: list[Item]
     response: Response
     max_tool_calls: int
+    # How the response cache answered the first generation (None: cache off).
+    cache_outcome: Outcome | None = None
 
 
 @dataclass
@@ -54,6 +57,7 @@ class ResponseRun:
     toolbox: Toolbox
     policy: FetchPolicy
     stream: bool
+    cache: ResponseCache | None = None
     builder: OutputBuilder = field(init=False)
     error: BodegaError | None = None
     calls_made: int = 0
@@ -87,7 +91,7 @@ class ResponseRun:
                 message = with_defaults(
                     chat_request(chat, images.parts), chat, prepared.model.spec.defaults
                 )
-                frames = generate(prepared.model, message)
+                frames = generate(await self._answering(message, first=not output), message)
                 return await first_frame(frames), frames
             except ContextLengthExceeded:
                 self._release()
@@ -96,6 +100,19 @@ class ResponseRun:
             except BaseException:
                 self._release()
                 raise
+
+    async def _answering(self, message: Generate, *, first: bool) -> Model:
+        """The model, or the response cache standing in for it: only a
+        response whose tools the server never runs is cached, and only whole."""
+        prepared = self.prepared
+        if self.cache is None or not first:
+            return prepared.model
+        if prepared.tools.builtins:
+            lookup = Lookup(prepared.model, None if self.cache.store is None else "bypass")
+        else:
+            lookup = await self.cache.lookup(prepared.model, message, 1)
+        prepared.cache_outcome = lookup.outcome
+        return lookup.model
 
     def _release(self) -> None:
         if self._images is not None:

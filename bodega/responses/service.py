@@ -9,6 +9,7 @@ from contextlib import aclosing
 
 import trio
 
+from bodega.cache.cache import ResponseCache
 from bodega.errors import BodegaError, InvalidRequest
 from bodega.registry.registry import TEXT_MODELS, Registry
 from bodega.services.vision.fetch import FetchPolicy
@@ -26,9 +27,15 @@ class ResponsesService:
     """Creates, stores, cancels and serves responses."""
 
     def __init__(
-        self, store: ResponseStore, registry: Registry, toolbox: Toolbox, policy: FetchPolicy
+        self,
+        store: ResponseStore,
+        registry: Registry,
+        toolbox: Toolbox,
+        policy: FetchPolicy,
+        cache: ResponseCache | None = None,
     ) -> None:
         self.store = store
+        self.cache = cache
         self.registry = registry
         self.toolbox = toolbox
         self.policy = policy
@@ -91,7 +98,7 @@ class ResponsesService:
         return Prepared(body, model, tools, items, response, limit)
 
     def _run(self, prepared: Prepared, *, stream: bool) -> ResponseRun:
-        return ResponseRun(prepared, self.toolbox, self.policy, stream)
+        return ResponseRun(prepared, self.toolbox, self.policy, stream, self.cache)
 
     async def answer(self, prepared: Prepared) -> Response:
         """A whole response; a failure is an error status (stored as ``failed``)."""

@@ -1,10 +1,12 @@
 """The response cache on servers of its own: greedy and seeded requests are
 answered from it without reaching the model, sampled ones never; a stream
-hit replays the answer; /metrics counts hits; with ``persist_to_disk`` a hit
+hit replays the answer; /v1/messages and /v1/responses are cached too
+(never a response whose tools the server runs); /metrics counts hits; with ``persist_to_disk`` a hit
 survives a restart; ``ENABLE_CACHE`` turns it on."""
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Iterator
@@ -160,6 +162,62 @@ def test_metrics_count_hits(server: Server) -> None:
     assert re.search(r'^bodega_response_cache_misses_total\{model="lm"\} [1-9]', text, re.M)
     entries = re.search(r"^bodega_response_cache_entries (\S+)$", text, re.M)
     assert entries and float(entries.group(1)) >= 1
+
+
+def test_anthropic_messages_are_cached(server: Server) -> None:
+    body = {
+        "model": "lm", "max_tokens": 10, "temperature": 0,
+        "messages": [{"role": "user", "content": fresh("Name an animal.")}],
+    }  # fmt: skip
+    first = server.client.post("/v1/messages", json=body)
+    assert first.status_code == 200 and first.headers[HEADER] == "miss"
+    before = wait_until(lambda: generated(server))
+    second = server.client.post("/v1/messages", json=body)
+    assert second.headers[HEADER] == "hit"
+    assert second.json()["content"] == first.json()["content"]
+    assert second.json()["usage"] == first.json()["usage"]
+    assert second.json()["id"] != first.json()["id"]
+    with server.client.stream("POST", "/v1/messages", json={**body, "stream": True}) as streamed:
+        assert streamed.headers[HEADER] == "hit"
+        events = [json.loads(line[6:]) for line in streamed.iter_lines() if line[:6] == "data: "]
+    text = "".join(e["delta"].get("text", "") for e in events if e["type"] == "content_block_delta")
+    assert text == first.json()["content"][0]["text"]
+    assert events[-1]["type"] == "message_stop"
+    sampled = server.client.post("/v1/messages", json={**body, "temperature": 0.8})
+    assert sampled.headers[HEADER] == "bypass"
+    assert generated(server) > before
+
+
+def output_text(answer: dict[str, Any]) -> str:
+    return "".join(
+        part["text"]
+        for item in answer["output"] if item["type"] == "message"
+        for part in item["content"] if part["type"] == "output_text"
+    )  # fmt: skip
+
+
+def test_responses_are_cached_unless_the_server_runs_tools(server: Server) -> None:
+    body = {
+        "model": "lm", "input": fresh("Name a city."), "max_output_tokens": 10,
+        "temperature": 0, "store": False,
+    }  # fmt: skip
+    first = server.client.post("/v1/responses", json=body)
+    assert first.status_code == 200 and first.headers[HEADER] == "miss"
+    before = wait_until(lambda: generated(server))
+    second = server.client.post("/v1/responses", json=body)
+    assert second.headers[HEADER] == "hit"
+    assert output_text(second.json()) == output_text(first.json()) != ""
+    assert second.json()["usage"] == first.json()["usage"]
+    assert second.json()["id"] != first.json()["id"]
+    with server.client.stream("POST", "/v1/responses", json={**body, "stream": True}) as streamed:
+        assert streamed.headers[HEADER] == "hit"
+        events = [json.loads(line[6:]) for line in streamed.iter_lines() if line[:6] == "data: "]
+    assert events[-1]["type"] == f"response.{first.json()['status']}"  # completed or incomplete
+    assert output_text(events[-1]["response"]) == output_text(first.json())
+    assert generated(server) == before  # both hits left the model alone
+    with_tool = {**body, "tools": [{"type": "calculator"}]}  # a tool the server would run
+    assert server.client.post("/v1/responses", json=with_tool).headers[HEADER] == "bypass"
+    assert server.client.post("/v1/responses", json=with_tool).headers[HEADER] == "bypass"
 
 
 def test_a_persisted_hit_survives_a_restart(config: Path, server: Server) -> None:
