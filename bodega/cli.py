@@ -28,7 +28,7 @@ from bodega.daemon.discovery import (
     write_port_file,
 )
 from bodega.daemon.notify import Notifier
-from bodega.daemon.reload import ConfigReloader
+from bodega.daemon.reload import ConfigReloader, apply_sections
 from bodega.errors import BodegaError
 from bodega.registry.handler_env import handler_env
 from bodega.registry.memory import default_budget_mb
@@ -206,6 +206,7 @@ async def serve(settings: Settings) -> int:
         nursery.start_soon(registry.expire_forever)
         port_file: Path | None = None
         port: int | None = None
+        reloader: ConfigReloader | None = None
         if settings.config_path is not None:
             reloader = ConfigReloader(settings.config_path, settings.models)
             nursery.start_soon(_reload_on_sighup, reloader, registry)
@@ -223,6 +224,8 @@ async def serve(settings: Settings) -> int:
             config.graceful_timeout = settings.server.graceful_timeout
             config.accesslog = None
             app = create_app(settings, registry)
+            if reloader is not None:
+                reloader.on_reload = functools.partial(apply_sections, app, reloader.path)
             fast_send.install()
             log.info("serving on http://%s:%d", settings.server.host, settings.server.port)
             # Hypercorn runs in a nursery of its own: leaving it waits for its

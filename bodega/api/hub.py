@@ -15,6 +15,7 @@ from bodega.hub.errors import ModelInUse
 from bodega.hub.plan import Selection
 from bodega.openai.hub import DeletedModel, DownloadAnswer, DownloadRequest, ModelCards
 from bodega.openai.sse import DONE, event
+from bodega.registry.tiers import tier_alias, tiers_of
 from bodega.services.model_list import cached_card, loaded_card, model_cards, users_of
 from catalog.files import looks_like_repo_id
 
@@ -32,7 +33,10 @@ async def list_models() -> Response:
     verify = _flag("verify_with_hub")
     cards = await model_cards(registry(), verify_with_hub=verify)
     catalog = current_app.extensions.get("bodega.catalog")
-    return json_response(ModelCards(data=await annotate_cards(cards, catalog, registry())))
+    cards = await annotate_cards(cards, catalog, registry())
+    for card in cards:
+        card.tiers = tiers_of(card.id, registry().tiers) or None
+    return json_response(ModelCards(data=cards))
 
 
 @blueprint.get("/v1/models/<path:model_id>")
@@ -42,9 +46,12 @@ async def retrieve_model(model_id: str) -> Response:
     if cached is not None:
         same = [m for m in users_of(registry(), cached) if m.id == cached.repo_id]
         return json_response(cached_card(cached, same))
+    model_id = tier_alias(model_id, registry().tiers) or model_id
     for model in registry().models:
         if model.id == model_id:
-            return json_response(loaded_card(model))
+            card = loaded_card(model)
+            card.tiers = tiers_of(model.id, registry().tiers) or None
+            return json_response(card)
     raise ModelNotFound(f"The model {model_id!r} is neither loaded nor in the cache.")
 
 

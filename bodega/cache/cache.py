@@ -50,7 +50,7 @@ def marked(response: Response, outcome: Outcome | None) -> Response:
 class CacheMetrics:
     """``bodega_response_cache_*``: hits and misses per model, entries kept."""
 
-    def __init__(self, registry: CollectorRegistry, store: Store) -> None:
+    def __init__(self, registry: CollectorRegistry, count: Callable[[], int]) -> None:
         self.hits = Counter(
             "bodega_response_cache_hits", "Requests answered from the response cache.",
             ("model",), registry=registry,
@@ -63,35 +63,51 @@ class CacheMetrics:
         self.entries = Gauge(
             "bodega_response_cache_entries", "Entries in the response cache.", registry=registry
         )
-        self.entries.set_function(store.count)
+        self.entries.set_function(count)
 
 
 class ResponseCache:
-    """Cached answers of deterministic chat and legacy completion requests."""
+    """Cached answers of deterministic text requests (chat, legacy
+    completions, Anthropic Messages, Responses)."""
 
-    def __init__(self, config: CacheSection, store: Store | None, metrics: CacheMetrics | None):
-        self.config = config
-        self.store = store
-        self.metrics = metrics
-        # SQLite calls leave the event loop; the dict of the memory store does not.
-        self._threaded = isinstance(store, SqliteStore)
+    def __init__(self, data_dir: str, registry: CollectorRegistry | None) -> None:
+        self.data_dir = data_dir
+        self.config = CacheSection(enabled=False)
+        self.store: Store | None = None
+        self.metrics = CacheMetrics(registry, self._count) if registry is not None else None
 
     @classmethod
     def open(
         cls, config: CacheSection, data_dir: str, registry: CollectorRegistry | None
     ) -> ResponseCache:
         """The cache ``config`` describes; ``registry`` gets its metric families."""
-        if not config.enabled:
-            return cls(config, None, None)
-        store: Store
-        if config.persist_to_disk:
-            path = Path(data_dir) / "response_cache.sqlite3"
-            store = SqliteStore(path, config.max_size, config.ttl_seconds)
+        cache = cls(data_dir, registry)
+        cache.configure(config)
+        return cache
+
+    def configure(self, config: CacheSection) -> None:
+        """Apply ``config`` (at start and on SIGHUP): new bounds apply to the
+        store in place; turning the cache on or off, or moving it between
+        memory and disk, opens a new store (entries kept in memory are lost)."""
+        store = self.store
+        if (
+            store is not None
+            and config.enabled
+            and config.persist_to_disk == self.config.persist_to_disk
+        ):
+            store.max_size, store.ttl = config.max_size, config.ttl_seconds
+        elif not config.enabled:
+            self.store = None
+        elif config.persist_to_disk:
+            path = Path(self.data_dir) / "response_cache.sqlite3"
+            self.store = SqliteStore(path, config.max_size, config.ttl_seconds)
             log.info("response cache: %s (at most %d entries)", path, config.max_size)
         else:
-            store = MemoryStore(config.max_size, config.ttl_seconds)
-        metrics = CacheMetrics(registry, store) if registry is not None else None
-        return cls(config, store, metrics)
+            self.store = MemoryStore(config.max_size, config.ttl_seconds)
+        self.config = config
+
+    def _count(self) -> int:
+        return self.store.count() if self.store is not None else 0
 
     async def lookup(self, model: Model, message: Generate, n: int) -> Lookup:
         """How to answer ``message``'s ``n`` choices on ``model``: from the
@@ -101,7 +117,8 @@ class ResponseCache:
         if not cacheable(message, n):
             return Lookup(model, "bypass")
         key = cache_key(model, message, n)
-        value = await self._run(self.store.get, key)
+        store = self.store
+        value = await self._run(store, store.get, key)
         choices = decode_choices(value) if value is not None else None
         if choices is not None and len(choices) == n:
             if self.metrics is not None:
@@ -111,14 +128,15 @@ class ResponseCache:
         if self.metrics is not None:
             self.metrics.misses.labels(model.id).inc()
 
-        async def store(answer: Choices) -> None:
-            assert self.store is not None
-            await self._run(self.store.put, key, encode_choices(answer))
+        async def keep(answer: Choices) -> None:
+            await self._run(store, store.put, key, encode_choices(answer))
 
-        return Lookup(cast(Model, Recorder(model, message, n, store)), "miss")
+        return Lookup(cast(Model, Recorder(model, message, n, keep)), "miss")
 
-    async def _run(self, function: Callable[..., T], *args: Any) -> T:
-        if self._threaded:
+    @staticmethod
+    async def _run(store: Store, function: Callable[..., T], *args: Any) -> T:
+        # SQLite calls leave the event loop; the dict of the memory store does not.
+        if isinstance(store, SqliteStore):
             return await trio.to_thread.run_sync(function, *args)
         return function(*args)
 

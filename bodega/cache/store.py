@@ -18,6 +18,10 @@ from typing import Protocol
 class Store(Protocol):
     """What the response cache needs of a store (all calls are quick and sync)."""
 
+    # The bounds, changed in place when the configuration is reloaded.
+    max_size: int
+    ttl: float
+
     def get(self, key: str) -> bytes | None:
         """The value of ``key`` when present and fresh."""
         ...

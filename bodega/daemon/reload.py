@@ -2,16 +2,27 @@
 ``models:``: added ones load, removed ones unload, changed ones reload.
 A changed model is reloaded in place: requests running on it finish first
 (up to ``server.graceful_timeout``), queued ones wait for the new handler.
-Models loaded through the API are left alone. A file that does not parse
-keeps everything as it runs, and the log says why."""
+Models loaded through the API are left alone. ``tiers:``, ``orchestration:``,
+``cache:`` and ``catalog:`` are taken as they now are (``apply_sections``);
+the rest of the file (``server:`` and such) needs a restart. A file that does
+not parse keeps everything as it runs, and the log says why."""
 
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Callable
 
+import msgspec
+from quart import Quart
+
+from bodega.cache.cache import ResponseCache
+from bodega.cache.config import cache_with_env
+from bodega.catalog_presets.config import catalog_from
+from bodega.catalog_presets.models import RoleResolver
 from bodega.errors import BodegaError
 from bodega.registry.registry import Registry
-from bodega.settings import ConfigError, ModelSpec, load_config_file
+from bodega.settings import ConfigError, ConfigFile, ModelSpec, Settings, load_config_file
 
 log = logging.getLogger("bodega")
 
@@ -22,6 +33,8 @@ class ConfigReloader:
     def __init__(self, path: str, models: list[ModelSpec]) -> None:
         self.path = path
         self.owned = {spec.id: spec for spec in models}
+        # Set once the app exists: takes the reloaded file's other sections.
+        self.on_reload: Callable[[ConfigFile], None] | None = None
 
     async def reload(self, registry: Registry) -> None:
         """Apply the file's models; failures are logged, the rest still applied."""
@@ -30,6 +43,8 @@ class ConfigReloader:
         except ConfigError as exc:
             log.error("SIGHUP: keeping the running configuration: %s", exc)
             return
+        if self.on_reload is not None:
+            self.on_reload(config)
         wanted = {spec.id: spec for spec in config.models}
         loaded = {m.id for m in registry.models}
         for model_id, old in list(self.owned.items()):
@@ -56,3 +71,29 @@ class ConfigReloader:
                 self.owned[model_id] = spec
             except BodegaError as exc:
                 log.error("SIGHUP: %s did not load: %s", model_id, exc.message)
+
+
+def apply_sections(app: Quart, path: str, config: ConfigFile) -> None:
+    """Serve ``config``'s tiers, orchestration roles, response cache settings
+    and catalog from now on (with their environment variables applied as at
+    start); an invalid one keeps what runs."""
+    try:
+        cache = cache_with_env(config.cache, os.environ)
+        catalog = catalog_from(config.catalog, os.environ, path)
+    except ValueError as exc:
+        log.error("SIGHUP: keeping tiers, orchestration, cache and catalog: %s", exc)
+        return
+    settings: Settings = app.extensions["bodega.settings"]
+    app.extensions["bodega.settings"] = msgspec.structs.replace(
+        settings,
+        tiers=config.tiers,
+        orchestration=config.orchestration,
+        cache=cache,
+        catalog=catalog,
+    )
+    registry: Registry = app.extensions["bodega.registry"]
+    registry.tiers = config.tiers
+    registry.name_resolver = RoleResolver(registry, catalog) if catalog is not None else None
+    app.extensions["bodega.catalog"] = catalog
+    response_cache: ResponseCache = app.extensions["bodega.cache"]
+    response_cache.configure(cache)

@@ -39,6 +39,8 @@ class ModelCard(msgspec.Struct, kw_only=True, omit_defaults=True):
     # registry's estimate, or the measured footprint once loaded).
     roles: list[str] | None = None
     memory_mb: int | None = None
+    # The LLM Service docs' tiers (``tiers:`` in config.yaml) mapped to the model.
+    tiers: list[str] | None = None
 
 
 class ModelCards(msgspec.Struct):

@@ -38,7 +38,7 @@ from .memory import estimate_mb, fit_in_budget
 from .model import Model
 from .options import check_supported
 from .sources import cached_path, missing, on_demand_spec, repo_id_of, selection_of
-from .tiers import route, tier_target
+from .tiers import route, tier_alias, tier_target
 
 log = logging.getLogger(__name__)
 
@@ -238,6 +238,7 @@ class Registry:
         request's ``keep_alive`` is checked first and then applied to the model.
         A name no model has may name a tier (``bodega.registry.tiers``)."""
         seconds = keep_alive_seconds(keep_alive)
+        name = tier_alias(name, self.tiers) or name
         if name not in self._models and self.load_on_demand:
             # The name, or the repo id its tier maps to, may be a cached repo.
             for repo in (name, tier_target(name, self.tiers)):

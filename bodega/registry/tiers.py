@@ -58,6 +58,18 @@ def tier_target(name: str, tiers: TiersSection) -> str | None:
     return getattr(tiers, lowered) if lowered in TIER_NAMES else None
 
 
+def tier_alias(name: str, tiers: TiersSection) -> str | None:
+    """The model id in ``name`` written as the docs' list ids are, ``tier/id``
+    (``light/qwen-0.5b``), when that tier maps to that id; else None."""
+    tier, slash, model_id = name.partition("/")
+    return model_id if slash and tier_target(tier, tiers) == model_id else None
+
+
+def tiers_of(model_id: str, tiers: TiersSection) -> list[str]:
+    """The tiers that map to ``model_id``, in the docs' order."""
+    return [tier for tier in TIER_NAMES if getattr(tiers, tier) == model_id]
+
+
 def route(name: str, tiers: TiersSection, models: Container[str]) -> str | None:
     """The id of the model that serves ``name``, or None when tiers do not
     apply. A tier name whose model is not loaded is the docs' 404

@@ -3,6 +3,7 @@ llama.cpp load options and the /health timestamp, over HTTP."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -10,26 +11,35 @@ from pathlib import Path
 import pytest
 
 from bodega.settings import embedded_embeddings_path, embedded_lm_path
-from tests.helpers import Server, start_server, stop_server
+from tests.helpers import Server, start_server, stop_server, wait_until
 
 EMBEDDINGS = embedded_embeddings_path()
 pytestmark = pytest.mark.skipif(EMBEDDINGS is None, reason="embedded embeddings model missing")
 
 
+MODELS = (
+    "models:\n"
+    f"  - model_path: {embedded_lm_path()}\n    model_id: smol\n"
+    "    context_length: 1024\n    n_batch: 256\n    use_mmap: false\n"
+    "    defaults:\n      max_tokens: 3\n      temperature: 0.0\n"
+    f"  - model_path: {EMBEDDINGS}\n    model_id: minilm\n    model_type: embeddings\n"
+)
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("tiers")
     path = folder / "config.yaml"
     path.write_text(
         f"server:\n  data_dir: {folder / 'data'}\n"
-        "tiers:\n  light: smol\n  embedding: minilm\n"
-        "models:\n"
-        f"  - model_path: {embedded_lm_path()}\n    model_id: smol\n"
-        "    context_length: 1024\n    n_batch: 256\n    use_mmap: false\n"
-        "    defaults:\n      max_tokens: 3\n      temperature: 0.0\n"
-        f"  - model_path: {EMBEDDINGS}\n    model_id: minilm\n    model_type: embeddings\n"
+        "tiers:\n  light: smol\n  embedding: minilm\n" + MODELS
     )
-    srv = start_server("--config", str(Path(path)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(config: Path) -> Iterator[Server]:
+    srv = start_server("--config", str(config))
     yield srv
     stop_server(srv)
 
@@ -164,3 +174,47 @@ def test_health_has_the_docs_timestamp(server: Server) -> None:
     assert stamp.tzinfo is not None
     assert abs((datetime.now(stamp.tzinfo) - stamp).total_seconds()) < 60
     assert body["status"] == "ok" and "models_detail" in body
+
+
+def test_the_model_list_shows_tiers_and_takes_the_docs_ids(server: Server) -> None:
+    cards = {c["id"]: c for c in server.client.get("/v1/models").json()["data"]}
+    assert cards["smol"]["tiers"] == ["light"]
+    assert cards["minilm"]["tiers"] == ["embedding"]
+    # The docs list models as tier/model; such an id routes like the model's own.
+    assert chat(server, "light/smol", max_tokens=1)["model"] == "smol"
+    one = server.client.get("/v1/models/embedding/minilm")
+    assert one.status_code == 200 and one.json()["id"] == "minilm"
+    assert one.json()["tiers"] == ["embedding"]
+    r = server.client.post(
+        "/v1/chat/completions",
+        json={"model": "heavy/smol", "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert r.status_code == 404  # heavy does not map to smol
+
+
+def test_sighup_takes_new_tiers_and_cache_settings(config: Path, server: Server) -> None:
+    # Runs last: it changes the module server's configuration.
+    config.write_text(
+        config.read_text().split("tiers:")[0]
+        + "tiers:\n  medium: smol\n  embedding: minilm\n"
+        + "cache:\n  enabled: true\n" + MODELS
+    )  # fmt: skip
+    server.process.send_signal(signal.SIGHUP)
+
+    def medium_routes() -> bool:
+        body = {"model": "medium", "messages": [{"role": "user", "content": "hi"}]}
+        return server.client.post("/v1/chat/completions", json=body).status_code == 200
+
+    wait_until(medium_routes)
+    r = server.client.post(
+        "/v1/chat/completions",
+        json={"model": "light", "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert r.json()["error"]["message"] == "No models available for tier: light"
+    body = {"model": "smol", "messages": [{"role": "user", "content": "Name a tree."}]}
+    first = server.client.post("/v1/chat/completions", json=body)  # temperature 0: a default
+    second = server.client.post("/v1/chat/completions", json=body)
+    assert (first.headers["X-Bodega-Cache"], second.headers["X-Bodega-Cache"]) == ("miss", "hit")
+    assert second.json()["choices"] == first.json()["choices"]
+    cards = {c["id"]: c for c in server.client.get("/v1/models").json()["data"]}
+    assert cards["smol"]["tiers"] == ["medium"]
