@@ -162,9 +162,7 @@ class VisionSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     image_root: str | None = None
 
 
-class TiersSection(
-    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True
-):
+class TiersSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
     """The ``tiers:`` section: the LLM Service docs' tier names -> model ids
     (bodega.registry.tiers routes requests naming a tier)."""
 

@@ -166,7 +166,7 @@ FIELDS: tuple[FieldRule, ...] = (
         "task_type",
         H,
         (CHAT,),
-        "With `model: \"auto\"`: the catalog role that answers (`code` → `coder`, or a role "
+        'With `model: "auto"`: the catalog role that answers (`code` → `coder`, or a role '
         "name); the first loaded catalog model with it (README, Model catalog and presets).",
         "inference-service",
     ),
