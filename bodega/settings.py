@@ -24,7 +24,7 @@ from msgspec import Meta
 
 from bodega.cache.config import CacheSection, cache_with_env
 from bodega.catalog_presets.config import Catalog, CatalogSection, alias_environment, catalog_from
-from bodega.orchestration.config import OrchestrationSection
+from bodega.orchestration.config import OrchestrationSection, orchestration_with_env
 from bodega.responses.config import ResponsesSection
 from bodega.runtime_config import RuntimeSection, runtime_with_env
 from bodega.services.rag.config import RagSection
@@ -343,6 +343,7 @@ def build_settings(
         cache = cache_with_env(config.cache, os.environ)
         runtime = runtime_with_env(config.runtime, os.environ, device)
         catalog = catalog_from(config.catalog, os.environ, config_path)
+        orchestration = orchestration_with_env(config.orchestration, os.environ)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     return Settings(
@@ -354,7 +355,7 @@ def build_settings(
         cache=cache,
         vision=config.vision,
         tiers=config.tiers,
-        orchestration=config.orchestration,
+        orchestration=orchestration,
         catalog=catalog,
         runtime=runtime,
         config_path=config_path if not model_path else None,

@@ -30,8 +30,10 @@ async def chat_completions() -> Response:
     body = await decode_json(ChatCompletionRequest)
     name = routed_model(body.model, body.task_type)
     model = await registry().find(name, kinds=TEXT_MODELS, keep_alive=body.keep_alive)
-    if body.orchestration_mode is not None:  # several runs: never from the response cache
-        run = await orchestration.prepare(body, model, registry(), settings().orchestration)
+    roles = settings().orchestration
+    mode = orchestration.mode_of(body, roles)
+    if mode is not None:  # several runs: never from the response cache
+        run = await orchestration.prepare(body, model, registry(), roles, mode)
         if body.stream:
             return sse_response(orchestration.stream(run, cast(QuartTrio, current_app).nursery))
         return json_response(await orchestration.answer(run))

@@ -21,6 +21,7 @@ from bodega.cache.config import cache_with_env
 from bodega.catalog_presets.config import catalog_from
 from bodega.catalog_presets.models import RoleResolver
 from bodega.errors import BodegaError
+from bodega.orchestration.config import orchestration_with_env
 from bodega.registry.registry import Registry
 from bodega.settings import ConfigError, ConfigFile, ModelSpec, Settings, load_config_file
 
@@ -80,6 +81,7 @@ def apply_sections(app: Quart, path: str, config: ConfigFile) -> None:
     try:
         cache = cache_with_env(config.cache, os.environ)
         catalog = catalog_from(config.catalog, os.environ, path)
+        orchestration = orchestration_with_env(config.orchestration, os.environ)
     except ValueError as exc:
         log.error("SIGHUP: keeping tiers, orchestration, cache and catalog: %s", exc)
         return
@@ -87,7 +89,7 @@ def apply_sections(app: Quart, path: str, config: ConfigFile) -> None:
     app.extensions["bodega.settings"] = msgspec.structs.replace(
         settings,
         tiers=config.tiers,
-        orchestration=config.orchestration,
+        orchestration=orchestration,
         cache=cache,
         catalog=catalog,
     )

@@ -4,8 +4,9 @@ the request's win, key by key; the request's ``model`` fills the rest)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast, get_args
 
 import msgspec
 from msgspec import Meta
@@ -51,16 +52,37 @@ class PipelineRoles(_Roles):
     stages: Annotated[list[ModelName], Meta(min_length=1, max_length=MAX_STAGES)] | None = None
 
 
-class OrchestrationSection(_Roles):
-    """The ``orchestration:`` section of config.yaml: roles per mode."""
-
+class _ModeRoles(_Roles):
     critique: CritiqueRoles = msgspec.field(default_factory=CritiqueRoles)
     debate: DebateRoles = msgspec.field(default_factory=DebateRoles)
     ensemble: EnsembleRoles = msgspec.field(default_factory=EnsembleRoles)
     pipeline: PipelineRoles = msgspec.field(default_factory=PipelineRoles)
 
 
-class OrchestrationIn(OrchestrationSection):
+class OrchestrationSection(_ModeRoles):
+    """The ``orchestration:`` section of config.yaml: roles per mode, and the
+    mode of chat completions that name none (``INFERENCE_ORCHESTRATION_MODE``)."""
+
+    default_mode: Mode = "single"
+
+
+def orchestration_with_env(
+    section: OrchestrationSection, environ: Mapping[str, str]
+) -> OrchestrationSection:
+    """``section`` with ``INFERENCE_ORCHESTRATION_MODE`` as its ``default_mode``.
+
+    Raises ``ValueError`` naming the variable when it is not a mode.
+    """
+    value = environ.get("INFERENCE_ORCHESTRATION_MODE", "").strip().lower()
+    if not value:
+        return section
+    if value not in get_args(Mode):
+        modes = ", ".join(get_args(Mode))
+        raise ValueError(f"invalid environment variable INFERENCE_ORCHESTRATION_MODE: {modes}")
+    return msgspec.structs.replace(section, default_mode=cast(Mode, value))
+
+
+class OrchestrationIn(_ModeRoles):
     """A request's ``orchestration`` object: roles overriding the config's,
     and ``stream_stages`` (with ``stream: true``: every stage's text as it
     happens, in chunks marked ``orchestration_step``)."""

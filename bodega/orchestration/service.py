@@ -24,7 +24,7 @@ from bodega.registry.registry import Registry
 from bodega.services.chat import chat_request
 from bodega.services.text import new_id
 
-from .config import Cast, OrchestrationSection, cast_of
+from .config import Cast, Mode, OrchestrationSection, cast_of
 from .runner import Run, resolve, run_mode
 from .shape import OrchestratedChunk, OrchestratedCompletion, OrchestrationOut, StepMark
 
@@ -48,14 +48,27 @@ def _check(body: ChatCompletionRequest) -> None:
         raise InvalidRequest("orchestration_mode returns no logprobs", param="logprobs")
 
 
+def mode_of(body: ChatCompletionRequest, config: OrchestrationSection) -> Mode | None:
+    """The mode ``body`` runs in: its ``orchestration_mode``, else the
+    configured ``default_mode`` for a request that mode can answer (one
+    choice of text: no tools, no logprobs); None: an ordinary completion."""
+    if body.orchestration_mode is not None:
+        return body.orchestration_mode
+    plain = body.n == 1 and not (body.tools or body.functions or body.logprobs)
+    return config.default_mode if config.default_mode != "single" and plain else None
+
+
 async def prepare(
-    body: ChatCompletionRequest, model: Model, registry: Registry, config: OrchestrationSection
+    body: ChatCompletionRequest,
+    model: Model,
+    registry: Registry,
+    config: OrchestrationSection,
+    mode: Mode,
 ) -> Prepared:
     """Check ``body`` (a 400 names the field at fault) and find every model
-    its roles name, before anything runs."""
-    assert body.orchestration_mode is not None
+    its roles in ``mode`` name, before anything runs."""
     _check(body)
-    cast = cast_of(body.orchestration_mode, model.id, config, body.orchestration)
+    cast = cast_of(mode, model.id, config, body.orchestration)
     models = await resolve(registry, cast, body.keep_alive)
     return Prepared(body, model, cast, models)
 
