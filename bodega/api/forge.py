@@ -31,6 +31,7 @@ from bodega.registry.model import Model
 from bodega.registry.registry import TEXT_MODELS
 from bodega.services import text
 from bodega.services.chat import chat_request
+from bodega.services.sampling import with_defaults
 from bodega.settings import ModelSpec
 
 from .common import decode_json, json_response, registry
@@ -161,7 +162,8 @@ async def generate() -> Response:
         stop=body.stop,
     )
     started = time.perf_counter()
-    answer = await text.chat_answer(model, chat_request(chat), 1, logprobs=False)
+    message = with_defaults(chat_request(chat), chat, model.spec.defaults)
+    answer = await text.chat_answer(model, message, 1, logprobs=False)
     seconds = time.perf_counter() - started
     content = answer.choices[0].message.content
     return json_response(ForgeGenerateAnswer(text=content or "", generation_time=round(seconds, 3)))

@@ -19,6 +19,7 @@ from bodega.registry.registry import TEXT_MODELS
 from bodega.services import text
 from bodega.services.rag.prompt import grounded_request
 from bodega.services.rag.service import RagService
+from bodega.services.sampling import with_defaults
 from bodega.settings import Settings, default_data_dir
 
 from .common import decode_json, json_response, limits, registry, sse_response
@@ -93,10 +94,13 @@ async def query() -> Response:
         meta.filename,
         body.query,
         hits,
-        max_tokens=body.max_tokens or service.config.max_tokens,
+        max_tokens=body.max_tokens,
         temperature=body.temperature,
         seed=body.seed,
     )
+    message = with_defaults(message, body, chat_model.spec.defaults)
+    if message.max_tokens is None:
+        message = msgspec.structs.replace(message, max_tokens=service.config.max_tokens)
     if not body.stream:
         completion = await text.chat_answer(chat_model, message, 1, logprobs=False)
         return json_response(

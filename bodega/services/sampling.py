@@ -33,16 +33,17 @@ def stop_of(request: SamplingFields) -> list[str]:
 
 
 def with_defaults(
-    message: Generate, request: SamplingFields, defaults: GenerationDefaults | None
+    message: Generate, request: object, defaults: GenerationDefaults | None
 ) -> Generate:
     """``message`` with a model's ``defaults`` in the sampling fields the
-    request left out, and in ``max_tokens`` when the message has none."""
+    request left out (or does not have), and in ``max_tokens`` when the
+    message has none."""
     if defaults is None:
         return message
     sampling = {
         name: value
         for name in DEFAULTED_SAMPLING
-        if getattr(request, name) is None and (value := getattr(defaults, name)) is not None
+        if getattr(request, name, None) is None and (value := getattr(defaults, name)) is not None
     }
     left_out = message.max_tokens is None or isinstance(
         getattr(request, "max_tokens", None), msgspec.UnsetType

@@ -102,6 +102,20 @@ def test_query_retrieves_the_fact_and_answers_from_it(rag_server: Server, file_i
     assert body["usage"]["prompt_tokens"] > 0 and body["usage"]["completion_tokens"] > 0
 
 
+def test_the_chat_models_defaults_apply(rag_server: Server, file_id: str) -> None:
+    r = rag_server.load("rag-defaulted", defaults={"max_tokens": 2, "temperature": 0.0})
+    assert r.status_code == 201, r.text
+    try:
+        fields = {"file_id": file_id, "query": "What is the secret code for the vault?"}
+        left_out = query(rag_server, model="rag-defaulted", max_tokens=None, **fields)
+        assert left_out.status_code == 200, left_out.text
+        assert left_out.json()["usage"]["completion_tokens"] == 2
+        given = query(rag_server, model="rag-defaulted", max_tokens=12, **fields)
+        assert given.json()["usage"]["completion_tokens"] > 2
+    finally:
+        rag_server.unload("rag-defaulted")
+
+
 def test_top_k_and_pages(rag_server: Server, file_id: str) -> None:
     r = query(
         rag_server, file_id=file_id, query="Who built the lighthouse and when?", top_k=1

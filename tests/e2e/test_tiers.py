@@ -144,6 +144,28 @@ def test_defaults_reach_the_responses_api(server: Server) -> None:
     assert r.json()["usage"]["output_tokens"] > 3
 
 
+def test_defaults_reach_the_forgellm_generate_route(server: Server) -> None:
+    def tokens() -> int:
+        return int(server.model_info("smol")["tokens_generated"] or 0)
+
+    def generate(**fields: object) -> str:
+        before = tokens()
+        r = server.client.post("/api/model/generate", json={"prompt": "Count to ten.", **fields})
+        assert r.status_code == 200, r.text
+        assert r.json()["success"] is True
+        made = wait_until(lambda: tokens() - before)
+        spent.append(made)
+        return str(r.json()["text"])
+
+    spent: list[int] = []
+    # Before any ForgeLLM load, "the model" is the first language model: smol.
+    first, second = generate(), generate()
+    assert first == second  # temperature 0 by default
+    assert spent == [3, 3]  # max_tokens 3 by default
+    generate(max_tokens=6)
+    assert spent[-1] == 6
+
+
 def test_loaded_models_show_the_defaults_and_knobs(server: Server) -> None:
     models = {m["id"]: m for m in server.client.get("/v1/admin/loaded-models").json()["data"]}
     smol = models["smol"]

@@ -26,7 +26,7 @@ def grounded_request(
     query: str,
     hits: list[Hit],
     *,
-    max_tokens: int,
+    max_tokens: int | None,
     temperature: float | None,
     seed: int | None,
 ) -> Generate:
