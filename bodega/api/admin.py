@@ -53,6 +53,8 @@ def describe(model: Model, state: ModelState | None = None) -> LoadedModel:
         n_gpu_layers=model.spec.n_gpu_layers,
         use_mmap=model.spec.use_mmap,
         use_mlock=model.spec.use_mlock,
+        lora_paths=model.spec.lora_paths,
+        lora_scales=model.spec.lora_scales,
     )
 
 

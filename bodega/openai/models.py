@@ -64,6 +64,9 @@ class LoadedModel(msgspec.Struct, omit_defaults=True):
     n_gpu_layers: int | None = None
     use_mmap: bool | None = None
     use_mlock: bool | None = None
+    # The LoRA adapters applied (and their scales), as loaded.
+    lora_paths: list[str] | None = None
+    lora_scales: list[float] | None = None
 
 
 class LoadedModels(msgspec.Struct):
