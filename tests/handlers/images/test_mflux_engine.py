@@ -2,7 +2,7 @@
 installed without its dependencies on our MLX, and its own loader, tokenizers,
 denoising loop and VAE run through the engine; the tiny model needs patches
 for the dimensions FLUX.1 hard-codes, which must be active in the process
-that runs it, so this is tested in process, not through a handler."""
+that runs it; tests/e2e/test_mflux_server.py runs it through a handler."""
 
 from __future__ import annotations
 

@@ -1,0 +1,163 @@
+"""mflux through the server: the tiny FLUX.1 (tests/handlers/images/tiny_mflux.py)
+loaded by a real handler process, generated and edited over HTTP and through
+the official ``openai`` SDK, streamed, and cancelled by a client that leaves.
+
+The tiny model needs patches in the process that runs it (FLUX.1's widths are
+literals in mflux's forward pass). A ``sitecustomize.py`` on the servers'
+``PYTHONPATH`` applies them at interpreter start, in the server and in every
+handler it spawns (the handler keeps ``PYTHONPATH``); nothing in Bodega knows."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import io
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import openai
+import pytest
+from PIL import Image
+
+from tests.helpers import Server, queue_stats, start_server, stop_server, wait_until
+
+IMAGES = Path(__file__).parents[1] / "handlers" / "images"
+MODEL = "tiny-flux"
+
+pytestmark = [
+    pytest.mark.timeout(300),
+    pytest.mark.skipif(
+        importlib.util.find_spec("mflux") is None,
+        reason="mflux is not installed: pip install --no-deps mflux==0.24.0 (make install)",
+    ),
+]
+
+SITECUSTOMIZE = f"""
+import sys
+sys.path.insert(0, {str(IMAGES)!r})
+import tiny_mflux
+for owner, name, value in tiny_mflux._patches():
+    setattr(owner, name, value)
+"""
+
+
+@pytest.fixture(scope="module")
+def flux_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    import sys
+
+    sys.path.insert(0, str(IMAGES))
+    from tiny_mflux import build_tiny_mflux
+
+    folder = build_tiny_mflux(tmp_path_factory.mktemp("tiny-flux"))
+    hooks = tmp_path_factory.mktemp("site")
+    (hooks / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    config = tmp_path_factory.mktemp("cfg") / "config.yaml"
+    config.write_text(
+        "models:\n"
+        f"  - model_path: {folder}\n    model_id: {MODEL}\n    model_type: image-edit\n"
+        "    engine: mflux\n    config_name: schnell\n"
+    )
+    server = start_server(
+        "--config", str(config), env={"PYTHONPATH": str(hooks), "HF_HUB_OFFLINE": "1"}
+    )
+    yield server
+    stop_server(server)
+
+
+def decode(b64: str) -> Image.Image:
+    return Image.open(io.BytesIO(base64.b64decode(b64)))
+
+
+def generate(server: Server, **fields: Any) -> dict[str, Any]:
+    body = {"model": MODEL, "prompt": "a red fox", "steps": 2, "seed": 7, "size": "64x64"}
+    r = server.client.post("/v1/images/generations", json={**body, **fields}, timeout=120)
+    assert r.status_code == 200, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+def test_a_handler_process_runs_mflux(flux_server: Server) -> None:
+    [model] = [m for m in flux_server.client.get("/v1/admin/loaded-models").json()["data"]]
+    assert model["engine"] == "mflux" and model["status"] == "running"
+    assert model["pid"] != flux_server.process.pid
+    body = generate(flux_server, size="96x64", output_format="webp")
+    assert body["size"] == "96x64" and body["output_format"] == "webp"
+    picture = decode(body["data"][0]["b64_json"])
+    assert picture.format == "WEBP" and picture.size == (96, 64)
+
+
+def test_same_seed_same_pixels_and_n_images_differ(flux_server: Server) -> None:
+    first = [d["b64_json"] for d in generate(flux_server, n=2)["data"]]
+    again = [d["b64_json"] for d in generate(flux_server, n=2)["data"]]
+    assert first == again and first[0] != first[1]
+    second = generate(flux_server, seed=8)["data"][0]["b64_json"]  # image i: seed + i
+    assert np.array_equal(np.asarray(decode(second)), np.asarray(decode(first[1])))
+
+
+def test_streaming_events_in_order(flux_server: Server) -> None:
+    body = {"model": MODEL, "prompt": "a fox", "steps": 3, "size": "64x64", "stream": True}
+    events: list[dict[str, Any]] = []
+    request = {**body, "partial_images": 1, "seed": 2}
+    with flux_server.client.stream("POST", "/v1/images/generations", json=request) as r:
+        assert r.status_code == 200
+        events = [json.loads(line[6:]) for line in r.iter_lines() if line.startswith("data: ")]
+    kinds = [e["type"] for e in events]
+    steps = [e["step"] for e in events if e["type"] == "image_generation.progress"]
+    assert steps == [1, 2, 3]
+    assert kinds.count("image_generation.partial_image") == 1
+    assert kinds[-1] == "image_generation.completed"
+    assert decode(events[-1]["b64_json"]).size == (64, 64)
+
+
+def png(picture: Image.Image) -> bytes:
+    out = io.BytesIO()
+    picture.save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_the_openai_sdk_generates_and_edits(flux_server: Server) -> None:
+    client = openai.OpenAI(base_url=f"{flux_server.url}/v1", api_key="none", max_retries=0)
+    made = client.images.generate(
+        model=MODEL, prompt="a fox", size="64x64", extra_body={"steps": 2, "seed": 5}
+    )
+    assert made.data and made.data[0].b64_json
+    assert decode(made.data[0].b64_json).size == (64, 64)
+    source = Image.new("RGB", (64, 64), "blue")
+    edits = [
+        client.images.edit(
+            model=MODEL,
+            image=("in.png", png(source), "image/png"),
+            prompt="a fox",
+            size="64x64",
+            extra_body={"steps": 4, "seed": 5, "strength": strength},
+        )
+        for strength in (0.3, 0.9)
+    ]
+    pictures = [np.asarray(decode(e.data[0].b64_json).convert("RGB")).astype(int) for e in edits]  # type: ignore[index,arg-type]
+    assert all(p.shape == (64, 64, 3) for p in pictures)
+    assert not np.array_equal(pictures[0], pictures[1])  # the strength reached mflux
+    masked = flux_server.client.post(
+        "/v1/images/edits",
+        data={"model": MODEL, "prompt": "a fox"},
+        files=[
+            ("image", ("in.png", png(source), "image/png")),
+            ("mask", ("m.png", png(Image.new("RGBA", (64, 64))), "image/png")),
+        ],
+    )
+    assert masked.status_code == 400 and masked.json()["error"]["param"] == "mask"
+
+
+def test_a_client_that_leaves_stops_the_denoising(flux_server: Server) -> None:
+    # 256x256 takes ~0.4 s a step here (and ~30 s to decode): 400 steps would run ~3 min.
+    body = {"model": MODEL, "prompt": "a fox", "steps": 400, "size": "256x256", "stream": True}
+    with flux_server.client.stream("POST", "/v1/images/generations", json=body) as r:
+        for line in r.iter_lines():
+            if line.startswith("data: ") and '"step":2' in line.replace(" ", ""):
+                break
+    left = time.monotonic()
+    wait_until(lambda: queue_stats(flux_server, MODEL)["running"] == 0, timeout=30)
+    assert time.monotonic() - left < 10, "the handler went on denoising after the client left"
+    assert generate(flux_server)["data"]
