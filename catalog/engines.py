@@ -73,13 +73,14 @@ SUPPORTED: dict[str, dict[str, frozenset[str]]] = {
         "llamacpp": frozenset({*_CHAT_PARSING, *_IMAGES, *_LLAMACPP, "mmproj_path"}),
         "mlx": frozenset({*_CHAT_PARSING, *_IMAGES, "disable_auto_resize", "trust_remote_code"}),
     },
-    # diffusers: quantize 16 only (bfloat16 weights); mflux: 4, 8 or 16, configs, LoRA.
+    # diffusers: quantize 16 only (bfloat16 weights), LoRA through peft; mflux: 4, 8
+    # or 16, configs, LoRA.
     "image-generation": {
-        "diffusers": frozenset({"quantize"}),
+        "diffusers": frozenset({"quantize", "lora_paths", "lora_scales"}),
         "mflux": frozenset({"quantize", "config_name", "lora_paths", "lora_scales"}),
     },
     "image-edit": {
-        "diffusers": frozenset({"quantize"}),
+        "diffusers": frozenset({"quantize", "lora_paths", "lora_scales"}),
         "mflux": frozenset({"quantize", "config_name", "lora_paths", "lora_scales"}),
     },
     "embeddings": {"sentence-transformers": _BATCHING | {"trust_remote_code"}},

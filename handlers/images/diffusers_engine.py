@@ -3,7 +3,9 @@
 The folder's pipeline does text to image; the image-to-image and inpainting
 pipelines of the same family are made from it, sharing its weights
 (``AutoPipelineFor*.from_pipe``). ``quantize: 16`` loads the weights in
-bfloat16 (float16 on CUDA); 4 and 8 are refused at load. A stop between
+bfloat16 (float16 on CUDA); 4 and 8 are refused at load. ``lora_paths``
+load through diffusers' own ``load_lora_weights`` (peft), all active with
+their ``lora_scales``. A stop between
 denoising steps ends the image at once (its result is dropped). Inpainting
 keeps the pixels outside the mask exactly: the result is composited over the
 original, since the VAE's round trip alone would change them.
@@ -63,6 +65,8 @@ class DiffusersEngine(ImageEngine):
         except (OSError, ValueError, KeyError) as exc:
             raise LoadError(f"diffusers could not load {folder}: {exc}") from exc
         pipe.set_progress_bar_config(disable=True)
+        if spec.lora_paths:
+            _load_loras(pipe, spec.lora_paths, spec.lora_scales)
         self._pipes: dict[str, Any] = {"text": pipe.to(self._device)}
         scale = getattr(pipe, "vae_scale_factor", 8)
         sample = getattr(getattr(getattr(pipe, "unet", None), "config", None), "sample_size", 64)
@@ -159,6 +163,25 @@ class DiffusersEngine(ImageEngine):
     def close(self) -> None:
         """Stop the engine thread."""
         self._thread.close()
+
+
+def _load_loras(pipe: Any, paths: list[str], scales: list[float] | None) -> None:
+    """Every adapter of ``paths`` (a diffusers LoRA folder or ``.safetensors``
+    file) active at once with its scale (1.0 by default); the pipelines made
+    from this one share the adapted modules."""
+    if not hasattr(pipe, "load_lora_weights"):
+        raise LoadError(f"{type(pipe).__name__} takes no LoRA adapters; leave out lora_paths")
+    names = [f"lora_{i}" for i in range(len(paths))]
+    for i, (path, name) in enumerate(zip(paths, names, strict=True)):
+        try:
+            pipe.load_lora_weights(path, adapter_name=name)
+        except ImportError as exc:
+            raise LoadError(f"LoRA on diffusers needs peft: pip install peft ({exc})") from exc
+        except (OSError, ValueError, KeyError) as exc:
+            raise LoadError(
+                f"lora_paths[{i}] {path!r} is not a LoRA for this model: {exc}"
+            ) from exc
+    pipe.set_adapters(names, adapter_weights=scales or [1.0] * len(names))
 
 
 def _mask(mask: Image) -> Image:

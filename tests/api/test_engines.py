@@ -173,39 +173,12 @@ def test_bad_chat_template_file_is_400(server: Server, tmp_path: Any) -> None:
     assert "Jinja" in r.json()["error"]["message"]
 
 
-def make_adapter(folder: Any, model_dir: str) -> None:
-    """A random LoRA adapter in mlx-lm's format (rank 8 on the last 4 layers)."""
-    import json
-
-    import mlx.core as mx
-    from mlx.utils import tree_flatten
-    from mlx_lm import load
-    from mlx_lm.tuner.utils import linear_to_lora_layers
-
-    config = {"rank": 8, "scale": 20.0, "dropout": 0.0}
-    lm, _ = load(model_dir)[:2]
-    linear_to_lora_layers(lm, 4, config)
-    mx.random.seed(0)
-    weights = {
-        name: mx.random.normal(w.shape) * 0.5
-        for name, w in tree_flatten(lm.parameters())
-        if name.endswith(("lora_a", "lora_b"))
-    }
-    folder.mkdir()
-    mx.save_safetensors(str(folder / "adapters.safetensors"), weights)
-    (folder / "adapter_config.json").write_text(
-        json.dumps({"fine_tune_type": "lora", "num_layers": 4, "lora_parameters": config})
-    )
-
-
 def test_lora_adapter_changes_output_and_scale_zero_does_not(
     server: Server, mlx_model: str, tmp_path: Any
 ) -> None:
-    from handlers.convert.gguf_to_mlx import convert_gguf
+    from tests.tiny_lora import mlx_folder, write_adapter
 
-    base_dir = convert_gguf(embedded_lm_path(), tmp_path / "base")
-    adapter = tmp_path / "adapter"
-    make_adapter(adapter, str(base_dir))
+    adapter = write_adapter(mlx_folder(tmp_path / "base"), tmp_path / "adapter")
     body = chat(mlx_model, "What is the capital of France?", temperature=0, max_tokens=8)
     base = server.client.post("/v1/chat/completions", json=body).json()
     base_text = base["choices"][0]["message"]["content"]

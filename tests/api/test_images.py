@@ -29,6 +29,7 @@ pytestmark = pytest.mark.skipif(
     reason="diffusers is not installed: pip install 'bodega[images]'",
 )
 MODEL = "tiny-sd"
+FOLDERS: dict[str, Path] = {}  # the tiny pipeline the module's server serves
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +37,7 @@ def images_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     from tiny_diffusers import build_tiny_diffusers
 
     folder = build_tiny_diffusers(tmp_path_factory.mktemp("tiny-sd"))
+    FOLDERS["pipeline"] = folder
     config = tmp_path_factory.mktemp("cfg") / "config.yaml"
     config.write_text(
         "models:\n"
@@ -207,6 +209,42 @@ def test_a_client_that_leaves_stops_the_denoising(images_server: Server) -> None
     wait_until(lambda: queue_stats(images_server, MODEL)["running"] == 0, timeout=15)
     assert time.monotonic() - left < 5, "the handler went on denoising after the client left"
     assert generate(images_server).status_code == 200
+
+
+def test_lora_adapters_change_the_picture_by_their_scale(
+    images_server: Server, tmp_path: Path
+) -> None:
+    from tiny_diffusers import build_tiny_lora
+
+    lora = build_tiny_lora(FOLDERS["pipeline"], tmp_path / "lora")
+    base = generate(images_server).json()["data"][0]["b64_json"]
+    pixels: dict[str, np.ndarray] = {}
+    for model_id, scales in (("sd-lora", None), ("sd-lora-off", [0.0])):
+        body = {
+            "model_path": str(FOLDERS["pipeline"]), "model_id": model_id,
+            "model_type": "image-generation", "lora_paths": [str(lora)], "n_threads": 1,
+        }  # fmt: skip
+        if scales is not None:
+            body["lora_scales"] = scales
+        r = images_server.client.post("/v1/admin/load-model", json=body, timeout=120)
+        assert r.status_code == 201, r.text
+        try:
+            assert r.json()["model"]["lora_paths"] == [str(lora)]
+            answer = generate(images_server, model=model_id).json()
+            pixels[model_id] = np.asarray(decode(answer["data"][0]["b64_json"])).astype(int)
+        finally:
+            images_server.client.delete(f"/v1/admin/unload-model/{model_id}")
+    plain = np.asarray(decode(base)).astype(int)
+    assert np.abs(pixels["sd-lora"] - plain).mean() > 1  # the adapter reached the UNet
+    assert np.array_equal(pixels["sd-lora-off"], plain)  # at scale 0 it changes nothing
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    bad = {
+        "model_path": str(FOLDERS["pipeline"]), "model_id": "sd-bad-lora",
+        "model_type": "image-generation", "lora_paths": [str(empty)],
+    }  # fmt: skip
+    r = images_server.client.post("/v1/admin/load-model", json=bad, timeout=120)
+    assert r.status_code == 400 and "lora_paths[0]" in r.json()["error"]["message"]
 
 
 def test_image_requests_need_an_image_model(server: Server) -> None:

@@ -137,3 +137,27 @@ def build_tiny_diffusers(dest: Path, *, inpainting: bool = False) -> Path:
     (tok_dir / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
     (tok_dir / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
     return dest
+
+
+def build_tiny_lora(pipeline_dir: Path, dest: Path, *, seed: int = 0) -> Path:
+    """A LoRA for the tiny pipeline at ``pipeline_dir``, as diffusers' training
+    scripts save one (``pytorch_lora_weights.safetensors`` in ``dest``): rank 4
+    on the UNet's attention projections, ``lora_B`` random (training starts it
+    at zero, which would change nothing)."""
+    import torch
+    from diffusers import StableDiffusionPipeline
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    unet = StableDiffusionPipeline.from_pretrained(str(pipeline_dir)).unet
+    targets = ["to_q", "to_k", "to_v", "to_out.0"]
+    unet.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=targets))
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in unet.named_parameters():
+            if "lora_" in name:
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
+    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
+    StableDiffusionPipeline.save_lora_weights(str(dest), unet_lora_layers=layers)
+    return dest
