@@ -64,6 +64,20 @@ def check_size(width: int | None, height: int | None, rules: SizeRules) -> tuple
     return width, height
 
 
+def fitted_size(size: tuple[int, int], rules: SizeRules) -> tuple[int, int]:
+    """An edit's ``auto`` size: the input image's, scaled into the model's
+    bounds (aspect kept) and each side rounded to its multiple."""
+    width, height = size
+    scale = min(1.0, rules.largest / max(width, height))
+    scale = max(scale, rules.smallest / min(width, height))
+
+    def side(length: int) -> int:
+        rounded = round(length * scale / rules.multiple) * rules.multiple
+        return min(rules.largest, max(rules.smallest, rounded))
+
+    return side(width), side(height)
+
+
 def preview_steps(steps: int, partial_images: int) -> set[int]:
     """The steps after which a preview is sent: ``partial_images`` of them,
     spread evenly, before the last step."""
@@ -96,6 +110,15 @@ def encode(image: Image, fmt: str, compression: int | None, transparent: bool) -
         mode = "RGBA" if transparent and fmt == "webp" else "RGB"
         image.convert(mode).save(out, fmt.upper(), quality=quality)
     return out.getvalue()
+
+
+def inpaint_mask(mask: Image) -> Image:
+    """OpenAI's mask (transparent = edit here) as the pipelines take one
+    (white = edit here), in greyscale."""
+    from PIL import ImageOps
+
+    alpha = mask.convert("RGBA").getchannel("A")
+    return ImageOps.invert(alpha).convert("L")
 
 
 class ImageEngine:
@@ -159,7 +182,6 @@ class ImageEngine:
         )
 
     def _job(self, request: GenerateImage) -> Job:
-        width, height = check_size(request.width, request.height, self.sizes)
         limit = self.prompt_limit()
         if limit is not None:
             # Never cut a prompt short: what was cut would silently not be drawn.
@@ -194,6 +216,10 @@ class ImageEngine:
                     f"{image.size[0]}x{image.size[1]}: they must be the same size",
                     param="mask",
                 )
+        if image is not None and (request.width is None or request.height is None):
+            width, height = fitted_size(image.size, self.sizes)
+        else:
+            width, height = check_size(request.width, request.height, self.sizes)
         steps = request.steps or max(1, round(self.default_steps * request.steps_share))
         return Job(
             prompt=request.prompt,

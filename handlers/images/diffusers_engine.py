@@ -20,7 +20,7 @@ from handlers.device import torch_device
 from handlers.engine_protocol import EngineError, LoadError
 from handlers.lm.mlx_loading import resolve_model_dir
 
-from .common import ImageEngine, Job, OnStep, SizeRules
+from .common import ImageEngine, Job, OnStep, SizeRules, inpaint_mask
 from .pipeline_thread import PipelineThread
 
 if TYPE_CHECKING:
@@ -135,7 +135,7 @@ class DiffusersEngine(ImageEngine):
             image = job.image.convert("RGB").resize((job.width, job.height))
             kwargs.update(image=image, strength=job.strength if job.strength is not None else 0.8)
             if job.mask is not None:
-                mask = _mask(job.mask).resize((job.width, job.height))
+                mask = inpaint_mask(job.mask).resize((job.width, job.height))
                 kwargs.update(mask_image=mask)
         kwargs.update(height=job.height, width=job.width)
         with torch.inference_mode():
@@ -182,14 +182,6 @@ def _load_loras(pipe: Any, paths: list[str], scales: list[float] | None) -> None
                 f"lora_paths[{i}] {path!r} is not a LoRA for this model: {exc}"
             ) from exc
     pipe.set_adapters(names, adapter_weights=scales or [1.0] * len(names))
-
-
-def _mask(mask: Image) -> Image:
-    """OpenAI's mask (transparent = edit here) as diffusers' (white = edit here)."""
-    from PIL import ImageOps
-
-    alpha = mask.convert("RGBA").getchannel("A")
-    return ImageOps.invert(alpha).convert("L")
 
 
 def _decode(pipe: Any, latents: Any) -> Image:

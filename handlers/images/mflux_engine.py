@@ -2,11 +2,13 @@
 Linux CPU backend: slow, but it runs).
 
 ``config_name`` picks the mflux model config: mflux's own names (``schnell``,
-``dev``, ``krea-dev``) or the Bodega docs' names, mapped in ``BODEGA_NAMES``.
-``quantize`` 4 or 8 quantizes the weights after loading; 16 (or none) keeps
-them as stored. Image to image is mflux's own (``image_path`` +
-``image_strength``); FLUX.1 has no inpainting here, so a mask is refused.
-Every call into mflux runs on the engine's one thread.
+``dev``, ``krea-dev``, ``dev-kontext``, ``dev-fill``) or the Bodega docs'
+names, mapped in ``BODEGA_NAMES``. ``quantize`` 4 or 8 quantizes the weights
+after loading; 16 (or none) keeps them as stored. The text-to-image configs
+do image to image too (mflux's ``image_path`` + ``image_strength``);
+``dev-kontext`` edits the image it is given as the prompt says (no strength);
+``dev-fill`` inpaints under a mask, and the pixels outside it are kept
+exactly. Every call into mflux runs on the engine's one thread.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from handlers.engine_protocol import EngineError, LoadError
 from handlers.lm.mlx_loading import mlx_memory, resolve_model_dir
 from ipc.messages import EngineMemory
 
-from .common import ImageEngine, Job, OnStep, SizeRules
+from .common import ImageEngine, Job, OnStep, SizeRules, inpaint_mask
 from .pipeline_thread import PipelineThread
 
 if TYPE_CHECKING:
@@ -28,9 +30,16 @@ if TYPE_CHECKING:
 
 # The Bodega docs' config names -> mflux's FLUX.1 configs.
 BODEGA_NAMES = {"solomon": "schnell", "solomon-max": "dev", "rehoboam": "krea-dev"}
-# mflux configs driven through its FLUX.1 class (other families have classes of their own).
-FLUX1_CONFIGS = ("schnell", "dev", "krea-dev")
-DEFAULT_STEPS = {"schnell": 4, "dev": 14, "krea-dev": 14}
+# mflux's FLUX.1 configs -> the variant class that drives them (other families
+# have classes of their own).
+FLUX1_CONFIGS = {
+    "schnell": "txt2img",
+    "dev": "txt2img",
+    "krea-dev": "txt2img",
+    "dev-kontext": "kontext",
+    "dev-fill": "fill",
+}
+DEFAULT_STEPS = {"schnell": 4, "dev": 14, "krea-dev": 14, "dev-kontext": 14, "dev-fill": 14}
 DEFAULT_GUIDANCE = 4.0
 
 
@@ -49,6 +58,20 @@ def flux1_config(config_name: str | None) -> str:
     return name
 
 
+def _variant_class(variant: str) -> Any:
+    if variant == "kontext":
+        from mflux.models.flux.variants.kontext.flux_kontext import Flux1Kontext
+
+        return Flux1Kontext
+    if variant == "fill":
+        from mflux.models.flux.variants.fill.flux_fill import Flux1Fill
+
+        return Flux1Fill
+    from mflux.models.flux.variants.txt2img.flux import Flux1
+
+    return Flux1
+
+
 class MfluxEngine(ImageEngine):
     """An mflux FLUX.1 model behind the handler runtime."""
 
@@ -58,6 +81,8 @@ class MfluxEngine(ImageEngine):
 
     def __init__(self, spec: LoadOptions) -> None:
         self._config_name = flux1_config(spec.config_name)
+        self._variant = FLUX1_CONFIGS[self._config_name]
+        self.can_inpaint = self._variant == "fill"
         self.default_steps = DEFAULT_STEPS[self._config_name]
         self._thread = PipelineThread("mflux")
         try:
@@ -68,12 +93,11 @@ class MfluxEngine(ImageEngine):
 
     def _load(self, spec: LoadOptions) -> Any:
         from mflux.models.common.config.model_config import ModelConfig
-        from mflux.models.flux.variants.txt2img.flux import Flux1
 
         folder = resolve_model_dir(spec.model_path)
         quantize = None if spec.quantize in (None, 16) else spec.quantize
         try:
-            return Flux1(
+            return _variant_class(self._variant)(
                 quantize=quantize,
                 model_path=str(folder),
                 lora_paths=spec.lora_paths,
@@ -85,9 +109,24 @@ class MfluxEngine(ImageEngine):
 
     def render(self, job: Job, on_step: OnStep) -> Image | None:
         """One image on the engine thread."""
-        if job.mask is not None:
-            raise EngineError("FLUX.1 on mflux cannot inpaint: send no mask", param="mask")
+        self._check(job)
         return self._thread.call(lambda: self._render(job, on_step))
+
+    def _check(self, job: Job) -> None:
+        config, variant = self._config_name, self._variant
+        if variant != "txt2img":
+            if job.image is None:
+                raise EngineError(
+                    f"{config} edits an image: send one to /v1/images/edits", param="image"
+                )
+            if job.negative_prompt:
+                raise EngineError(f"{config} takes no negative_prompt", param="negative_prompt")
+        if variant == "kontext" and job.strength is not None:
+            raise EngineError(
+                f"{config} edits as the prompt says and takes no strength", param="strength"
+            )
+        if variant == "fill" and job.mask is None:
+            raise EngineError(f"{config} inpaints: send a mask", param="mask")
 
     def _render(self, job: Job, on_step: OnStep) -> Image | None:
         from mflux.callbacks.callback_registry import CallbackRegistry
@@ -95,28 +134,38 @@ class MfluxEngine(ImageEngine):
         flux = self._flux
         flux.callbacks = CallbackRegistry()
         flux.callbacks.register(_StepCallback(flux, on_step))
+        guidance = job.guidance_scale if job.guidance_scale is not None else DEFAULT_GUIDANCE
+        kwargs: dict[str, Any] = {
+            "seed": job.seed,
+            "prompt": job.prompt,
+            "num_inference_steps": job.steps,
+            "height": job.height,
+            "width": job.width,
+            "guidance": guidance,
+        }
         with tempfile.TemporaryDirectory() as folder:
-            image_path = None
+            source = mask = None
             if job.image is not None:
-                image_path = str(Path(folder) / "input.png")
-                job.image.convert("RGB").save(image_path)
+                source = job.image.convert("RGB").resize((job.width, job.height))
+                kwargs["image_path"] = str(Path(folder) / "input.png")
+                source.save(kwargs["image_path"])
+                if self._variant != "kontext":
+                    kwargs["image_strength"] = job.strength
+            if self._variant == "txt2img":
+                kwargs["negative_prompt"] = job.negative_prompt
+            if job.mask is not None:
+                mask = inpaint_mask(job.mask).resize((job.width, job.height))
+                kwargs["masked_image_path"] = str(Path(folder) / "mask.png")
+                mask.save(kwargs["masked_image_path"])
             try:
-                generated = flux.generate_image(
-                    seed=job.seed,
-                    prompt=job.prompt,
-                    num_inference_steps=job.steps,
-                    height=job.height,
-                    width=job.width,
-                    guidance=job.guidance_scale
-                    if job.guidance_scale is not None
-                    else DEFAULT_GUIDANCE,
-                    image_path=image_path,
-                    image_strength=job.strength if image_path else None,
-                    negative_prompt=job.negative_prompt,
-                )
+                generated = flux.generate_image(**kwargs)
             except _Stopped:
                 return None
         image: Image = generated.image
+        if source is not None and mask is not None:
+            from PIL import Image as PILImage
+
+            image = PILImage.composite(image, source, mask)  # outside the mask: as sent
         return image
 
     def count_tokens(self, prompt: str) -> int:

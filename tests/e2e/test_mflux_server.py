@@ -27,6 +27,7 @@ from tests.helpers import Server, queue_stats, start_server, stop_server, wait_u
 
 IMAGES = Path(__file__).parents[1] / "handlers" / "images"
 MODEL = "tiny-flux"
+FOLDERS: dict[str, Path] = {}  # the tiny models by the mflux config they were built for
 
 pytestmark = [
     pytest.mark.timeout(300),
@@ -53,6 +54,8 @@ def flux_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     from tiny_mflux import build_tiny_mflux
 
     folder = build_tiny_mflux(tmp_path_factory.mktemp("tiny-flux"))
+    FOLDERS["dev"] = folder
+    FOLDERS["dev-fill"] = build_tiny_mflux(tmp_path_factory.mktemp("tiny-fill"), "dev-fill")
     hooks = tmp_path_factory.mktemp("site")
     (hooks / "sitecustomize.py").write_text(SITECUSTOMIZE)
     config = tmp_path_factory.mktemp("cfg") / "config.yaml"
@@ -148,6 +151,60 @@ def test_the_openai_sdk_generates_and_edits(flux_server: Server) -> None:
         ],
     )
     assert masked.status_code == 400 and masked.json()["error"]["param"] == "mask"
+
+
+def load(server: Server, model_id: str, config_name: str, folder: Path) -> None:
+    body = {
+        "model_path": str(folder), "model_id": model_id, "model_type": "image-edit",
+        "engine": "mflux", "config_name": config_name,
+    }  # fmt: skip
+    r = server.client.post("/v1/admin/load-model", json=body, timeout=120)
+    assert r.status_code == 201, r.text
+
+
+def edit(server: Server, model: str, mask: Image.Image | None = None, **fields: Any) -> Any:
+    files = [("image", ("in.png", png(Image.new("RGB", (64, 64), (10, 200, 30))), "image/png"))]
+    if mask is not None:
+        files.append(("mask", ("mask.png", png(mask), "image/png")))
+    data = {"model": model, "prompt": "a fox", "steps": "2", "seed": "3", **fields}
+    return server.client.post("/v1/images/edits", data=data, files=files, timeout=120)
+
+
+def test_kontext_edits_the_image_it_is_given(flux_server: Server) -> None:
+    load(flux_server, "tiny-kontext", "dev-kontext", FOLDERS["dev"])
+    try:
+        first, again = edit(flux_server, "tiny-kontext"), edit(flux_server, "tiny-kontext")
+        assert first.status_code == 200, first.text
+        assert first.json()["data"] == again.json()["data"]  # seeded
+        assert decode(first.json()["data"][0]["b64_json"]).size == (64, 64)
+        for fields, param in (({"strength": "0.5"}, "strength"), ({}, "image")):
+            if param == "image":
+                r = flux_server.client.post(
+                    "/v1/images/generations",
+                    json={"model": "tiny-kontext", "prompt": "a fox", "size": "64x64"},
+                )
+            else:
+                r = edit(flux_server, "tiny-kontext", **fields)
+            assert r.status_code == 400 and r.json()["error"]["param"] == param, r.text
+    finally:
+        flux_server.client.delete("/v1/admin/unload-model/tiny-kontext")
+
+
+def test_fill_inpaints_only_under_the_mask(flux_server: Server) -> None:
+    load(flux_server, "tiny-fill", "dev-fill", FOLDERS["dev-fill"])
+    try:
+        mask = Image.new("RGBA", (64, 64), (0, 0, 0, 255))
+        mask.paste((0, 0, 0, 0), (0, 0, 32, 64))  # transparent: the left half is edited
+        r = edit(flux_server, "tiny-fill", mask)
+        assert r.status_code == 200, r.text
+        edited = np.asarray(decode(r.json()["data"][0]["b64_json"]).convert("RGB")).astype(int)
+        original = np.asarray(Image.new("RGB", (64, 64), (10, 200, 30))).astype(int)
+        assert np.array_equal(edited[:, 32:], original[:, 32:])
+        assert np.abs(edited[:, :32] - original[:, :32]).mean() > 5
+        no_mask = edit(flux_server, "tiny-fill")
+        assert no_mask.status_code == 400 and no_mask.json()["error"]["param"] == "mask"
+    finally:
+        flux_server.client.delete("/v1/admin/unload-model/tiny-fill")
 
 
 def test_a_client_that_leaves_stops_the_denoising(flux_server: Server) -> None:

@@ -111,8 +111,11 @@ def _tiny_params(module: Any, dims: dict[int, int], seed: int) -> dict[str, Any]
     return out
 
 
-def build_tiny_mflux(dest: Path) -> Path:
-    """Write the tiny FLUX.1 folder into ``dest`` (created if needed) and return it."""
+def build_tiny_mflux(dest: Path, config: str = "dev") -> Path:
+    """Write the tiny FLUX.1 folder into ``dest`` (created if needed) and return
+    it. ``config`` is the mflux config whose transformer it copies: ``dev``
+    (schnell, dev, krea-dev and dev-kontext load it) or ``dev-fill`` (its
+    input takes the masked image's latents and the mask beside the noise)."""
     import mlx.core as mx
     from mflux.models.common.config.model_config import ModelConfig
     from mflux.models.flux.model.flux_text_encoder.clip_encoder.clip_encoder import CLIPEncoder
@@ -130,7 +133,7 @@ def build_tiny_mflux(dest: Path) -> Path:
     # carries the guidance embedder too; schnell simply leaves it unused.
     modules = {
         ("transformer", "transformer"): Transformer(
-            model_config=ModelConfig.dev(),
+            model_config=ModelConfig.from_name(config),
             num_transformer_blocks=JOINT_BLOCKS,
             num_single_transformer_blocks=SINGLE_BLOCKS,
         ),
