@@ -6,7 +6,6 @@ survives a restart; ``ENABLE_CACHE`` turns it on."""
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections.abc import Iterator
@@ -179,7 +178,7 @@ def test_anthropic_messages_are_cached(server: Server) -> None:
     assert second.json()["id"] != first.json()["id"]
     with server.client.stream("POST", "/v1/messages", json={**body, "stream": True}) as streamed:
         assert streamed.headers[HEADER] == "hit"
-        events = [json.loads(line[6:]) for line in streamed.iter_lines() if line[:6] == "data: "]
+        events = list(sse_events(streamed))
     text = "".join(e["delta"].get("text", "") for e in events if e["type"] == "content_block_delta")
     assert text == first.json()["content"][0]["text"]
     assert events[-1]["type"] == "message_stop"
@@ -211,7 +210,7 @@ def test_responses_are_cached_unless_the_server_runs_tools(server: Server) -> No
     assert second.json()["id"] != first.json()["id"]
     with server.client.stream("POST", "/v1/responses", json={**body, "stream": True}) as streamed:
         assert streamed.headers[HEADER] == "hit"
-        events = [json.loads(line[6:]) for line in streamed.iter_lines() if line[:6] == "data: "]
+        events = list(sse_events(streamed))
     assert events[-1]["type"] == f"response.{first.json()['status']}"  # completed or incomplete
     assert output_text(events[-1]["response"]) == output_text(first.json())
     assert generated(server) == before  # both hits left the model alone
