@@ -1,11 +1,12 @@
-"""FLUX.1 image models on MLX through mflux (Metal, ``mlx[cuda]``, or the
-Linux CPU backend: slow, but it runs).
+"""Image models on MLX through mflux (Metal, ``mlx[cuda]``, or the Linux CPU
+backend: slow, but it runs): FLUX.1 and Z-Image.
 
 ``config_name`` picks the mflux model config: mflux's own names (``schnell``,
-``dev``, ``krea-dev``, ``dev-kontext``, ``dev-fill``) or the Bodega docs'
-names, mapped in ``BODEGA_NAMES``. ``quantize`` 4 or 8 quantizes the weights
-after loading; 16 (or none) keeps them as stored. The text-to-image configs
-do image to image too (mflux's ``image_path`` + ``image_strength``);
+``dev``, ``krea-dev``, ``dev-kontext``, ``dev-fill``, ``z-image-turbo``,
+``z-image``) or the Bodega docs' names, mapped in ``BODEGA_NAMES``.
+``quantize`` 4 or 8 quantizes the weights after loading; 16 (or none) keeps
+them as stored. The text-to-image configs (Z-Image's too) do image to image
+(mflux's ``image_path`` + ``image_strength``);
 ``dev-kontext`` edits the image it is given as the prompt says (no strength);
 ``dev-fill`` inpaints under a mask, and the pixels outside it are kept
 exactly. Every call into mflux runs on the engine's one thread.
@@ -30,31 +31,35 @@ if TYPE_CHECKING:
 
 # The Bodega docs' config names -> mflux's FLUX.1 configs.
 BODEGA_NAMES = {"solomon": "schnell", "solomon-max": "dev", "rehoboam": "krea-dev"}
-# mflux's FLUX.1 configs -> the variant class that drives them (other families
-# have classes of their own).
-FLUX1_CONFIGS = {
+# mflux configs -> the class that drives them.
+CONFIGS = {
     "schnell": "txt2img",
     "dev": "txt2img",
     "krea-dev": "txt2img",
     "dev-kontext": "kontext",
     "dev-fill": "fill",
+    "z-image-turbo": "zimage",
+    "z-image": "zimage",
 }
-DEFAULT_STEPS = {"schnell": 4, "dev": 14, "krea-dev": 14, "dev-kontext": 14, "dev-fill": 14}
+DEFAULT_STEPS = {
+    "schnell": 4, "dev": 14, "krea-dev": 14, "dev-kontext": 14, "dev-fill": 14,
+    "z-image-turbo": 9, "z-image": 28,
+}  # fmt: skip
 DEFAULT_GUIDANCE = 4.0
+# Guidance-distilled configs: mflux forces their guidance to 0.
+NO_GUIDANCE = ("z-image-turbo",)
 
 
 class _Stopped(Exception):
     """Raised from mflux's step callback to end the image (mflux lets it through)."""
 
 
-def flux1_config(config_name: str | None) -> str:
+def mflux_config(config_name: str | None) -> str:
     """The mflux config for ``config_name`` (default ``schnell``)."""
     name = BODEGA_NAMES.get(config_name or "schnell", config_name or "schnell")
-    if name not in FLUX1_CONFIGS:
-        known = ", ".join([*FLUX1_CONFIGS, *BODEGA_NAMES])
-        raise LoadError(
-            f"config_name {config_name!r} is not an mflux FLUX.1 config; known: {known}"
-        )
+    if name not in CONFIGS:
+        known = ", ".join([*CONFIGS, *BODEGA_NAMES])
+        raise LoadError(f"config_name {config_name!r} is not an mflux config served here: {known}")
     return name
 
 
@@ -67,21 +72,25 @@ def _variant_class(variant: str) -> Any:
         from mflux.models.flux.variants.fill.flux_fill import Flux1Fill
 
         return Flux1Fill
+    if variant == "zimage":
+        from mflux.models.z_image.variants.z_image import ZImage
+
+        return ZImage
     from mflux.models.flux.variants.txt2img.flux import Flux1
 
     return Flux1
 
 
 class MfluxEngine(ImageEngine):
-    """An mflux FLUX.1 model behind the handler runtime."""
+    """An mflux model behind the handler runtime."""
 
     name = "mflux"
     sizes = SizeRules(default=(1024, 1024), multiple=16, smallest=64, largest=2048)
     can_edit = True
 
     def __init__(self, spec: LoadOptions) -> None:
-        self._config_name = flux1_config(spec.config_name)
-        self._variant = FLUX1_CONFIGS[self._config_name]
+        self._config_name = mflux_config(spec.config_name)
+        self._variant = CONFIGS[self._config_name]
         self.can_inpaint = self._variant == "fill"
         self.default_steps = DEFAULT_STEPS[self._config_name]
         self._thread = PipelineThread("mflux")
@@ -114,7 +123,12 @@ class MfluxEngine(ImageEngine):
 
     def _check(self, job: Job) -> None:
         config, variant = self._config_name, self._variant
-        if variant != "txt2img":
+        if config in NO_GUIDANCE and job.guidance_scale is not None:
+            raise EngineError(
+                f"{config} is guidance-distilled: it takes no guidance_scale",
+                param="guidance_scale",
+            )
+        if variant in ("kontext", "fill"):
             if job.image is None:
                 raise EngineError(
                     f"{config} edits an image: send one to /v1/images/edits", param="image"
@@ -135,6 +149,8 @@ class MfluxEngine(ImageEngine):
         flux.callbacks = CallbackRegistry()
         flux.callbacks.register(_StepCallback(flux, on_step))
         guidance = job.guidance_scale if job.guidance_scale is not None else DEFAULT_GUIDANCE
+        if self._config_name in NO_GUIDANCE:
+            guidance = 0.0
         kwargs: dict[str, Any] = {
             "seed": job.seed,
             "prompt": job.prompt,
@@ -151,7 +167,7 @@ class MfluxEngine(ImageEngine):
                 source.save(kwargs["image_path"])
                 if self._variant != "kontext":
                     kwargs["image_strength"] = job.strength
-            if self._variant == "txt2img":
+            if self._variant in ("txt2img", "zimage"):
                 kwargs["negative_prompt"] = job.negative_prompt
             if job.mask is not None:
                 mask = inpaint_mask(job.mask).resize((job.width, job.height))
@@ -169,13 +185,15 @@ class MfluxEngine(ImageEngine):
         return image
 
     def count_tokens(self, prompt: str) -> int:
-        """The prompt's T5 tokens (the encoder that reads the whole prompt)."""
-        tokenizer = getattr(self._flux, "tokenizers", {}).get("t5")
+        """The prompt's tokens in the encoder that reads the whole prompt
+        (FLUX.1: T5; Z-Image: its Qwen3 encoder)."""
+        tokenizers = getattr(self._flux, "tokenizers", {})
+        tokenizer = tokenizers.get("t5") or tokenizers.get("z_image")
         inner = getattr(tokenizer, "tokenizer", None)
         return len(inner(prompt).input_ids) if inner is not None else 0
 
     def prompt_limit(self) -> int | None:
-        """T5's sequence length for this config (schnell 256, dev 512)."""
+        """That encoder's sequence length for this config (schnell 256, dev 512)."""
         return int(self._flux.model_config.max_sequence_length)
 
     def memory(self) -> EngineMemory:

@@ -1,18 +1,18 @@
-"""mflux through the server: the tiny FLUX.1 (tests/handlers/images/tiny_mflux.py)
-loaded by a real handler process, generated and edited over HTTP and through
-the official ``openai`` SDK, streamed, and cancelled by a client that leaves.
+"""mflux through the server: the tiny FLUX.1 (tests/handlers/images/tiny_mflux.py,
+also as Kontext and Fill) and Z-Image (tiny_zimage.py) loaded by real handler
+processes, generated and edited over HTTP and through the official ``openai``
+SDK, streamed, and cancelled by a client that leaves.
 
-The tiny model needs patches in the process that runs it (FLUX.1's widths are
-literals in mflux's forward pass). A ``sitecustomize.py`` on the servers'
-``PYTHONPATH`` applies them at interpreter start, in the server and in every
-handler it spawns (the handler keeps ``PYTHONPATH``); nothing in Bodega knows."""
+The tiny models need patches in the process that runs them (widths that are
+literals in mflux's forward pass). A ``sitecustomize.py`` on the server's
+``PYTHONPATH`` applies them in every handler it spawns (the handler keeps
+``PYTHONPATH``) once mflux is imported; nothing in Bodega knows."""
 
 from __future__ import annotations
 
 import base64
 import importlib.util
 import io
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +23,14 @@ import openai
 import pytest
 from PIL import Image
 
-from tests.helpers import Server, queue_stats, start_server, stop_server, wait_until
+from tests.helpers import (
+    Server,
+    queue_stats,
+    sse_events,
+    start_server,
+    stop_server,
+    wait_until,
+)
 
 IMAGES = Path(__file__).parents[1] / "handlers" / "images"
 MODEL = "tiny-flux"
@@ -38,11 +45,34 @@ pytestmark = [
 ]
 
 SITECUSTOMIZE = f"""
-import sys
+import importlib, importlib.machinery, sys
 sys.path.insert(0, {str(IMAGES)!r})
-import tiny_mflux
-for owner, name, value in tiny_mflux._patches():
-    setattr(owner, name, value)
+# Patched once mflux's initializer is imported, as the engine does it: not at
+# start, where importing mflux would bring in transformers before the handler
+# keeps torch out (engine_loader.import_engine).
+TRIGGERS = {{
+    "mflux.models.flux.flux_initializer": "tiny_mflux",
+    "mflux.models.z_image.z_image_initializer": "tiny_zimage",
+}}
+
+
+class Patcher:
+    def find_spec(self, name, path, target=None):
+        if name not in TRIGGERS:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            for owner, attr, value in importlib.import_module(TRIGGERS[name])._patches():
+                setattr(owner, attr, value)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+sys.meta_path.insert(0, Patcher())
 """
 
 
@@ -52,10 +82,12 @@ def flux_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
     sys.path.insert(0, str(IMAGES))
     from tiny_mflux import build_tiny_mflux
+    from tiny_zimage import build_tiny_zimage
 
     folder = build_tiny_mflux(tmp_path_factory.mktemp("tiny-flux"))
     FOLDERS["dev"] = folder
     FOLDERS["dev-fill"] = build_tiny_mflux(tmp_path_factory.mktemp("tiny-fill"), "dev-fill")
+    FOLDERS["z-image"] = build_tiny_zimage(tmp_path_factory.mktemp("tiny-zimage"))
     hooks = tmp_path_factory.mktemp("site")
     (hooks / "sitecustomize.py").write_text(SITECUSTOMIZE)
     config = tmp_path_factory.mktemp("cfg") / "config.yaml"
@@ -106,7 +138,7 @@ def test_streaming_events_in_order(flux_server: Server) -> None:
     request = {**body, "partial_images": 1, "seed": 2}
     with flux_server.client.stream("POST", "/v1/images/generations", json=request) as r:
         assert r.status_code == 200
-        events = [json.loads(line[6:]) for line in r.iter_lines() if line.startswith("data: ")]
+        events = list(sse_events(r))
     kinds = [e["type"] for e in events]
     steps = [e["step"] for e in events if e["type"] == "image_generation.progress"]
     assert steps == [1, 2, 3]
@@ -205,6 +237,26 @@ def test_fill_inpaints_only_under_the_mask(flux_server: Server) -> None:
         assert no_mask.status_code == 400 and no_mask.json()["error"]["param"] == "mask"
     finally:
         flux_server.client.delete("/v1/admin/unload-model/tiny-fill")
+
+
+def test_z_image_turbo_generates_and_edits(flux_server: Server) -> None:
+    load(flux_server, "tiny-zimage", "z-image-turbo", FOLDERS["z-image"])
+    try:
+        first, again = (generate(flux_server, model="tiny-zimage") for _ in "ab")
+        assert first["data"] == again["data"]  # seeded
+        assert decode(first["data"][0]["b64_json"]).size == (64, 64)
+        other = generate(flux_server, model="tiny-zimage", seed=8)
+        assert other["data"] != first["data"]
+        edited = edit(flux_server, "tiny-zimage", strength="0.5")
+        assert edited.status_code == 200, edited.text
+        assert decode(edited.json()["data"][0]["b64_json"]).size == (64, 64)
+        r = flux_server.client.post(
+            "/v1/images/generations",
+            json={"model": "tiny-zimage", "prompt": "a fox", "size": "64x64", "guidance_scale": 3},
+        )
+        assert r.status_code == 400 and r.json()["error"]["param"] == "guidance_scale"
+    finally:
+        flux_server.client.delete("/v1/admin/unload-model/tiny-zimage")
 
 
 def test_a_client_that_leaves_stops_the_denoising(flux_server: Server) -> None:
