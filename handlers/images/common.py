@@ -37,6 +37,8 @@ class Job:
     image: Image | None = None
     mask: Image | None = None
     strength: float | None = None
+    # The images after the first, for models that take several references.
+    references: tuple[Image, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,8 @@ class ImageEngine:
     sizes = SizeRules(default=(512, 512), multiple=8, smallest=64, largest=2048)
     can_edit = False
     can_inpaint = False
+    # How many input images an edit may send.
+    max_images = 1
 
     def render(self, job: Job, on_step: OnStep) -> Image | None:
         """One image, or None when ``on_step`` stopped it."""
@@ -196,6 +200,7 @@ class ImageEngine:
                         param=param,
                     )
         image = mask = None
+        references: tuple[Image, ...] = ()
         if request.images:
             if not self.can_edit:
                 raise EngineError(
@@ -203,9 +208,14 @@ class ImageEngine:
                     "model with model_type image-edit)",
                     param="image",
                 )
-            if len(request.images) > 1:
-                raise EngineError("this model edits one image at a time", param="image")
+            if len(request.images) > self.max_images:
+                raise EngineError(
+                    f"this model takes at most {self.max_images} input image"
+                    f"{'s' if self.max_images > 1 else ''}; {len(request.images)} were sent",
+                    param="image",
+                )
             image = read_upload(request.images[0], "image")
+            references = tuple(read_upload(ref, "image") for ref in request.images[1:])
         if request.mask is not None:
             if not self.can_inpaint:
                 raise EngineError("this model cannot inpaint: send no mask", param="mask")
@@ -232,6 +242,7 @@ class ImageEngine:
             image=image,
             mask=mask,
             strength=request.strength,
+            references=references,
         )
 
     def _stored(self, image: Image, request: GenerateImage) -> ShmRef:

@@ -1,15 +1,20 @@
 """Image models on MLX through mflux (Metal, ``mlx[cuda]``, or the Linux CPU
-backend: slow, but it runs): FLUX.1 and Z-Image.
+backend: slow, but it runs): FLUX.1, FLUX.2 klein and Z-Image.
 
 ``config_name`` picks the mflux model config: mflux's own names (``schnell``,
-``dev``, ``krea-dev``, ``dev-kontext``, ``dev-fill``, ``z-image-turbo``,
-``z-image``) or the Bodega docs' names, mapped in ``BODEGA_NAMES``.
+``dev``, ``krea-dev``, ``dev-kontext``, ``dev-fill``, ``flux2-klein-4b``,
+``flux2-klein-9b``, ``z-image-turbo``, ``z-image``) or the Bodega docs' names,
+mapped in ``BODEGA_NAMES``.
 ``quantize`` 4 or 8 quantizes the weights after loading; 16 (or none) keeps
 them as stored. The text-to-image configs (Z-Image's too) do image to image
 (mflux's ``image_path`` + ``image_strength``);
 ``dev-kontext`` edits the image it is given as the prompt says (no strength);
 ``dev-fill`` inpaints under a mask, and the pixels outside it are kept
-exactly. Every call into mflux runs on the engine's one thread.
+exactly. FLUX.2 klein loaded as ``image-generation`` generates (and does
+image to image); loaded as ``image-edit`` it edits with up to
+``FLUX2_REFERENCES`` reference images and cannot generate (mflux 0.24's edit
+class needs at least one reference).
+Every call into mflux runs on the engine's one thread.
 """
 
 from __future__ import annotations
@@ -38,14 +43,20 @@ CONFIGS = {
     "krea-dev": "txt2img",
     "dev-kontext": "kontext",
     "dev-fill": "fill",
+    "flux2-klein-4b": "flux2",
+    "flux2-klein-9b": "flux2",
     "z-image-turbo": "zimage",
     "z-image": "zimage",
 }
 DEFAULT_STEPS = {
     "schnell": 4, "dev": 14, "krea-dev": 14, "dev-kontext": 14, "dev-fill": 14,
-    "z-image-turbo": 9, "z-image": 28,
+    "flux2-klein-4b": 4, "flux2-klein-9b": 4, "z-image-turbo": 9, "z-image": 28,
 }  # fmt: skip
 DEFAULT_GUIDANCE = 4.0
+# FLUX.2 klein is distilled: mflux's own default guidance for it.
+FLUX2_GUIDANCE = 1.0
+# Reference images a FLUX.2 edit takes (each adds its tokens to every step).
+FLUX2_REFERENCES = 4
 # Guidance-distilled configs: mflux forces their guidance to 0.
 NO_GUIDANCE = ("z-image-turbo",)
 
@@ -76,6 +87,14 @@ def _variant_class(variant: str) -> Any:
         from mflux.models.z_image.variants.z_image import ZImage
 
         return ZImage
+    if variant == "flux2":
+        from mflux.models.flux2.variants.txt2img.flux2_klein import Flux2Klein
+
+        return Flux2Klein
+    if variant == "flux2-edit":
+        from mflux.models.flux2.variants.edit.flux2_klein_edit import Flux2KleinEdit
+
+        return Flux2KleinEdit
     from mflux.models.flux.variants.txt2img.flux import Flux1
 
     return Flux1
@@ -91,7 +110,10 @@ class MfluxEngine(ImageEngine):
     def __init__(self, spec: LoadOptions) -> None:
         self._config_name = mflux_config(spec.config_name)
         self._variant = CONFIGS[self._config_name]
+        if self._variant == "flux2" and spec.model_type == "image-edit":
+            self._variant = "flux2-edit"
         self.can_inpaint = self._variant == "fill"
+        self.max_images = FLUX2_REFERENCES if self._variant == "flux2-edit" else 1
         self.default_steps = DEFAULT_STEPS[self._config_name]
         self._thread = PipelineThread("mflux")
         try:
@@ -128,13 +150,13 @@ class MfluxEngine(ImageEngine):
                 f"{config} is guidance-distilled: it takes no guidance_scale",
                 param="guidance_scale",
             )
-        if variant in ("kontext", "fill"):
-            if job.image is None:
-                raise EngineError(
-                    f"{config} edits an image: send one to /v1/images/edits", param="image"
-                )
-            if job.negative_prompt:
-                raise EngineError(f"{config} takes no negative_prompt", param="negative_prompt")
+        if variant in ("kontext", "fill", "flux2-edit") and job.image is None:
+            hint = " (load it as image-generation to generate)" if variant == "flux2-edit" else ""
+            raise EngineError(
+                f"{config} edits an image: send one to /v1/images/edits{hint}", param="image"
+            )
+        if variant in ("kontext", "fill", "flux2", "flux2-edit") and job.negative_prompt:
+            raise EngineError(f"{config} takes no negative_prompt", param="negative_prompt")
         if variant == "kontext" and job.strength is not None:
             raise EngineError(
                 f"{config} edits as the prompt says and takes no strength", param="strength"
@@ -148,7 +170,8 @@ class MfluxEngine(ImageEngine):
         flux = self._flux
         flux.callbacks = CallbackRegistry()
         flux.callbacks.register(_StepCallback(flux, on_step))
-        guidance = job.guidance_scale if job.guidance_scale is not None else DEFAULT_GUIDANCE
+        default = FLUX2_GUIDANCE if self._variant.startswith("flux2") else DEFAULT_GUIDANCE
+        guidance = job.guidance_scale if job.guidance_scale is not None else default
         if self._config_name in NO_GUIDANCE:
             guidance = 0.0
         kwargs: dict[str, Any] = {
@@ -161,7 +184,14 @@ class MfluxEngine(ImageEngine):
         }
         with tempfile.TemporaryDirectory() as folder:
             source = mask = None
-            if job.image is not None:
+            if job.image is not None and self._variant == "flux2-edit":
+                # References keep their own sizes: mflux encodes each at its aspect.
+                paths = []
+                for i, picture in enumerate((job.image, *job.references)):
+                    paths.append(str(Path(folder) / f"reference-{i}.png"))
+                    picture.convert("RGB").save(paths[-1])
+                kwargs.update(image_paths=paths, image_strength=job.strength)
+            elif job.image is not None:
                 source = job.image.convert("RGB").resize((job.width, job.height))
                 kwargs["image_path"] = str(Path(folder) / "input.png")
                 source.save(kwargs["image_path"])
@@ -188,7 +218,7 @@ class MfluxEngine(ImageEngine):
         """The prompt's tokens in the encoder that reads the whole prompt
         (FLUX.1: T5; Z-Image: its Qwen3 encoder)."""
         tokenizers = getattr(self._flux, "tokenizers", {})
-        tokenizer = tokenizers.get("t5") or tokenizers.get("z_image")
+        tokenizer = tokenizers.get("t5") or tokenizers.get("z_image") or tokenizers.get("qwen3")
         inner = getattr(tokenizer, "tokenizer", None)
         return len(inner(prompt).input_ids) if inner is not None else 0
 

@@ -1,7 +1,7 @@
 """mflux through the server: the tiny FLUX.1 (tests/handlers/images/tiny_mflux.py,
-also as Kontext and Fill) and Z-Image (tiny_zimage.py) loaded by real handler
-processes, generated and edited over HTTP and through the official ``openai``
-SDK, streamed, and cancelled by a client that leaves.
+also as Kontext and Fill), FLUX.2 klein (tiny_flux2.py) and Z-Image (tiny_zimage.py)
+loaded by real handler processes, generated and edited over HTTP and through the
+official ``openai`` SDK, streamed, and cancelled by a client that leaves.
 
 The tiny models need patches in the process that runs them (widths that are
 literals in mflux's forward pass). A ``sitecustomize.py`` on the server's
@@ -53,6 +53,7 @@ sys.path.insert(0, {str(IMAGES)!r})
 TRIGGERS = {{
     "mflux.models.flux.flux_initializer": "tiny_mflux",
     "mflux.models.z_image.z_image_initializer": "tiny_zimage",
+    "mflux.models.flux2.flux2_initializer": "tiny_flux2",
 }}
 
 
@@ -81,6 +82,7 @@ def flux_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     import sys
 
     sys.path.insert(0, str(IMAGES))
+    from tiny_flux2 import build_tiny_flux2
     from tiny_mflux import build_tiny_mflux
     from tiny_zimage import build_tiny_zimage
 
@@ -88,6 +90,7 @@ def flux_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     FOLDERS["dev"] = folder
     FOLDERS["dev-fill"] = build_tiny_mflux(tmp_path_factory.mktemp("tiny-fill"), "dev-fill")
     FOLDERS["z-image"] = build_tiny_zimage(tmp_path_factory.mktemp("tiny-zimage"))
+    FOLDERS["flux2"] = build_tiny_flux2(tmp_path_factory.mktemp("tiny-flux2"))
     hooks = tmp_path_factory.mktemp("site")
     (hooks / "sitecustomize.py").write_text(SITECUSTOMIZE)
     config = tmp_path_factory.mktemp("cfg") / "config.yaml"
@@ -185,9 +188,11 @@ def test_the_openai_sdk_generates_and_edits(flux_server: Server) -> None:
     assert masked.status_code == 400 and masked.json()["error"]["param"] == "mask"
 
 
-def load(server: Server, model_id: str, config_name: str, folder: Path) -> None:
+def load(
+    server: Server, model_id: str, config_name: str, folder: Path, kind: str = "image-edit"
+) -> None:
     body = {
-        "model_path": str(folder), "model_id": model_id, "model_type": "image-edit",
+        "model_path": str(folder), "model_id": model_id, "model_type": kind,
         "engine": "mflux", "config_name": config_name,
     }  # fmt: skip
     r = server.client.post("/v1/admin/load-model", json=body, timeout=120)
@@ -257,6 +262,47 @@ def test_z_image_turbo_generates_and_edits(flux_server: Server) -> None:
         assert r.status_code == 400 and r.json()["error"]["param"] == "guidance_scale"
     finally:
         flux_server.client.delete("/v1/admin/unload-model/tiny-zimage")
+
+
+def test_flux2_klein_generates_and_edits_with_several_references(flux_server: Server) -> None:
+    load(flux_server, "tiny-klein", "flux2-klein-4b", FOLDERS["flux2"], "image-generation")
+    load(flux_server, "tiny-klein-edit", "flux2-klein-4b", FOLDERS["flux2"])
+    try:
+        made = generate(flux_server, model="tiny-klein")
+        assert made["data"] == generate(flux_server, model="tiny-klein")["data"]
+        assert decode(made["data"][0]["b64_json"]).size == (64, 64)
+        noisy = Image.effect_noise((64, 64), 80).convert("RGB")
+        green = Image.new("RGB", (64, 64), (10, 200, 30))
+        answers = []
+        for references in ([green], [green, noisy]):
+            files = [
+                ("image[]", (f"{i}.png", png(p), "image/png")) for i, p in enumerate(references)
+            ]
+            data = {"model": "tiny-klein-edit", "prompt": "a fox", "steps": "2", "seed": "3"}
+            r = flux_server.client.post("/v1/images/edits", data=data, files=files, timeout=120)
+            assert r.status_code == 200, r.text
+            answers.append(np.asarray(decode(r.json()["data"][0]["b64_json"])).astype(int))
+        assert answers[0].shape == (64, 64, 3)
+        assert not np.array_equal(answers[0], answers[1])  # the second reference counts
+        files = [("image[]", (f"{i}.png", png(green), "image/png")) for i in range(5)]
+        data = {"model": "tiny-klein-edit", "prompt": "a fox"}
+        five = flux_server.client.post("/v1/images/edits", data=data, files=files)
+        assert five.status_code == 400 and five.json()["error"]["param"] == "image"
+        assert "at most 4" in five.json()["error"]["message"]
+        generation = flux_server.client.post(
+            "/v1/images/generations",
+            json={"model": "tiny-klein-edit", "prompt": "a fox", "size": "64x64"},
+        )
+        assert generation.status_code == 400 and generation.json()["error"]["param"] == "image"
+        negative = flux_server.client.post(
+            "/v1/images/generations",
+            json={"model": "tiny-klein", "prompt": "a fox", "negative_prompt": "blur"},
+        )
+        assert negative.status_code == 400
+        assert negative.json()["error"]["param"] == "negative_prompt"
+    finally:
+        for model_id in ("tiny-klein", "tiny-klein-edit"):
+            flux_server.client.delete(f"/v1/admin/unload-model/{model_id}")
 
 
 def test_a_client_that_leaves_stops_the_denoising(flux_server: Server) -> None:
