@@ -216,7 +216,7 @@ class MfluxEngine(ImageEngine):
 
     def count_tokens(self, prompt: str) -> int:
         """The prompt's tokens in the encoder that reads the whole prompt
-        (FLUX.1: T5; Z-Image: its Qwen3 encoder)."""
+        (FLUX.1: T5; FLUX.2 and Z-Image: their Qwen3 encoders)."""
         tokenizers = getattr(self._flux, "tokenizers", {})
         tokenizer = tokenizers.get("t5") or tokenizers.get("z_image") or tokenizers.get("qwen3")
         inner = getattr(tokenizer, "tokenizer", None)
