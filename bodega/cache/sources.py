@@ -14,6 +14,7 @@ from contextlib import aclosing
 import msgspec
 
 from bodega.registry.model import Model
+from bodega.telemetry.context import CURRENT
 from ipc.messages import Delta, Finished, Generate
 
 Frame = Delta | Finished
@@ -59,8 +60,16 @@ class Replay:
     async def stream(
         self, message: Generate, priority: int | None = None
     ) -> AsyncGenerator[Frame, None]:
-        """The cached frames of the choice ``message`` asks for."""
+        """The cached frames of the choice ``message`` asks for; the access
+        log gets the model and the answer's usage, as a miss's line does."""
+        info = CURRENT.get()
+        if info is not None:
+            info.model = self.id
         for frame in self._choices[self._which.index(message)]:
+            if isinstance(frame, Finished) and info is not None:
+                info.prompt_tokens += frame.usage.prompt_tokens
+                info.completion_tokens += frame.usage.completion_tokens
+                info.cached_tokens += frame.usage.cached_tokens
             yield frame
 
 

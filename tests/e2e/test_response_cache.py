@@ -43,7 +43,7 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(config: Path) -> Iterator[Server]:
-    srv = start_server("--config", str(config))
+    srv = start_server("--config", str(config), log_path=config.parent / "server.log")
     yield srv
     stop_server(srv)
 
@@ -68,6 +68,28 @@ def cache_hits(server: Server) -> float:
     text = server.client.get("/metrics").text
     match = re.search(r'^bodega_response_cache_hits_total\{model="lm"\} (\S+)$', text, re.M)
     return float(match.group(1)) if match else 0.0
+
+
+def access_line(config: Path, request_id: str) -> str:
+    """The access-log line of the request ``request_id``."""
+
+    def line() -> str | None:
+        text = (config.parent / "server.log").read_text()
+        return next((row for row in text.splitlines() if f"[{request_id}]" in row), None)
+
+    found: str = wait_until(line)
+    return found
+
+
+def test_a_hit_is_logged_with_its_model_and_tokens(config: Path, server: Server) -> None:
+    body = chat_for("lm", fresh("Name a metal."), max_tokens=5, temperature=0)
+    chat(server, body)
+    hit = chat(server, body)
+    assert hit.headers[HEADER] == "hit"
+    line = access_line(config, hit.headers["X-Request-Id"])
+    usage = hit.json()["usage"]
+    assert "model=lm " in line
+    assert f"tokens_in={usage['prompt_tokens']} tokens_out={usage['completion_tokens']}" in line
 
 
 def test_a_greedy_chat_is_answered_from_the_cache(server: Server) -> None:
