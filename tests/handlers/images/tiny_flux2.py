@@ -24,8 +24,8 @@ tiny model takes two parts:
   ones. The head size stays at 128 in both attention stacks and the packed
   latent keeps its 128 channels (32 latent channels x 2x2), so both rotary
   tables and the latent plumbing are mflux's own.
-* ``tiny_flux2_patches()`` (a context manager; or
-  ``apply_tiny_flux2_patches`` with a pytest ``monkeypatch``) fixes what the
+* ``tiny_flux2_patches()`` (a context manager; ``_patches()`` lists them)
+  fixes what the
   weights alone cannot: the attention modules keep their head counts and
   widths as plain attributes set at construction (24 heads and a 3072-wide
   q/k/v split in the transformer, 32 query / 8 key-value heads in the text
@@ -53,9 +53,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from tiny_parts import (
+    loaded_prefix,
+    mflux_version,
+    out_dim,
+    patched,
+    random_params,
+    write_qwen_tokenizer,
+)
 
 # Head size of both attention stacks, as in FLUX.2 (the transformer's rope axes
 # 4 x 32 and the text encoder's rotary table both cover 128 dims).
@@ -80,43 +88,6 @@ VAE_CHANNELS = (32, 64, 32, 32)
 
 DOUBLE_BLOCKS = 1  # of 5
 SINGLE_BLOCKS = 1  # of 20
-
-_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"]
-
-# Qwen3's template, reduced to what the FLUX.2 tokenizer call uses
-# (user message, generation prompt, enable_thinking=False).
-_CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}"
-    "{% if enable_thinking is defined and enable_thinking is false %}"
-    "{{ '<think>\\n\\n</think>\\n\\n' }}{% endif %}{% endif %}"
-)
-
-
-def _write_tokenizer(dest: Path) -> int:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    # Byte-level BPE over the 256 byte symbols and no merges (as Qwen's, minus
-    # its 151k learned pieces), then Qwen's special tokens. mflux loads it as a
-    # Qwen2TokenizerFast, which reads the same tokenizer.json.
-    byte_symbols = sorted(pre_tokenizers.ByteLevel.alphabet())
-    vocab = {s: i for i, s in enumerate(byte_symbols)}
-    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    backend.decoder = decoders.ByteLevel()
-    backend.add_special_tokens(_SPECIAL)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        padding_side="right",
-    )
-    tokenizer.chat_template = _CHAT_TEMPLATE
-    tokenizer.save_pretrained(str(dest / "tokenizer"))
-    return len(tokenizer)
 
 
 def _tiny_modules(vocab: int) -> dict[str, Any]:
@@ -148,65 +119,19 @@ def _tiny_modules(vocab: int) -> dict[str, Any]:
     return {"transformer": transformer, "text_encoder": text_encoder, "vae": vae}
 
 
-def _tiny_params(module: Any, seed: int) -> dict[str, Any]:
-    import mlx.core as mx
-    from mflux.models.common_models.qwen3_vl.qwen3_vl_rms_norm import Qwen3VLRMSNorm
-    from mlx import nn
-    from mlx.utils import tree_flatten
-
-    norms = {
-        prefix
-        for prefix, sub in module.named_modules()
-        if isinstance(sub, (nn.RMSNorm, nn.LayerNorm, nn.GroupNorm, Qwen3VLRMSNorm))
-    }
-    mx.random.seed(seed)
-    out = {}
-    for name, value in tree_flatten(module.parameters()):
-        if name.endswith("inv_freq"):
-            continue  # the text encoder's rotary table: computed, not a weight
-        shape = tuple(value.shape)
-        owner = name.rsplit(".", 1)[0] if "." in name else ""
-        if name.endswith("running_var"):
-            # The VAE's latent statistics (packed 128 channels): identity.
-            out[name] = mx.ones(shape, dtype=mx.float32)
-            continue
-        if name.endswith("running_mean"):
-            out[name] = mx.zeros(shape, dtype=mx.float32)
-            continue
-        if name.endswith("bias") or owner in norms:
-            # Norm scales at one, biases at zero: keeps the random stream finite.
-            fill = 1.0 if name.endswith("weight") else 0.0
-            arr = mx.full(shape, fill, dtype=mx.float32)
-        else:
-            fan_in = 1
-            for d in shape[1:]:
-                fan_in *= d
-            arr = mx.random.normal(shape) * (fan_in**-0.5)
-        out[name] = arr.astype(mx.bfloat16)
-    return out
-
-
-def _mflux_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("mflux")
-    except PackageNotFoundError:
-        return "0.24.0"
-
-
 def build_tiny_flux2(dest: Path) -> Path:
     """Write the tiny FLUX.2 klein folder into ``dest`` (created if needed) and
     return it. ``flux2-klein-4b`` (``Flux2KleinEdit``, ``Flux2Klein``) loads
     it; the transformer has no guidance embedder, as in klein."""
     import mlx.core as mx
+    from mflux.models.common_models.qwen3_vl.qwen3_vl_rms_norm import Qwen3VLRMSNorm
 
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    vocab = _write_tokenizer(dest)
-    metadata = {"quantization_level": "None", "mflux_version": _mflux_version()}
+    vocab = write_qwen_tokenizer(dest)
+    metadata = {"quantization_level": "None", "mflux_version": mflux_version()}
     for seed, (component, module) in enumerate(_tiny_modules(vocab).items()):
-        params = _tiny_params(module, seed)
+        params = random_params(module, seed, norm_types=(Qwen3VLRMSNorm,))
         (dest / component).mkdir(exist_ok=True)
         mx.save_safetensors(str(dest / component / "0.safetensors"), params, metadata=metadata)
     (dest / "tiny_flux2.json").write_text(
@@ -248,37 +173,37 @@ def _patches() -> list[tuple[Any, str, Any]]:
         # The block lists are built at their full count; drop the ones the
         # checkpoint left at their (lazy, never evaluated) full size.
         transformer = model.transformer
-        transformer.transformer_blocks = _loaded_prefix(
+        transformer.transformer_blocks = loaded_prefix(
             transformer.transformer_blocks, lambda b: b.attn.to_q
         )
-        transformer.single_transformer_blocks = _loaded_prefix(
+        transformer.single_transformer_blocks = loaded_prefix(
             transformer.single_transformer_blocks, lambda b: b.attn.to_qkv_mlp_proj
         )
-        transformer.inner_dim = _out_dim(transformer.x_embedder)
+        transformer.inner_dim = out_dim(transformer.x_embedder)
         modules = [transformer]
         encoder = model.text_encoder
         if encoder is not None and hasattr(encoder, "layers"):
-            encoder.layers = _loaded_prefix(encoder.layers, lambda layer: layer.self_attn.q_proj)
+            encoder.layers = loaded_prefix(encoder.layers, lambda layer: layer.self_attn.q_proj)
             encoder.num_hidden_layers = len(encoder.layers)
-            encoder.hidden_size = _out_dim(encoder.layers[0].self_attn.o_proj)
+            encoder.hidden_size = out_dim(encoder.layers[0].self_attn.o_proj)
             modules.append(encoder)
         for module in modules:
             for _, sub in module.named_modules():
                 if isinstance(sub, Flux2Attention):
-                    sub.inner_dim = _out_dim(sub.to_q)
+                    sub.inner_dim = out_dim(sub.to_q)
                     sub.heads = sub.inner_dim // sub.dim_head
                 elif isinstance(sub, Flux2ParallelSelfAttention):
                     # to_qkv_mlp_proj: 3 * inner + 2 * mlp out; to_out: inner + mlp in.
                     both = _in_dim(sub.to_out)
-                    sub.inner_dim = _out_dim(sub.to_qkv_mlp_proj) - 2 * both
+                    sub.inner_dim = out_dim(sub.to_qkv_mlp_proj) - 2 * both
                     sub.mlp_hidden_dim = both - sub.inner_dim
                     sub.heads = sub.inner_dim // sub.dim_head
                 elif isinstance(sub, AdaLayerNormContinuous):
-                    sub.embedding_dim = _out_dim(sub.linear) // 2
+                    sub.embedding_dim = out_dim(sub.linear) // 2
                 elif isinstance(sub, Qwen3VLAttention):
-                    sub.hidden_size = _out_dim(sub.o_proj)
-                    sub.num_attention_heads = _out_dim(sub.q_proj) // sub.head_dim
-                    sub.num_key_value_heads = _out_dim(sub.k_proj) // sub.head_dim
+                    sub.hidden_size = out_dim(sub.o_proj)
+                    sub.num_attention_heads = out_dim(sub.q_proj) // sub.head_dim
+                    sub.num_key_value_heads = out_dim(sub.k_proj) // sub.head_dim
                     sub.num_key_value_groups = sub.num_attention_heads // sub.num_key_value_heads
 
     original_prompt_embeds = Qwen3TextEncoder.get_prompt_embeds
@@ -313,40 +238,12 @@ def _spread_layers(indices: tuple[int, ...], layers: int) -> tuple[int, ...]:
     return tuple(max(1, i * layers // top) if i > 0 else 0 for i in indices)
 
 
-def _loaded_prefix(blocks: list, probe: Callable[[Any], Any]) -> list:
-    width = probe(blocks[0]).weight.shape
-    count = 0
-    while count < len(blocks) and probe(blocks[count]).weight.shape == width:
-        count += 1
-    return blocks[:count]
-
-
-def _out_dim(linear: Any) -> int:
-    # A quantized Linear keeps its output rows; only the input side is packed.
-    return linear.weight.shape[0]
-
-
 def _in_dim(linear: Any) -> int:
     # A quantized Linear packs its input side into 32-bit words.
     bits = getattr(linear, "bits", None)
     return linear.weight.shape[1] * 32 // bits if bits else linear.weight.shape[1]
 
 
-def apply_tiny_flux2_patches(monkeypatch: Any) -> None:
-    """Apply the patches through a pytest ``monkeypatch`` (undone at teardown)."""
-    for owner, name, value in _patches():
-        monkeypatch.setattr(owner, name, value)
-
-
-@contextlib.contextmanager
-def tiny_flux2_patches() -> Iterator[None]:
+def tiny_flux2_patches() -> contextlib.AbstractContextManager[None]:
     """The patches for the duration of a ``with`` block."""
-    patches = _patches()
-    saved = [(owner, name, owner.__dict__[name]) for owner, name, _ in patches]
-    try:
-        for owner, name, value in patches:
-            setattr(owner, name, value)
-        yield
-    finally:
-        for owner, name, value in reversed(saved):
-            setattr(owner, name, value)
+    return patched(_patches())

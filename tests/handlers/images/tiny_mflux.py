@@ -13,8 +13,8 @@ attention heads, a 24-block 4096-wide T5, a 12-layer 768-wide CLIP, a
   parameter shapes are not checked by mlx's ``Module.update``, so the tiny
   arrays simply replace the (never evaluated, lazily initialised) full-size
   ones.
-* ``tiny_mflux_patches()`` (a context manager; or ``apply_tiny_mflux_patches``
-  with a pytest ``monkeypatch``) replaces the few places where a FLUX dimension
+* ``tiny_mflux_patches()`` (a context manager; ``_patches()`` lists them)
+  replaces the few places where a FLUX dimension
   is a literal in the forward pass with versions that read it off the weights.
   For the real model they compute the same numbers, so they are harmless if
   left on. They must be active while the model is built and run, in the same
@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from tiny_parts import loaded_prefix, out_dim, patched, random_params
 
 # Transformer: 1 head of 128 (FLUX's rope covers 16+56+56 = 128 dims per head).
 HIDDEN = 128
@@ -89,28 +90,6 @@ def _write_tokenizers(dest: Path) -> tuple[int, int]:
     return len(clip), len(t5)
 
 
-def _tiny_params(module: Any, dims: dict[int, int], seed: int) -> dict[str, Any]:
-    import mlx.core as mx
-    from mlx.utils import tree_flatten
-
-    mx.random.seed(seed)
-    out = {}
-    for name, value in tree_flatten(module.parameters()):
-        shape = tuple(dims.get(d, d) for d in value.shape)
-        owner = name.split(".")[-2] if "." in name else ""
-        if name.endswith("bias") or "norm" in owner:
-            # Norm scales at one, biases at zero: keeps the random stream finite.
-            fill = 1.0 if name.endswith("weight") else 0.0
-            arr = mx.full(shape, fill, dtype=mx.float32)
-        else:
-            fan_in = 1
-            for d in shape[1:]:
-                fan_in *= d
-            arr = mx.random.normal(shape) * (fan_in**-0.5)
-        out[name] = arr.astype(mx.bfloat16)
-    return out
-
-
 def build_tiny_mflux(dest: Path, config: str = "dev") -> Path:
     """Write the tiny FLUX.1 folder into ``dest`` (created if needed) and return
     it. ``config`` is the mflux config whose transformer it copies: ``dev``
@@ -147,7 +126,7 @@ def build_tiny_mflux(dest: Path, config: str = "dev") -> Path:
     clip.text_model.encoder.layers = clip.text_model.encoder.layers[:CLIP_LAYERS]
     metadata = {"quantization_level": "None", "mflux_version": "0.24.0"}
     for seed, ((component, subdir), module) in enumerate(modules.items()):
-        params = _tiny_params(module, dims[component], seed)
+        params = random_params(module, seed, dims[component])
         (dest / subdir).mkdir(exist_ok=True)
         mx.save_safetensors(str(dest / subdir / "0.safetensors"), params, metadata=metadata)
     (dest / "tiny_mflux.json").write_text(
@@ -206,18 +185,18 @@ def _patches() -> list[tuple[Any, str, Any]]:
         # T5 and CLIP build a fixed number of blocks; drop the ones the checkpoint
         # left at their (lazy, never evaluated) full size.
         t5 = model.t5_text_encoder
-        t5.t5_blocks = _loaded_prefix(t5.t5_blocks, lambda b: b.attention.SelfAttention.q)
+        t5.t5_blocks = loaded_prefix(t5.t5_blocks, lambda b: b.attention.SelfAttention.q)
         encoder = model.clip_text_encoder.text_model.encoder
-        encoder.layers = _loaded_prefix(encoder.layers, lambda layer: layer.self_attn.q_proj)
+        encoder.layers = loaded_prefix(encoder.layers, lambda layer: layer.self_attn.q_proj)
         for _, module in model.named_modules():
             if isinstance(module, (JointAttention, SingleBlockAttention)):
-                module.num_heads = _out_dim(module.to_q) // module.head_dimension
+                module.num_heads = out_dim(module.to_q) // module.head_dimension
             elif isinstance(module, AdaLayerNormContinuous):
-                module.embedding_dim = _out_dim(module.linear) // 2
+                module.embedding_dim = out_dim(module.linear) // 2
             elif isinstance(module, AdaLayerNormZeroSingle):
-                module.dim = _out_dim(module.linear) // 3
+                module.dim = out_dim(module.linear) // 3
             elif isinstance(module, CLIPSdpaAttention):
-                module.head_dimension = _out_dim(module.q_proj) // module.num_heads
+                module.head_dimension = out_dim(module.q_proj) // module.num_heads
 
     return [
         (T5SelfAttention, "shape", staticmethod(t5_shape)),
@@ -225,19 +204,6 @@ def _patches() -> list[tuple[Any, str, Any]]:
         (AdaLayerNormZero, "__call__", ada_zero_call),
         (FluxInitializer, "_apply_weights", staticmethod(apply_weights)),
     ]
-
-
-def _loaded_prefix(blocks: list, probe) -> list:
-    width = probe(blocks[0]).weight.shape
-    count = 0
-    while count < len(blocks) and probe(blocks[count]).weight.shape == width:
-        count += 1
-    return blocks[:count]
-
-
-def _out_dim(linear) -> int:
-    # A quantized Linear keeps its output rows; only the input side is packed.
-    return linear.weight.shape[0]
 
 
 def _ada_zero_small(self, chunk, hidden_states, text_embeddings):
@@ -250,21 +216,6 @@ def _ada_zero_small(self, chunk, hidden_states, text_embeddings):
     return hidden_states, gate_msa, shift_mlp, scale_mlp, gate_mlp
 
 
-def apply_tiny_mflux_patches(monkeypatch) -> None:
-    """Apply the patches through a pytest ``monkeypatch`` (undone at teardown)."""
-    for owner, name, value in _patches():
-        monkeypatch.setattr(owner, name, value)
-
-
-@contextlib.contextmanager
-def tiny_mflux_patches() -> Iterator[None]:
+def tiny_mflux_patches() -> contextlib.AbstractContextManager[None]:
     """The patches for the duration of a ``with`` block."""
-    patches = _patches()
-    saved = [(owner, name, owner.__dict__[name]) for owner, name, _ in patches]
-    try:
-        for owner, name, value in patches:
-            setattr(owner, name, value)
-        yield
-    finally:
-        for owner, name, value in reversed(saved):
-            setattr(owner, name, value)
+    return patched(_patches())

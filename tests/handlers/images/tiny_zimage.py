@@ -16,8 +16,8 @@ mflux's ``ZImageInitializer._init_models`` always builds Z-Image at full size
   (never evaluated, lazily initialised) full-size ones. The head size stays at
   128 in both the transformer and the text encoder, so both rotary tables are
   mflux's own.
-* ``tiny_zimage_patches()`` (a context manager; or
-  ``apply_tiny_zimage_patches`` with a pytest ``monkeypatch``) fixes what the
+* ``tiny_zimage_patches()`` (a context manager; ``_patches()`` lists them)
+  fixes what the
   weights alone cannot: the attention modules keep their head counts as plain
   attributes set at construction (30 heads in the transformer, 32 query / 8
   key-value heads in the text encoder), and the block lists keep their 30 / 2 /
@@ -34,9 +34,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from tiny_parts import (
+    loaded_prefix,
+    mflux_version,
+    out_dim,
+    patched,
+    random_params,
+    write_qwen_tokenizer,
+)
 
 # Head size of both attention stacks, as in Z-Image (the transformer's rope
 # axes 32+48+48 and the text encoder's rotary table both cover 128 dims).
@@ -56,19 +64,6 @@ VAE_CHANNELS = 64
 LAYERS = 1  # of Z-Image's hard-coded 30
 REFINER_LAYERS = 1  # of 2 (noise refiner and context refiner each)
 TEXT_LAYERS = 2  # of 36; Z-Image reads the second-to-last hidden state
-
-_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"]
-
-# Qwen3's template, reduced to what Z-Image's tokenizer call uses
-# (user message, generation prompt, enable_thinking).
-_CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}"
-    "{% if enable_thinking is defined and enable_thinking is false %}"
-    "{{ '<think>\\n\\n</think>\\n\\n' }}{% endif %}{% endif %}"
-)
 
 
 def _dim_maps(vocab: int) -> dict[str, dict[int, int]]:
@@ -91,69 +86,6 @@ def _dim_maps(vocab: int) -> dict[str, dict[int, int]]:
     }
 
 
-def _write_tokenizer(dest: Path) -> int:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    # Byte-level BPE over the 256 byte symbols and no merges (as Qwen's, minus
-    # its 151k learned pieces), then Qwen's special tokens.
-    byte_symbols = sorted(pre_tokenizers.ByteLevel.alphabet())
-    vocab = {s: i for i, s in enumerate(byte_symbols)}
-    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    backend.decoder = decoders.ByteLevel()
-    backend.add_special_tokens(_SPECIAL)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        padding_side="right",
-    )
-    tokenizer.chat_template = _CHAT_TEMPLATE
-    tokenizer.save_pretrained(str(dest / "tokenizer"))
-    return len(tokenizer)
-
-
-def _tiny_params(module: Any, dims: dict[int, int], seed: int) -> dict[str, Any]:
-    import mlx.core as mx
-    from mlx import nn
-    from mlx.utils import tree_flatten
-
-    # Norms by type, not by name: Z-Image's caption norm is ``cap_embedder.0``.
-    norms = {
-        prefix
-        for prefix, sub in module.named_modules()
-        if isinstance(sub, (nn.RMSNorm, nn.LayerNorm, nn.GroupNorm))
-    }
-    mx.random.seed(seed)
-    out = {}
-    for name, value in tree_flatten(module.parameters()):
-        if name.endswith("inv_freq"):
-            continue  # the text encoder's rotary table: computed, not a weight
-        shape = tuple(dims.get(d, d) for d in value.shape)
-        owner = name.rsplit(".", 1)[0] if "." in name else ""
-        if name.endswith("bias") or owner in norms:
-            # Norm scales at one, biases at zero: keeps the random stream finite.
-            fill = 1.0 if name.endswith("weight") else 0.0
-            arr = mx.full(shape, fill, dtype=mx.float32)
-        else:
-            fan_in = 1
-            for d in shape[1:]:
-                fan_in *= d
-            arr = mx.random.normal(shape) * (fan_in**-0.5)
-        out[name] = arr.astype(mx.bfloat16)
-    return out
-
-
-def _mflux_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("mflux")
-    except PackageNotFoundError:
-        return "0.24.0"
-
-
 def build_tiny_zimage(dest: Path) -> Path:
     """Write the tiny Z-Image folder into ``dest`` (created if needed) and
     return it. Both ``z-image-turbo`` and ``z-image`` load it (they share the
@@ -165,7 +97,7 @@ def build_tiny_zimage(dest: Path) -> Path:
 
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    vocab = _write_tokenizer(dest)
+    vocab = write_qwen_tokenizer(dest)
     dims = _dim_maps(vocab)
 
     # Full-size modules, never evaluated (mlx is lazy): only their parameter
@@ -176,9 +108,9 @@ def build_tiny_zimage(dest: Path) -> Path:
         "text_encoder": TextEncoder(num_hidden_layers=TEXT_LAYERS),
         "vae": VAE(),
     }
-    metadata = {"quantization_level": "None", "mflux_version": _mflux_version()}
+    metadata = {"quantization_level": "None", "mflux_version": mflux_version()}
     for seed, (component, module) in enumerate(modules.items()):
-        params = _tiny_params(module, dims[component], seed)
+        params = random_params(module, seed, dims[component])
         (dest / component).mkdir(exist_ok=True)
         mx.save_safetensors(str(dest / component / "0.safetensors"), params, metadata=metadata)
     (dest / "tiny_zimage.json").write_text(
@@ -208,17 +140,17 @@ def _patches() -> list[tuple[Any, str, Any]]:
         transformer = model.transformer
         for attr in ("noise_refiner", "context_refiner", "layers"):
             blocks = getattr(transformer, attr)
-            setattr(transformer, attr, _loaded_prefix(blocks, lambda b: b.attention.to_q))
+            setattr(transformer, attr, loaded_prefix(blocks, lambda b: b.attention.to_q))
         encoder = model.text_encoder
-        encoder.layers = _loaded_prefix(encoder.layers, lambda layer: layer.self_attn.q_proj)
+        encoder.layers = loaded_prefix(encoder.layers, lambda layer: layer.self_attn.q_proj)
         for module in (transformer, encoder):
             for _, sub in module.named_modules():
                 if isinstance(sub, ZImageAttention):
-                    sub.dim = _out_dim(sub.to_q)
+                    sub.dim = out_dim(sub.to_q)
                     sub.n_heads = sub.dim // sub.head_dim
                 elif isinstance(sub, Attention):
-                    sub.num_heads = _out_dim(sub.q_proj) // sub.head_dim
-                    sub.num_kv_heads = _out_dim(sub.k_proj) // sub.head_dim
+                    sub.num_heads = out_dim(sub.q_proj) // sub.head_dim
+                    sub.num_kv_heads = out_dim(sub.k_proj) // sub.head_dim
                     sub.num_kv_groups = sub.num_heads // sub.num_kv_heads
         first = transformer.layers[0].attention
         transformer.dim, transformer.n_heads = first.dim, first.n_heads
@@ -226,34 +158,6 @@ def _patches() -> list[tuple[Any, str, Any]]:
     return [(ZImageInitializer, "_apply_weights", staticmethod(apply_weights))]
 
 
-def _loaded_prefix(blocks: list, probe: Callable[[Any], Any]) -> list:
-    width = probe(blocks[0]).weight.shape
-    count = 0
-    while count < len(blocks) and probe(blocks[count]).weight.shape == width:
-        count += 1
-    return blocks[:count]
-
-
-def _out_dim(linear: Any) -> int:
-    # A quantized Linear keeps its output rows; only the input side is packed.
-    return linear.weight.shape[0]
-
-
-def apply_tiny_zimage_patches(monkeypatch: Any) -> None:
-    """Apply the patches through a pytest ``monkeypatch`` (undone at teardown)."""
-    for owner, name, value in _patches():
-        monkeypatch.setattr(owner, name, value)
-
-
-@contextlib.contextmanager
-def tiny_zimage_patches() -> Iterator[None]:
+def tiny_zimage_patches() -> contextlib.AbstractContextManager[None]:
     """The patches for the duration of a ``with`` block."""
-    patches = _patches()
-    saved = [(owner, name, owner.__dict__[name]) for owner, name, _ in patches]
-    try:
-        for owner, name, value in patches:
-            setattr(owner, name, value)
-        yield
-    finally:
-        for owner, name, value in reversed(saved):
-            setattr(owner, name, value)
+    return patched(_patches())
