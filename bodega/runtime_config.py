@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 import trio
 from msgspec import Meta
 
+from bodega.env_overrides import Override, overridden, variable
 from bodega.errors import ExecutionTimeout
 from catalog.devices import DEVICE_PATTERN
 
@@ -40,23 +41,14 @@ def runtime_with_env(
 ) -> RuntimeSection:
     """``section`` with the environment's values, then ``--device``; a
     ValueError naming the variable when one does not validate."""
-    raw: dict[str, Any] = msgspec.to_builtins(section)
+    overrides: list[Override] = []
     for name, key in RUNTIME_ENV_KEYS.items():
         value = environ.get(name, "").strip()
-        if not value:
-            continue
-        raw[key] = value.lower() if key == "device" else value
-        try:
-            msgspec.convert(raw, type=RuntimeSection, strict=False)
-        except msgspec.ValidationError as exc:
-            raise ValueError(f"invalid environment variable {name}: {exc}") from None
+        if value:
+            overrides.append((variable(name), (key,), value.lower() if key == "device" else value))
     if device is not None:
-        raw["device"] = device.strip().lower()
-        try:
-            msgspec.convert(raw, type=RuntimeSection, strict=False)
-        except msgspec.ValidationError as exc:
-            raise ValueError(f"invalid --device: {exc}") from None
-    return msgspec.convert(raw, type=RuntimeSection, strict=False)
+        overrides.append(("--device", ("device",), device.strip().lower()))
+    return overridden(section, overrides)
 
 
 @contextmanager

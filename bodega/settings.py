@@ -16,7 +16,7 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import msgspec
 import yaml
@@ -24,6 +24,7 @@ from msgspec import Meta
 
 from bodega.cache.config import CacheSection, cache_with_env
 from bodega.catalog_presets.config import Catalog, CatalogSection, alias_environment, catalog_from
+from bodega.env_overrides import Override, overridden, variable
 from bodega.orchestration.config import OrchestrationSection, orchestration_with_env
 from bodega.responses.config import ResponsesSection
 from bodega.runtime_config import RuntimeSection, runtime_with_env
@@ -371,7 +372,7 @@ def server_with_env(section: ServerSection, environ: Mapping[str, str]) -> Serve
 
     Raises ``ValueError`` naming the variable when a value does not validate.
     """
-    raw: dict[str, Any] = msgspec.to_builtins(section)
+    overrides: list[Override] = []
     for name, key in SERVER_ENV_KEYS.items():
         value = environ.get(name, "").strip()
         if not value:
@@ -381,12 +382,8 @@ def server_with_env(section: ServerSection, environ: Mapping[str, str]) -> Serve
             # server by surprise. An address (or localhost) is taken; a name is not.
             log.warning("ignoring HOST=%r: not an IP address; use --host for a name", value)
             continue
-        raw[key] = value
-        try:
-            msgspec.convert(raw, type=ServerSection, strict=False)
-        except msgspec.ValidationError as exc:
-            raise ValueError(f"invalid environment variable {name}: {exc}") from None
-    return msgspec.convert(raw, type=ServerSection, strict=False)
+        overrides.append((variable(name), (key,), value))
+    return overridden(section, overrides)
 
 
 def _is_address(value: str) -> bool:

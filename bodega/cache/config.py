@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from msgspec import Meta
+
+from bodega.env_overrides import overridden, variable
 
 
 class CacheSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -34,13 +36,11 @@ def cache_with_env(section: CacheSection, environ: Mapping[str, str]) -> CacheSe
 
     Raises ``ValueError`` naming the variable when a value does not validate.
     """
-    raw: dict[str, Any] = msgspec.to_builtins(section)
-    for name, key in ENV_KEYS.items():
-        if name not in environ:
-            continue
-        raw[key] = environ[name].strip()
-        try:
-            msgspec.convert(raw, type=CacheSection, strict=False)
-        except msgspec.ValidationError as exc:
-            raise ValueError(f"invalid environment variable {name}: {exc}") from None
-    return msgspec.convert(raw, type=CacheSection, strict=False)
+    return overridden(
+        section,
+        (
+            (variable(name), (key,), environ[name].strip())
+            for name, key in ENV_KEYS.items()
+            if name in environ
+        ),
+    )

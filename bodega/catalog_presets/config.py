@@ -18,6 +18,7 @@ import msgspec
 import yaml
 from msgspec import Meta
 
+from bodega.env_overrides import Override, overridden, variable
 from catalog.engines import ModelType
 from catalog.files import is_gguf
 
@@ -99,21 +100,19 @@ def alias_environment(environ: dict[str, str] | Any) -> None:
 def catalog_with_env(section: CatalogSection, environ: Mapping[str, str]) -> CatalogSection:
     """``section`` with the INFERENCE_* variables: ``INFERENCE_CONFIG_DIR``
     points at its models.yaml and presets.yaml; ValueError naming a bad one."""
-    raw: dict[str, Any] = msgspec.to_builtins(section)
+    overrides: list[Override] = []
     folder = environ.get("INFERENCE_CONFIG_DIR", "").strip()
     if folder:
-        raw["models_file"] = str(Path(folder) / "models.yaml")
+        source = variable("INFERENCE_CONFIG_DIR")
+        overrides.append((source, ("models_file",), str(Path(folder) / "models.yaml")))
         presets = Path(folder) / "presets.yaml"
-        raw["presets_file"] = str(presets) if presets.is_file() else raw.get("presets_file")
+        if presets.is_file():
+            overrides.append((source, ("presets_file",), str(presets)))
     for name, key in CATALOG_ENV_KEYS.items():
         value = environ.get(name, "").strip()
         if value:
-            raw[key] = value
-            try:
-                msgspec.convert(raw, type=CatalogSection, strict=False)
-            except msgspec.ValidationError as exc:
-                raise ValueError(f"invalid environment variable {name}: {exc}") from None
-    return msgspec.convert(raw, type=CatalogSection, strict=False)
+            overrides.append((variable(name), (key,), value))
+    return overridden(section, overrides)
 
 
 def _read_yaml(path: Path, what: str) -> Any:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
+
+from bodega.env_overrides import overridden, variable
 
 HttpUrl = Annotated[str, Meta(pattern=r"^https?://[^\s/]+", max_length=2048)]
 
@@ -66,14 +68,11 @@ def tools_with_env(section: ToolsSection, environ: Mapping[str, str]) -> ToolsSe
 
     Raises ``ValueError`` naming the variable when a value does not validate.
     """
-    raw: dict[str, Any] = msgspec.to_builtins(section)
-    for name, (sub, key) in ENV_KEYS.items():
-        if name not in environ:
-            continue
-        target = raw if sub is None else raw[sub]
-        target[key] = environ[name]
-        try:
-            msgspec.convert(raw, type=ToolsSection, strict=False)
-        except msgspec.ValidationError as exc:
-            raise ValueError(f"invalid environment variable {name}: {exc}") from None
-    return msgspec.convert(raw, type=ToolsSection, strict=False)
+    return overridden(
+        section,
+        (
+            (variable(name), (key,) if sub is None else (sub, key), environ[name])
+            for name, (sub, key) in ENV_KEYS.items()
+            if name in environ
+        ),
+    )
