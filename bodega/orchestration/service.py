@@ -22,7 +22,7 @@ from bodega.openai.responses import (
 from bodega.registry.model import Model
 from bodega.registry.registry import Registry
 from bodega.services.chat import chat_request
-from bodega.services.text import new_id
+from bodega.services.text import new_id, summed
 
 from .config import Cast, Mode, OrchestrationSection, cast_of
 from .runner import Run, resolve, run_mode
@@ -75,14 +75,12 @@ async def prepare(
 
 def _usage(run: Run) -> UsageOut:
     # Every step read its own prompt: the work done is the sum of them all.
-    prompt = sum(u.prompt_tokens for u in run.usages)
-    completion = sum(u.completion_tokens for u in run.usages)
-    cached = sum(u.cached_tokens for u in run.usages)
+    total = summed(run.usages)
     return UsageOut(
-        prompt_tokens=prompt,
-        completion_tokens=completion,
-        total_tokens=prompt + completion,
-        prompt_tokens_details=PromptTokensDetails(cached_tokens=cached),
+        prompt_tokens=total.prompt_tokens,
+        completion_tokens=total.completion_tokens,
+        total_tokens=total.prompt_tokens + total.completion_tokens,
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=total.cached_tokens),
     )
 
 

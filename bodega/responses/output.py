@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from bodega.openai.responses import encoder
+from bodega.services.text import summed
 from ipc.messages import Delta, TokenLogprob, Usage
 
 from .inputs import new_id, opaque_reasoning
@@ -308,13 +309,11 @@ class OutputBuilder:
 
     def usage(self) -> ResponseUsage:
         """Tokens over every generation of the response (each reads its whole prompt)."""
-        prompt = sum(u.prompt_tokens for u in self.usages)
-        output = sum(u.completion_tokens for u in self.usages)
-        cached = sum(u.cached_tokens for u in self.usages)
+        total = summed(self.usages)
         return ResponseUsage(
-            input_tokens=prompt,
-            output_tokens=output,
-            total_tokens=prompt + output,
-            input_tokens_details=InputTokensDetails(cached_tokens=cached),
+            input_tokens=total.prompt_tokens,
+            output_tokens=total.completion_tokens,
+            total_tokens=total.prompt_tokens + total.completion_tokens,
+            input_tokens_details=InputTokensDetails(cached_tokens=total.cached_tokens),
             output_tokens_details=OutputTokensDetails(reasoning_tokens=self.reasoning_tokens),
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from contextlib import aclosing
 from typing import Any, cast
 
@@ -59,6 +59,17 @@ def usage_out(usages: list[Usage]) -> UsageOut:
             cached_tokens=max((u.cached_tokens for u in usages), default=0)
         ),
     )
+
+
+def summed(usages: Iterable[Usage]) -> Usage:
+    """Usages added up: runs that each read a prompt of their own (orchestration
+    steps, a response's generations), unlike ``n`` choices of one prompt."""
+    total = Usage()
+    for usage in usages:
+        total.prompt_tokens += usage.prompt_tokens
+        total.completion_tokens += usage.completion_tokens
+        total.cached_tokens += usage.cached_tokens
+    return total
 
 
 def choice_message(message: Generate, index: int) -> Generate:
