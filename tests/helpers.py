@@ -163,3 +163,16 @@ def silence_wav(seconds: float = 1.0) -> bytes:
         w.setframerate(16000)
         w.writeframes(b"\0\0" * int(16000 * seconds))
     return out.getvalue()
+
+
+def idle_after_leaving(server: Server, model: str, body: dict[str, Any], step: int) -> float:
+    """Stream the image generation ``body``, leave once progress reaches
+    ``step``, and return the seconds until ``model`` runs nothing."""
+    marker = f'"step":{step}'
+    with server.client.stream("POST", "/v1/images/generations", json=body) as response:
+        for line in response.iter_lines():
+            if line.startswith("data: ") and marker in line.replace(" ", ""):
+                break
+    left = time.monotonic()
+    wait_until(lambda: queue_stats(server, model)["running"] == 0, timeout=30)
+    return time.monotonic() - left

@@ -195,19 +195,12 @@ def test_the_openai_sdk_generates_and_edits(images_server: Server) -> None:
 
 
 def test_a_client_that_leaves_stops_the_denoising(images_server: Server) -> None:
-    import time
-
-    from tests.helpers import queue_stats, wait_until
+    from tests.helpers import idle_after_leaving
 
     # 512x512 takes ~0.5 s a step here: 40 steps would run for ~20 s.
     body = {"model": MODEL, "prompt": "a fox", "steps": 40, "size": "512x512", "stream": True}
-    with images_server.client.stream("POST", "/v1/images/generations", json=body) as r:
-        for line in r.iter_lines():
-            if line.startswith("data: ") and '"step":1' in line.replace(" ", ""):
-                break
-    left = time.monotonic()
-    wait_until(lambda: queue_stats(images_server, MODEL)["running"] == 0, timeout=15)
-    assert time.monotonic() - left < 5, "the handler went on denoising after the client left"
+    seconds = idle_after_leaving(images_server, MODEL, body, step=1)
+    assert seconds < 5, "the handler went on denoising after the client left"
     assert generate(images_server).status_code == 200
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import importlib.util
 import io
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,11 +24,10 @@ from PIL import Image
 
 from tests.helpers import (
     Server,
-    queue_stats,
+    idle_after_leaving,
     sse_events,
     start_server,
     stop_server,
-    wait_until,
 )
 
 IMAGES = Path(__file__).parents[1] / "handlers" / "images"
@@ -308,11 +306,6 @@ def test_flux2_klein_generates_and_edits_with_several_references(flux_server: Se
 def test_a_client_that_leaves_stops_the_denoising(flux_server: Server) -> None:
     # 256x256 takes ~0.4 s a step here (and ~30 s to decode): 400 steps would run ~3 min.
     body = {"model": MODEL, "prompt": "a fox", "steps": 400, "size": "256x256", "stream": True}
-    with flux_server.client.stream("POST", "/v1/images/generations", json=body) as r:
-        for line in r.iter_lines():
-            if line.startswith("data: ") and '"step":2' in line.replace(" ", ""):
-                break
-    left = time.monotonic()
-    wait_until(lambda: queue_stats(flux_server, MODEL)["running"] == 0, timeout=30)
-    assert time.monotonic() - left < 10, "the handler went on denoising after the client left"
+    seconds = idle_after_leaving(flux_server, MODEL, body, step=2)
+    assert seconds < 10, "the handler went on denoising after the client left"
     assert generate(flux_server)["data"]
