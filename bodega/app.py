@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 
-from quart import Response, request
+from quart import Quart, Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
@@ -89,6 +89,17 @@ def render_error(exc: BodegaError) -> Response:
     return response
 
 
+def serve_settings(app: Quart, settings: Settings) -> None:
+    """Requests from now on see ``settings``: the app's copy, and the tiers
+    and catalog the registry routes names by (at start and on SIGHUP)."""
+    registry: Registry = app.extensions["bodega.registry"]
+    app.extensions["bodega.settings"] = settings
+    registry.tiers = settings.tiers
+    app.extensions["bodega.catalog"] = settings.catalog
+    catalog = settings.catalog
+    registry.name_resolver = RoleResolver(registry, catalog) if catalog is not None else None
+
+
 def create_app(settings: Settings, registry: Registry) -> QuartTrio:
     """The HTTP app serving ``registry``'s models."""
     limits = limits_for(settings)
@@ -97,13 +108,9 @@ def create_app(settings: Settings, registry: Registry) -> QuartTrio:
     app.config["BODY_TIMEOUT"] = 120
     app.config["MAX_CONTENT_LENGTH"] = limits.body_bytes
     app.extensions["bodega.registry"] = registry
-    app.extensions["bodega.settings"] = settings
-    registry.tiers = settings.tiers
+    serve_settings(app, settings)
     runtime_device = settings.runtime.device
     registry.default_device = None if runtime_device == "auto" else runtime_device
-    app.extensions["bodega.catalog"] = settings.catalog
-    if settings.catalog is not None:
-        registry.name_resolver = RoleResolver(registry, settings.catalog)
     app.extensions["bodega.limits"] = limits
     app.asgi_app = BodyMeter(app.asgi_app, limits.drain_bytes)  # type: ignore[method-assign]
     for module in (

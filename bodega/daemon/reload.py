@@ -16,10 +16,10 @@ from collections.abc import Callable
 import msgspec
 from quart import Quart
 
+from bodega.app import serve_settings
 from bodega.cache.cache import ResponseCache
 from bodega.cache.config import cache_with_env
 from bodega.catalog_presets.config import catalog_from
-from bodega.catalog_presets.models import RoleResolver
 from bodega.errors import BodegaError
 from bodega.orchestration.config import orchestration_with_env
 from bodega.registry.registry import Registry
@@ -86,16 +86,15 @@ def apply_sections(app: Quart, path: str, config: ConfigFile) -> None:
         log.error("SIGHUP: keeping tiers, orchestration, cache and catalog: %s", exc)
         return
     settings: Settings = app.extensions["bodega.settings"]
-    app.extensions["bodega.settings"] = msgspec.structs.replace(
-        settings,
-        tiers=config.tiers,
-        orchestration=orchestration,
-        cache=cache,
-        catalog=catalog,
+    serve_settings(
+        app,
+        msgspec.structs.replace(
+            settings,
+            tiers=config.tiers,
+            orchestration=orchestration,
+            cache=cache,
+            catalog=catalog,
+        ),
     )
-    registry: Registry = app.extensions["bodega.registry"]
-    registry.tiers = config.tiers
-    registry.name_resolver = RoleResolver(registry, catalog) if catalog is not None else None
-    app.extensions["bodega.catalog"] = catalog
     response_cache: ResponseCache = app.extensions["bodega.cache"]
     response_cache.configure(cache)
