@@ -61,7 +61,7 @@ class Loaded:
     num_draft_tokens: int = 3
     prompt_cache: Any = None  # mlx-lm's LRUPromptCache, or None
     # Decode one request at a time even with several slots (multimodal
-    # models whose rows need per-request positions mlx-lm's batch cannot pass).
+    # models whose caches mlx-lm's batch cannot merge).
     sequential: bool = False
 
 
@@ -188,7 +188,7 @@ class Scheduler:
             [rest],
             max_tokens=[job.max_tokens],
             caches=[cache] if cache is not None else None,
-            all_tokens=[job.tokens[: job.cached_tokens]],
+            all_tokens=[job.tokens[: len(job.tokens) - len(rest)]],
             samplers=[job.sampler],
             logits_processors=[job.logits_processors],
             stop_sequences=[StopSequences([(t,) for t in self._m.tokenizer.eos_token_ids])],

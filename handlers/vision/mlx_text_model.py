@@ -8,30 +8,38 @@ PREFILL_STEP = 2048  # tokens per prefill chunk: bounds the activations' memory
 
 
 class TextModel:
-    """Logits out (mlx-vlm answers an output object) and the current
-    request's position offsets (``rope_deltas``, Qwen-VL's M-RoPE) passed on
-    every call: the language model would otherwise use whatever the last
-    prefill left on it. One request at a time (the scheduler's sequential path)."""
+    """Logits out (mlx-vlm answers an output object) and, for M-RoPE models
+    (Qwen-VL), each row's position offset passed on every call, read from the
+    first layer's cache (``mlx_positions``): the language model would
+    otherwise use whatever the last prefill left on it, for every row."""
 
     def __init__(self, language_model: Any) -> None:
         self._lm = language_model
         inner = getattr(language_model, "model", language_model)
         self.layers = getattr(language_model, "layers", None) or inner.layers
-        self._positions: dict[str, Any] = {}
+        self.positioned = hasattr(language_model, "_rope_deltas")
 
-    def start(self, embedded: Any) -> None:
-        """Take a new request's embeddings (from ``get_input_embeddings``)."""
-        deltas = getattr(embedded, "rope_deltas", None)
-        self._positions = {"rope_deltas": deltas} if deltas is not None else {}
+    @property
+    def batchable(self) -> bool:
+        """Whether mlx-lm can batch this model's caches (every layer merges,
+        and an M-RoPE model's first layer is the plain cache that carries the
+        offsets)."""
+        from mlx_vlm.models.cache import KVCache
 
-    def prefill(self, ids: Any, embedded: Any, cache: Any, start: int, end: int) -> None:
+        layers = self.make_cache()
+        if self.positioned and type(layers[0]) is not KVCache:
+            return False
+        return all(hasattr(layer, "merge") for layer in layers)
+
+    def prefill(self, ids: Any, embedded: Any, cache: list[Any], start: int, end: int) -> None:
         """Run the prompt's embeddings ``[start, end)`` into ``cache``."""
         import mlx.core as mx
 
+        deltas = getattr(embedded, "rope_deltas", None)
         positions = getattr(embedded, "position_ids", None)
         for lo in range(start, end, PREFILL_STEP):
             hi = min(end, lo + PREFILL_STEP)
-            extra = dict(self._positions)
+            extra = {"rope_deltas": deltas} if deltas is not None else {}
             if positions is not None:
                 extra["position_ids"] = positions[..., lo:hi]
             self._lm(
@@ -41,6 +49,11 @@ class TextModel:
                 **extra,
             )
             mx.eval([c.state for c in cache])
+        if self.positioned:
+            from .mlx_positions import PositionedKVCache
+
+            delta = int(deltas.reshape(-1)[0].item()) if deltas is not None else 0
+            cache[0] = PositionedKVCache.of(cache[0], delta)
 
     def make_cache(self) -> list[Any]:
         """A fresh KV cache for the language model."""
@@ -49,7 +62,10 @@ class TextModel:
         return list(make_prompt_cache(self._lm))
 
     def __call__(self, inputs: Any, cache: Any = None, **kwargs: Any) -> Any:
-        out = self._lm(inputs, cache=cache, **self._positions, **kwargs)
+        deltas = getattr(cache[0], "rope_deltas", None) if cache else None
+        if deltas is not None:
+            kwargs["rope_deltas"] = deltas
+        out = self._lm(inputs, cache=cache, **kwargs)
         return getattr(out, "logits", out)
 
 

@@ -8,8 +8,9 @@ tokens, the model embeds the prompt (the vision tower encodes the images)
 and the language model runs over those embeddings, with the positions the
 model gives (Qwen-VL's M-RoPE); then decoding continues token by token.
 
-Requests decode one at a time (``Loaded.sequential``): M-RoPE rows need
-per-request position offsets that mlx-lm's batch cannot pass. The prompt
+Requests decode together in mlx-lm's batch; an M-RoPE model's rows keep
+their own position offsets in the first layer's cache (``mlx_positions``).
+Models whose caches mlx-lm cannot batch decode one at a time. The prompt
 cache keys image tokens by the image's content, so a different image never
 reuses another image's cached prefix.
 """
@@ -83,7 +84,7 @@ class MlxVlmEngine(MlxEngine):
                 if spec.prompt_cache_size > 0
                 else None
             ),
-            sequential=True,
+            sequential=not self._text_model.batchable,
         )
 
     def _job(self, request: Generate) -> tuple[Job, PreparedChat | None, int]:
@@ -158,7 +159,6 @@ class MlxVlmEngine(MlxEngine):
 
         def prefill(cache: Any, cached: int) -> Any:
             import mlx.core as mx
-            from mlx_vlm.models.cache import make_prompt_cache
 
             ids = mx.array([tokens])
             arrays = {k: mx.array(v) for k, v in inputs.items() if v is not None}
@@ -166,8 +166,7 @@ class MlxVlmEngine(MlxEngine):
             mask = arrays.pop("attention_mask", None)
             embedded = self._model.get_input_embeddings(ids, pixels, mask=mask, **arrays)
             if cache is None:
-                cache = make_prompt_cache(self._model.language_model)
-            text_model.start(embedded)
+                cache = text_model.make_cache()
             text_model.prefill(ids, embedded, cache, cached, len(tokens) - 1)
             return cache
 

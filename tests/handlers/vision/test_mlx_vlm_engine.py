@@ -168,3 +168,57 @@ def test_disable_auto_resize_keeps_more_pixels(folder: Path, owner: shm.ShmOwner
     # The processor's own bound is 112x112 (16 tokens); as sent, up to 224x224 (64 tokens).
     assert kept.usage.prompt_tokens - auto.usage.prompt_tokens == 64 - 16
     assert low.usage.prompt_tokens == kept.usage.prompt_tokens  # 512x512 bound is larger
+
+
+def test_requests_decode_together_each_at_its_own_positions(
+    engine: Any, folder: Path, owner: shm.ShmOwner
+) -> None:
+    """Four slots: prompts with different images (so different M-RoPE offsets)
+    and a text-only one decode in one batch, each giving the greedy tokens and
+    log-probabilities it gives alone on the one-at-a-time path."""
+    import threading
+    import time
+
+    def ask(*parts: Any) -> list[ChatMessage]:
+        return [ChatMessage(role="user", content="", parts=[TextPart(text="Which?"), *parts])]
+
+    def picture(color: str, size: tuple[int, int]) -> ImagePart:
+        return ImagePart(image=owner.create(png(image(color, size))))
+
+    prompts = [
+        ask(picture("red", (80, 60))),
+        ask(picture("blue", (140, 112)), TextPart(text="and"), picture("white", (60, 90))),
+        ask(TextPart(text="no image at all")),
+    ]
+    alone = [run(engine, messages, max_tokens=12)[1] for messages in prompts]
+    batched = open_engine(folder, max_concurrency=4)
+    together: list[list[TokenLogprob]] = [[] for _ in prompts]
+    times: list[list[float]] = [[] for _ in prompts]
+
+    def decode(i: int) -> None:
+        def emit(text: str, n_tokens: int, **extra: Any) -> None:
+            together[i].extend(extra.get("logprobs") or [])
+            times[i].append(time.monotonic())
+
+        request = Generate(
+            req_id=10 + i,
+            messages=prompts[i],
+            sampling=Sampling(temperature=0.0),
+            logprobs=True,
+            max_tokens=12,
+        )
+        batched.generate(request, emit, lambda: False)
+
+    try:
+        threads = [threading.Thread(target=decode, args=(i,)) for i in range(len(prompts))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=240)
+    finally:
+        batched.close()
+    for ours, theirs in zip(together, alone, strict=True):
+        assert [e.token for e in ours] == [e.token for e in theirs]
+        assert [e.logprob for e in ours] == pytest.approx([e.logprob for e in theirs], abs=2e-3)
+    # Decoded together: every stream had its first token before any had its last.
+    assert max(t[0] for t in times) < min(t[-1] for t in times)
