@@ -129,15 +129,23 @@ def test_greedy_decoding_matches_mlx_vlm(engine: Any, folder: Path, owner: shm.S
     assert [round(e.logprob, 3) for e in ours] == [round(x, 3) for x in theirs]
 
 
-def test_prompt_cache_hits_only_the_same_image(engine: Any, owner: shm.ShmOwner) -> None:
+@pytest.mark.parametrize("slots", [1, 4])
+def test_prompt_cache_hits_only_the_same_image(
+    folder: Path, owner: shm.ShmOwner, slots: int
+) -> None:
+    """One at a time and in the batch alike."""
     red, blue = (ImagePart(image=owner.create(png(image(c)))) for c in ("red", "blue"))
+    engine = open_engine(folder, max_concurrency=slots)
 
     def ask(part: ImagePart) -> list[ChatMessage]:
         return [ChatMessage(role="user", content="", parts=[TextPart(text="Cache?"), part])]
 
-    first, _ = run(engine, ask(red), max_tokens=2)
-    same, _ = run(engine, ask(red), max_tokens=2)
-    other, _ = run(engine, ask(blue), max_tokens=2)
+    try:
+        first, _ = run(engine, ask(red), max_tokens=2)
+        same, _ = run(engine, ask(red), max_tokens=2)
+        other, _ = run(engine, ask(blue), max_tokens=2)
+    finally:
+        engine.close()
     prompt = first.usage.prompt_tokens
     assert same.usage.cached_tokens == prompt - 1
     assert other.usage.cached_tokens < prompt - 6
