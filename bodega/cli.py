@@ -16,7 +16,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
-from bodega import fast_send
+from bodega import fast_send, large_bodies
 from bodega.app import create_app
 from bodega.catalog_presets.models import preset_specs
 from bodega.daemon import service
@@ -227,6 +227,7 @@ async def serve(settings: Settings) -> int:
             if reloader is not None:
                 reloader.on_reload = functools.partial(apply_sections, app, reloader.path)
             fast_send.install()
+            large_bodies.install()
             log.info("serving on http://%s:%d", settings.server.host, settings.server.port)
             # Hypercorn runs in a nursery of its own: leaving it waits for its
             # graceful drain (running streams finish) before handlers stop.

@@ -189,8 +189,8 @@ def test_the_default_sampling_reaches_each_engine(
         server = engine._server  # type: ignore[attr-defined]
 
         class Recorder:
-            def handle_completions(self, body: dict[str, Any], callback: Any) -> Any:
-                seen.update(body)
+            def handle_completions(self, body: bytes, callback: Any) -> Any:
+                seen.update(json.loads(body))
                 return server.handle_completions(body, callback)
 
         monkeypatch.setattr(engine, "_server", Recorder())
