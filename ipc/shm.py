@@ -55,10 +55,6 @@ PREFIX = "bd"
 _NAME_RE = re.compile(rf"^{PREFIX}(\d+)-[0-9a-f]+$")
 _SHM_DIR = "/dev/shm"
 
-# Names of the segments this process created and still holds: reading one of
-# them must leave its resource-tracker registration alone.
-_created: set[str] = set()
-
 
 class ShmError(Exception):
     """A shared-memory segment is missing, malformed or too small."""
@@ -93,7 +89,6 @@ class ShmOwner:
                 break
             _buf(shm)[:size] = octets
         self._segments[name] = shm
-        _created.add(name)
         return ShmRef(name=name, size=size)
 
     def release(self, ref: ShmRef | str) -> None:
@@ -102,7 +97,6 @@ class ShmOwner:
         shm = self._segments.pop(name, None)
         if shm is None:
             return
-        _created.discard(name)
         shm.close()
         try:
             shm.unlink()
@@ -123,42 +117,44 @@ def _buf(shm: SharedMemory) -> memoryview:
     return buf
 
 
-def _attach(name: str) -> SharedMemory:
-    if sys.version_info >= (3, 13):
-        return SharedMemory(name, track=False)
-    shm = SharedMemory(name)
-    # Python < 3.13 registers attached segments with the resource tracker,
-    # which would unlink them when this process exits: undo that, unless this
-    # process created the segment (then the registration is the creator's).
-    if name not in _created:
-        resource_tracker.unregister(shm._name, "shared_memory")  # type: ignore[attr-defined]
-    return shm
-
-
 def read(ref: ShmRef) -> bytes:
     """Copy the payload out of a segment; never unlinks it.
 
     Raises :class:`ShmError` if the segment does not exist (already released)
     or is smaller than ``ref.size``.
     """
-    if not _NAME_RE.match(ref.name):
-        raise ShmError(f"not a shared-memory payload name: {ref.name!r}")
+    return _copy_out(ref.name, ref.size, unlink=False)
+
+
+def _copy_out(name: str, size: int, *, unlink: bool) -> bytes:
+    """The first ``size`` bytes of segment ``name`` (unlinked first if
+    ``unlink``). Opened by name and mapped, not attached as a
+    ``SharedMemory``: Python < 3.13 registers an attached segment with the
+    resource tracker (two messages to its process per read, and an unlink at
+    exit unless undone)."""
+    if not _NAME_RE.match(name):
+        raise ShmError(f"not a shared-memory payload name: {name!r}")
     try:
-        shm = _attach(ref.name)
+        fd = _posixshmem.shm_open("/" + name, os.O_RDONLY, 0)
     except FileNotFoundError:
         raise ShmError(
-            f"shared-memory segment {ref.name!r} does not exist (already released?)"
+            f"shared-memory segment {name!r} does not exist (already released?)"
         ) from None
     try:
-        if ref.size > shm.size:
+        if unlink:  # the open descriptor keeps the memory until closed
+            _posixshmem.shm_unlink("/" + name)
+        held = os.fstat(fd).st_size
+        if held < size:  # mapping past the end would fault
             raise ShmError(
-                f"shared-memory segment {ref.name!r} holds {shm.size} bytes, "
-                f"fewer than the {ref.size} announced"
+                f"shared-memory segment {name!r} holds {held} bytes, "
+                f"fewer than the {size} announced"
             )
-        with _buf(shm)[: ref.size] as view:
-            return view.tobytes()
+        if size == 0:
+            return b""
+        with mmap.mmap(fd, size, prot=mmap.PROT_READ) as mapped:
+            return mapped[:size]
     finally:
-        shm.close()
+        os.close(fd)
 
 
 def pack(data: bytes, owner: ShmOwner, threshold: int = THRESHOLD) -> bytes | ShmRef:
@@ -224,22 +220,7 @@ def take_spill(name: str, size: int) -> bytes:
     Raises :class:`ShmError` if ``name`` is not one of ours, the segment does
     not exist, or it holds fewer than ``size`` bytes (it is unlinked then too).
     """
-    if not _NAME_RE.match(name):
-        raise ShmError(f"not a shared-memory payload name: {name!r}")
-    try:
-        fd = _posixshmem.shm_open("/" + name, os.O_RDONLY, 0)
-    except FileNotFoundError:
-        raise ShmError(f"spilled message {name!r} does not exist") from None
-    try:
-        # Unlinked at once: the open descriptor keeps the memory until closed.
-        _posixshmem.shm_unlink("/" + name)
-        held = os.fstat(fd).st_size
-        if held < size:  # mapping past the end would fault
-            raise ShmError(f"spilled message {name!r} holds {held} bytes, not {size}")
-        with mmap.mmap(fd, size, prot=mmap.PROT_READ) as mapped:
-            return mapped[:size]
-    finally:
-        os.close(fd)
+    return _copy_out(name, size, unlink=True)
 
 
 class ShmPool:
