@@ -141,6 +141,24 @@ def test_the_prompt_cache_never_reuses_another_images_tokens(
     assert abs(first_logprob(other) - first_logprob(cold)) < 1e-3
 
 
+def test_requests_with_different_images_decode_together(
+    vision_server: VisionServer, tiny_vlm: str
+) -> None:
+    """Two slots: two image requests sent at once share the batch (each row at
+    its own M-RoPE offset) and answer as each does alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    bodies = [
+        chat(tiny_vlm, ask(data_url(image)), nonce=secrets.token_hex(4), max_tokens=24)
+        for image in (RED, BLUE)
+    ]
+    alone = [text(post(vision_server, body)) for body in bodies]
+    with ThreadPoolExecutor(2) as pool:
+        together = [text(a) for a in pool.map(lambda b: post(vision_server, b), bodies)]
+    assert together == alone
+    assert alone[0] != alone[1]
+
+
 def test_logprobs_and_n_on_an_image_request(vision_server: VisionServer, tiny_vlm: str) -> None:
     body = chat(tiny_vlm, ask(data_url(RED)), logprobs=True, top_logprobs=2, n=2, seed=1)
     answer = post(vision_server, {**body, "temperature": 1.0})
