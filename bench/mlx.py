@@ -38,7 +38,8 @@ from bodega.settings import EMBEDDED_LM_ID, ModelSpec, embedded_lm_path
 
 from .client import HttpChat
 from .cpu import CpuMeter, CpuUsage
-from .lm import TOPICS, Pair, PairRunner, Sample, sample_timeout, usable
+from .lm_sides import TOPICS
+from .pairs import Pair, PairRunner, Sample, sample_timeout, usable
 from .peer_chat import http_sample
 from .registry import Options, register
 from .report import Table, fmt, median, spread, verdict

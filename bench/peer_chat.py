@@ -17,7 +17,8 @@ from typing import Any
 
 from .client import HttpChat
 from .cpu import CpuMeter
-from .lm import Pair, PairRunner, Sample, prompt, sample_timeout, usable
+from .lm_sides import prompt
+from .pairs import Pair, PairRunner, Sample, sample_timeout, usable
 from .report import Table, fmt, median, percentile, verdict
 from .server import ServerProcess
 from .timing import Stream, run_together
