@@ -10,7 +10,7 @@ ways:
    same folder, same prompt tokens (the same chat template), greedy sampling.
    The in-process side runs in a worker subprocess started with the handler's
    environment (``handler_env("mlx")``: the OpenBLAS ``LD_PRELOAD``), and the
-   two sides are taken as interleaved pairs (``bench.lm.PairRunner``).
+   two sides are taken as interleaved pairs (``bench.pairs.PairRunner``).
 2. Prompt cache: TTFT for a ~1,000-token system message seen for the first
    time (a fresh random prefix: cold) and again with another question (warm),
    with the ``cached_tokens`` the warm reply reports.
@@ -20,31 +20,24 @@ ways:
 
 from __future__ import annotations
 
-import json
-import random
-import subprocess
-import sys
-import time
 from functools import partial
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-import httpx
 import msgspec
-import psutil
 
-from bodega.registry.handler_env import handler_env
 from bodega.settings import EMBEDDED_LM_ID, ModelSpec, embedded_lm_path
 
 from .client import HttpChat
-from .cpu import CpuMeter, CpuUsage
+from .cpu import CpuMeter
 from .lm_sides import TOPICS
+from .mlx_cache import prompt_cache
+from .mlx_worker import InProcessMlx, local_sample
 from .pairs import Pair, PairRunner, Sample, sample_timeout, usable
 from .peer_chat import http_sample
 from .registry import Options, register
 from .report import Table, fmt, median, spread, verdict
-from .server import PROJECT_ROOT, BodegaServer
-from .timing import Batch, Stream
+from .server import BodegaServer
 
 MAX_TOKENS = 32
 WARMUP_TOKENS = 4
@@ -55,30 +48,7 @@ BATCHED_ID = f"{EMBEDDED_LM_ID}-mlx-x8"
 BATCH_SLOTS = 8
 CONTEXT = 2048
 DECODE_RATIO_TARGET = 0.95
-WARM_CACHE_TARGET = 0.25
-PREFIX_WORDS = 850  # about 1,000 tokens; prefill runs ~10 tok/s here
-QUICK_PREFIX_WORDS = 250
-CACHE_MAX_TOKENS = 2
 WORKER_START_TIMEOUT = 120.0
-WORDS = (
-    "river stone market window garden silver morning engine paper orange castle "
-    "forest winter candle bridge harbor yellow pocket thunder valley blanket mirror "
-    "planet rocket button ladder circle shadow feather marble island basket meadow "
-    "violin copper lantern tunnel saddle pepper cotton hammer needle rabbit dragon "
-    "anchor breeze cabinet desert ember falcon glacier hollow ivory jungle kettle "
-    "lemon maple nectar oyster parrot quartz ribbon sparrow timber umbrella velvet "
-    "walnut yarn zebra acorn bishop cactus dolphin eagle fossil goblet helmet"
-).split()
-QUESTIONS = (
-    "Which word appears first?",
-    "How many animals are named?",
-    "Name three metals from the list.",
-    "Which word is the longest?",
-    "Is any fruit mentioned?",
-    "What colour words appear?",
-    "Pick one word and rhyme it.",
-    "Which word is the shortest?",
-)
 
 
 def short_prompt(i: int) -> str:
@@ -112,125 +82,6 @@ def mlx_spec(model_id: str, slots: int) -> dict[str, Any]:
     return msgspec.to_builtins(spec)
 
 
-# --- the in-process side: a worker subprocess --------------------------------
-
-
-def worker_main(folder: str) -> None:
-    """Serve JSON-line requests on stdin with ``mlx_lm.stream_generate``; reply timings."""
-    from mlx_lm import load, stream_generate
-    from mlx_lm.sample_utils import make_sampler
-
-    model, tokenizer = load(folder)  # type: ignore[misc]
-    sampler = make_sampler(temp=0.0)
-    out = sys.stdout
-    out.write(json.dumps({"ready": True}) + "\n")
-    out.flush()
-    for line in sys.stdin:
-        request = json.loads(line)
-        t0 = time.perf_counter()
-        messages = [{"role": "user", "content": request["prompt"]}]
-        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-        tokens = list(ids["input_ids"] if isinstance(ids, dict) else ids)
-        first = last = None
-        reply: dict[str, Any] = {"prompt_tokens": len(tokens)}
-        for r in stream_generate(
-            model, tokenizer, tokens, max_tokens=request["max_tokens"], sampler=sampler
-        ):
-            now = time.perf_counter()
-            if r.text:
-                first = now if first is None else first
-                last = now
-            reply.update(
-                tokens=r.generation_tokens,
-                finish=r.finish_reason,
-                gen_tps=r.generation_tps,
-                prompt_tps=r.prompt_tps,
-            )
-        done = time.perf_counter()
-        reply.update(
-            first=None if first is None else first - t0,
-            last=None if last is None else last - t0,
-            done=done - t0,
-        )
-        out.write(json.dumps(reply) + "\n")
-        out.flush()
-
-
-class InProcessMlx:
-    """``mlx_lm.stream_generate`` in a subprocess with the MLX handler's environment."""
-
-    def __init__(self, folder: Path, log: IO[bytes]) -> None:
-        env = handler_env("mlx")
-        self.preload = env.get("LD_PRELOAD", "")
-        code = f"from bench.mlx import worker_main; worker_main({str(folder)!r})"
-        self._process = subprocess.Popen(
-            [sys.executable, "-c", code],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-            bufsize=1,
-        )
-        self._ps = psutil.Process(self._process.pid)
-        ready = self._read()
-        if not ready.get("ready"):
-            raise RuntimeError(f"the mlx worker did not start: {ready}")
-
-    def _read(self) -> dict[str, Any]:
-        assert self._process.stdout is not None
-        line = self._process.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the mlx worker exited ({self._process.poll()})")
-        reply: dict[str, Any] = json.loads(line)
-        return reply
-
-    def cpu_seconds(self) -> float:
-        """The worker's user + system CPU so far."""
-        times = self._ps.cpu_times()
-        return times.user + times.system
-
-    def stream(self, text: str, max_tokens: int) -> tuple[Stream, dict[str, Any]]:
-        """One greedy generation, timed as the HTTP side times its stream."""
-        assert self._process.stdin is not None
-        t_send = time.perf_counter()
-        self._process.stdin.write(json.dumps({"prompt": text, "max_tokens": max_tokens}) + "\n")
-        self._process.stdin.flush()
-        reply = self._read()
-        stream = Stream(t_send=0.0, t_done=reply["done"])
-        stream.t_first, stream.t_last = reply["first"], reply["last"]
-        stream.completion_tokens = int(reply.get("tokens", 0))
-        stream.finish_reason = reply.get("finish")
-        stream.engine_tps = reply.get("gen_tps")
-        # shift to this process's clock, for the Batch wall time
-        stream.t_send += t_send
-        stream.t_done += t_send
-        if stream.t_first is not None and stream.t_last is not None:
-            stream.t_first += t_send
-            stream.t_last += t_send
-        return stream, reply
-
-    def close(self) -> None:
-        """Stop the worker."""
-        if self._process.stdin is not None:
-            self._process.stdin.close()
-        try:
-            self._process.wait(10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-
-
-def _local_sample(meter: CpuMeter, worker: InProcessMlx, text: str, max_tokens: int) -> Sample:
-    before = worker.cpu_seconds()
-    (stream, _), cpu = meter.measure(partial(worker.stream, text, max_tokens))
-    used = worker.cpu_seconds() - before
-    # The worker is ours: count it as our CPU, not as foreign load.
-    cpu = CpuUsage(cpu.wall, cpu.own + used, cpu.http, cpu.handlers, max(0.0, cpu.foreign - used))
-    return Sample(batch=Batch([stream]), cpu=cpu, engine_tps=stream.engine_tps)
-
-
 # --- 1. single stream ----------------------------------------------------------
 
 
@@ -246,14 +97,14 @@ def single_stream(
     try:
         http.warm()
         http_sample(meter, http, [short_prompt(0)], WARMUP_TOKENS, 60.0)
-        _local_sample(meter, worker, short_prompt(0), WARMUP_TOKENS)
+        local_sample(meter, worker, short_prompt(0), WARMUP_TOKENS)
         while runner.want_more(pairs, want, MAX_TOKENS):
             text = short_prompt(1 + len(pairs))
             timeout = sample_timeout(pairs, MAX_TOKENS, default=60.0)
             pairs.append(
                 runner.take(
                     partial(http_sample, meter, http, [text], MAX_TOKENS, timeout),
-                    partial(_local_sample, meter, worker, text, MAX_TOKENS),
+                    partial(local_sample, meter, worker, text, MAX_TOKENS),
                 )
             )
     finally:
@@ -359,112 +210,6 @@ def single_stream(
     return table
 
 
-# --- 2. prompt cache -------------------------------------------------------------
-
-
-def _prefix(rng: random.Random, n_words: int) -> str:
-    words = " ".join(rng.choice(WORDS) for _ in range(n_words))
-    return f"You are a careful assistant. Reference list {rng.randrange(10**9)}: {words}."
-
-
-def _chat(client: httpx.Client, model: str, system: str, question: str, max_tokens: int) -> Stream:
-    """One streamed chat with a system message, timed."""
-    body = {
-        "model": model,
-        "messages": [
-            {"role": "system", "content": system},
-            {"role": "user", "content": question},
-        ],
-        "stream": True,
-        "stream_options": {"include_usage": True},
-        "temperature": 0,
-        "max_tokens": max_tokens,
-    }
-    result = Stream()
-    result.t_send = time.perf_counter()
-    with client.stream("POST", "/v1/chat/completions", json=body) as reply:
-        if reply.status_code != 200:
-            reply.read()
-            result.error = f"HTTP {reply.status_code}: {reply.text[:200]}"
-        for line in reply.iter_lines() if reply.status_code == 200 else ():
-            if not line.startswith("data: ") or line == "data: [DONE]":
-                continue
-            result.chat_chunk(json.loads(line[6:]), time.perf_counter())
-    result.t_done = time.perf_counter()
-    return result
-
-
-def prompt_cache(options: Options, server: BodegaServer) -> Table:
-    """TTFT on a ~1,000-token prefix seen the first time (cold) and again (warm)."""
-    rng = random.Random(time.time_ns())
-    reps = 1
-    n_words = QUICK_PREFIX_WORDS if options.quick else PREFIX_WORDS
-    rows: list[tuple[Stream, Stream]] = []
-    with httpx.Client(base_url=server.base_url, timeout=300.0) as client:
-        client.get("/health").raise_for_status()
-        for i in range(reps):
-            system = _prefix(rng, n_words)
-            cold = _chat(
-                client, SINGLE_ID, system, QUESTIONS[(2 * i) % len(QUESTIONS)], CACHE_MAX_TOKENS
-            )
-            warm = _chat(
-                client, SINGLE_ID, system, QUESTIONS[(2 * i + 1) % len(QUESTIONS)], CACHE_MAX_TOKENS
-            )
-            rows.append((cold, warm))
-    table = Table(
-        title=(
-            f"MLX prompt cache: {SINGLE_ID}, TTFT on a {n_words}-word system prefix, "
-            f"cold (new prefix) vs warm (same prefix, another question), {reps} reps"
-        ),
-        columns=[
-            "rep",
-            "prompt tok",
-            "cold TTFT ms",
-            "cold cached",
-            "warm TTFT ms",
-            "warm cached",
-            "warm/cold",
-            "target",
-            "",
-        ],
-    )
-    ratios = []
-    for i, (cold, warm) in enumerate(rows, 1):
-        ratio = warm.ttft_ms / cold.ttft_ms
-        ratios.append(ratio)
-        table.add(
-            i,
-            f"{cold.prompt_tokens}/{warm.prompt_tokens}",
-            fmt(cold.ttft_ms, ".0f"),
-            cold.cached_tokens,
-            fmt(warm.ttft_ms, ".0f"),
-            warm.cached_tokens,
-            fmt(ratio, ".3f"),
-            f"<= {WARM_CACHE_TARGET:g}",
-            verdict(ratio <= WARM_CACHE_TARGET, ratio),
-        )
-    med = median(ratios)
-    table.add(
-        "median",
-        "",
-        fmt(median([cold.ttft_ms for cold, _ in rows]), ".0f"),
-        "",
-        fmt(median([warm.ttft_ms for _, warm in rows]), ".0f"),
-        "",
-        fmt(med, ".3f"),
-        f"<= {WARM_CACHE_TARGET:g}",
-        verdict(med <= WARM_CACHE_TARGET, med),
-    )
-    errors = [s.error for pair in rows for s in pair if s.error]
-    table.notes += [
-        f"max_tokens={CACHE_MAX_TOKENS}; cached = usage.prompt_tokens_details.cached_tokens.",
-        "Each rep uses a fresh random prefix, so its cold request cannot hit the cache.",
-    ]
-    if errors:
-        table.notes.append(f"WARNING, errors: {'; '.join(errors[:3])}")
-    return table
-
-
 # --- 3. concurrent streams ---------------------------------------------------------
 
 
@@ -564,6 +309,6 @@ def run(options: Options) -> list[Table]:
             tables = [single_stream(options, server, worker, folder)]
         finally:
             worker.close()
-        tables.append(prompt_cache(options, server))
+        tables.append(prompt_cache(options, server, SINGLE_ID))
         tables.append(concurrency(options, server))
         return tables
