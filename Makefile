@@ -41,7 +41,7 @@ peers-env: $(PEERS_STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bodega ipc catalog handlers bench tests
-	$(VENV)/bin/mypy bodega ipc catalog handlers
+	$(VENV)/bin/mypy bodega ipc catalog handlers bench
 
 clean:
 	rm -rf $(VENV) $(PEERS_VENV) .pytest_cache .mypy_cache .ruff_cache

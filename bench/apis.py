@@ -131,7 +131,7 @@ def run(options: Options) -> list[Table]:
     samples: dict[str, list[Stream]] = {name: [] for name in names}
     with BodegaServer(log_dir / "apis.log", ["--config", str(config)]) as server:
         url = server.base_url
-        apis = {
+        apis: dict[str, ChatStream | ApiStream] = {
             "chat": ChatStream(url),
             "responses": ApiStream(url, "/v1/responses", _responses_body,
                                    b'"response.output_text.delta"', _responses_end),

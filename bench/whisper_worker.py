@@ -18,15 +18,19 @@ from pathlib import Path
 
 
 def faster_whisper_runner(folder: str) -> Callable[[str], str]:
-    """faster-whisper as ``handlers/whisper_ct2.py`` drives it."""
+    """faster-whisper as ``handlers/whisper/ct2_engine.py`` drives it."""
     from faster_whisper import WhisperModel
 
     from handlers.whisper.common import FALLBACK_TEMPERATURES
     from handlers.whisper.ct2_engine import BEAM_SIZE, _device, cpu_threads
 
-    device, compute_type = _device()
+    device, index, compute_type = _device(None)
     model = WhisperModel(
-        folder, device=device, compute_type=compute_type, cpu_threads=cpu_threads(None)
+        folder,
+        device=device,
+        device_index=index,
+        compute_type=compute_type,
+        cpu_threads=cpu_threads(None),
     )
 
     def run(path: str) -> str:
