@@ -22,10 +22,11 @@ import msgspec
 import yaml
 from msgspec import Meta
 
-from bodega.cache.config import CacheSection, cache_with_env
-from bodega.catalog_presets.config import Catalog, CatalogSection, alias_environment, catalog_from
+from bodega.cache.config import CacheSection
+from bodega.catalog_presets.config import Catalog, CatalogSection, alias_environment
 from bodega.env_overrides import Override, overridden, variable
-from bodega.orchestration.config import OrchestrationSection, orchestration_with_env
+from bodega.orchestration.config import OrchestrationSection
+from bodega.reloadable import reloadable_sections
 from bodega.responses.config import ResponsesSection
 from bodega.runtime_config import RuntimeSection, runtime_with_env
 from bodega.services.rag.config import RagSection
@@ -341,10 +342,8 @@ def build_settings(
         server = msgspec.structs.replace(server, data_dir=data_dir)
     try:
         tools = tools_with_env(config.tools, os.environ)
-        cache = cache_with_env(config.cache, os.environ)
         runtime = runtime_with_env(config.runtime, os.environ, device)
-        catalog = catalog_from(config.catalog, os.environ, config_path)
-        orchestration = orchestration_with_env(config.orchestration, os.environ)
+        sections = reloadable_sections(config, config_path)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     return Settings(
@@ -353,11 +352,11 @@ def build_settings(
         tools=tools,
         rag=config.rag,
         responses=config.responses,
-        cache=cache,
+        cache=sections.cache,
         vision=config.vision,
         tiers=config.tiers,
-        orchestration=orchestration,
-        catalog=catalog,
+        orchestration=sections.orchestration,
+        catalog=sections.catalog,
         runtime=runtime,
         config_path=config_path if not model_path else None,
     )

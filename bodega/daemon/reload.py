@@ -10,7 +10,6 @@ not parse keeps everything as it runs, and the log says why."""
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 
 import msgspec
@@ -18,11 +17,9 @@ from quart import Quart
 
 from bodega.app import serve_settings
 from bodega.cache.cache import ResponseCache
-from bodega.cache.config import cache_with_env
-from bodega.catalog_presets.config import catalog_from
 from bodega.errors import BodegaError
-from bodega.orchestration.config import orchestration_with_env
 from bodega.registry.registry import Registry
+from bodega.reloadable import reloadable_sections
 from bodega.settings import ConfigError, ConfigFile, ModelSpec, Settings, load_config_file
 
 log = logging.getLogger("bodega")
@@ -79,9 +76,7 @@ def apply_sections(app: Quart, path: str, config: ConfigFile) -> None:
     and catalog from now on (with their environment variables applied as at
     start); an invalid one keeps what runs."""
     try:
-        cache = cache_with_env(config.cache, os.environ)
-        catalog = catalog_from(config.catalog, os.environ, path)
-        orchestration = orchestration_with_env(config.orchestration, os.environ)
+        sections = reloadable_sections(config, path)
     except ValueError as exc:
         log.error("SIGHUP: keeping tiers, orchestration, cache and catalog: %s", exc)
         return
@@ -91,10 +86,10 @@ def apply_sections(app: Quart, path: str, config: ConfigFile) -> None:
         msgspec.structs.replace(
             settings,
             tiers=config.tiers,
-            orchestration=orchestration,
-            cache=cache,
-            catalog=catalog,
+            orchestration=sections.orchestration,
+            cache=sections.cache,
+            catalog=sections.catalog,
         ),
     )
     response_cache: ResponseCache = app.extensions["bodega.cache"]
-    response_cache.configure(cache)
+    response_cache.configure(sections.cache)
