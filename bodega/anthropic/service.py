@@ -1,8 +1,8 @@
 """Anthropic Messages requests run on the chat service.
 
-A request is converted to an OpenAI chat request (``convert``), its images are
-resolved by ``services.vision.images`` and ``services.chat.chat_request``
-builds the ``Generate``: the same checks and the same handler work as
+A request is converted to an OpenAI chat request (``convert``), and
+``services.chat.chat_message`` resolves its images and builds the
+``Generate``: the same checks and the same handler work as
 ``/v1/chat/completions``. Errors raised on the way name the Anthropic field.
 
 ``count_tokens`` runs the prompt with ``max_tokens`` 1 at temperature 0 and
@@ -21,11 +21,10 @@ from bodega.cache.cache import Lookup, ResponseCache
 from bodega.errors import BodegaError
 from bodega.registry.model import Model
 from bodega.services import text
-from bodega.services.chat import chat_request as openai_chat_request
+from bodega.services.chat import chat_message
 from bodega.services.frames import first_frame
-from bodega.services.sampling import with_defaults
 from bodega.services.vision.fetch import FetchPolicy
-from bodega.services.vision.images import RequestImages, request_images
+from bodega.services.vision.images import RequestImages
 from ipc.messages import Generate
 
 from .convert import ParamMap, chat_request, thinking_shown
@@ -56,19 +55,9 @@ async def prepare(body: CountTokensRequest, model: Model, policy: FetchPolicy) -
     """Convert and check ``body`` for ``model``; its images are stored (release them)."""
     request, where = chat_request(body, has_reasoning_parser=bool(model.spec.reasoning_parser))
     try:
-        images = await request_images(request, model, policy)
+        message, images = await chat_message(request, model, policy)
     except BodegaError as exc:
         raise where.translate(exc) from None
-    try:
-        message = with_defaults(
-            openai_chat_request(request, images.parts), request, model.spec.defaults
-        )
-    except BodegaError as exc:
-        images.release()
-        raise where.translate(exc) from None
-    except BaseException:
-        images.release()
-        raise
     return Prepared(message, images, where)
 
 

@@ -14,10 +14,9 @@ from bodega.openai.requests import ChatCompletionRequest, CompletionRequest
 from bodega.orchestration import service as orchestration
 from bodega.registry.registry import TEXT_MODELS
 from bodega.services import text
-from bodega.services.chat import chat_request
+from bodega.services.chat import chat_message
 from bodega.services.completions import completion_request
 from bodega.services.sampling import with_defaults
-from bodega.services.vision.images import request_images
 
 from .common import decode_json, fetch_policy, json_response, registry, settings, sse_response
 
@@ -37,9 +36,8 @@ async def chat_completions() -> Response:
         if body.stream:
             return sse_response(orchestration.stream(run, cast(QuartTrio, current_app).nursery))
         return json_response(await orchestration.answer(run))
-    images = await request_images(body, model, fetch_policy())
+    message, images = await chat_message(body, model, fetch_policy())
     try:
-        message = with_defaults(chat_request(body, images.parts), body, model.spec.defaults)
         logprobs = bool(body.logprobs)
         cached = await response_cache().lookup(model, message, body.n)
         if not body.stream:

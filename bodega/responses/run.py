@@ -21,12 +21,11 @@ from bodega.cache.cache import Lookup, Outcome, ResponseCache
 from bodega.errors import BodegaError, ContextLengthExceeded
 from bodega.openai.responses import encoder
 from bodega.registry.model import Model
-from bodega.services.chat import chat_request
+from bodega.services.chat import chat_message
 from bodega.services.frames import first_frame
-from bodega.services.sampling import with_defaults
 from bodega.services.text import Frames, generate
 from bodega.services.vision.fetch import FetchPolicy
-from bodega.services.vision.images import RequestImages, request_images
+from bodega.services.vision.images import RequestImages
 from bodega.tools.registry import Toolbox
 from ipc.messages import Delta, Finished, Generate
 
@@ -86,11 +85,8 @@ class ResponseRun:
                 chat.tool_choice = "none" if answer_in_text else "auto"
                 if chat.max_completion_tokens is not None:
                     chat.max_completion_tokens = max(1, chat.max_completion_tokens - self.spent)
-            images = self._images = await request_images(chat, prepared.model, self.policy)
+            message, self._images = await chat_message(chat, prepared.model, self.policy)
             try:
-                message = with_defaults(
-                    chat_request(chat, images.parts), chat, prepared.model.spec.defaults
-                )
                 frames = generate(await self._answering(message, first=not output), message)
                 return await first_frame(frames), frames
             except ContextLengthExceeded:

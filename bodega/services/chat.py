@@ -9,6 +9,9 @@ from bodega.openai.requests import (
     ContentPart,
     ResponseFormat,
 )
+from bodega.registry.model import Model
+from bodega.services.vision.fetch import FetchPolicy
+from bodega.services.vision.images import RequestImages, request_images
 from ipc.messages import (
     ChatMessage,
     Generate,
@@ -19,10 +22,25 @@ from ipc.messages import (
     ToolSpec,
 )
 
-from .sampling import sampling_of, stop_of
+from .sampling import sampling_of, stop_of, with_defaults
 
 # Bounds on what a request may ask the engine to compile or render.
 MAX_TOOLS = 128
+
+
+async def chat_message(
+    request: ChatCompletionRequest, model: Model, policy: FetchPolicy
+) -> tuple[Generate, RequestImages]:
+    """The ``Generate`` of ``request`` for ``model`` (its defaults applied) and
+    its images, fetched, checked and stored; released again if the request
+    turns out bad. The caller releases them once the answer is done."""
+    images = await request_images(request, model, policy)
+    try:
+        message = chat_request(request, images.parts)
+        return with_defaults(message, request, model.spec.defaults), images
+    except BaseException:
+        images.release()
+        raise
 
 
 def chat_request(
