@@ -57,11 +57,12 @@ from pathlib import Path
 from typing import Any
 
 from tiny_parts import (
+    after_weights,
     loaded_prefix,
-    mflux_version,
     out_dim,
     patched,
     random_params,
+    save_components,
     write_qwen_tokenizer,
 )
 
@@ -123,17 +124,18 @@ def build_tiny_flux2(dest: Path) -> Path:
     """Write the tiny FLUX.2 klein folder into ``dest`` (created if needed) and
     return it. ``flux2-klein-4b`` (``Flux2KleinEdit``, ``Flux2Klein``) loads
     it; the transformer has no guidance embedder, as in klein."""
-    import mlx.core as mx
     from mflux.models.common_models.qwen3_vl.qwen3_vl_rms_norm import Qwen3VLRMSNorm
 
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     vocab = write_qwen_tokenizer(dest)
-    metadata = {"quantization_level": "None", "mflux_version": mflux_version()}
-    for seed, (component, module) in enumerate(_tiny_modules(vocab).items()):
-        params = random_params(module, seed, norm_types=(Qwen3VLRMSNorm,))
-        (dest / component).mkdir(exist_ok=True)
-        mx.save_safetensors(str(dest / component / "0.safetensors"), params, metadata=metadata)
+    save_components(
+        dest,
+        {
+            component: random_params(module, seed, norm_types=(Qwen3VLRMSNorm,))
+            for seed, (component, module) in enumerate(_tiny_modules(vocab).items())
+        },
+    )
     (dest / "tiny_flux2.json").write_text(
         json.dumps(
             {
@@ -162,12 +164,6 @@ def _patches() -> list[tuple[Any, str, Any]]:
     from mflux.models.flux2.model.flux2_transformer.parallel_self_attention import (
         Flux2ParallelSelfAttention,
     )
-
-    original_apply = Flux2Initializer._apply_weights
-
-    def apply_weights(model: Any, weights: Any, quantize: int | None) -> None:
-        original_apply(model, weights, quantize)
-        _fit_attributes(model)
 
     def _fit_attributes(model: Any) -> None:
         # The block lists are built at their full count; drop the ones the
@@ -224,7 +220,7 @@ def _patches() -> list[tuple[Any, str, Any]]:
         )
 
     return [
-        (Flux2Initializer, "_apply_weights", staticmethod(apply_weights)),
+        after_weights(Flux2Initializer, _fit_attributes),
         (Qwen3TextEncoder, "get_prompt_embeds", get_prompt_embeds),
     ]
 

@@ -30,7 +30,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tiny_parts import loaded_prefix, out_dim, patched, random_params
+from tiny_parts import (
+    after_weights,
+    loaded_prefix,
+    out_dim,
+    patched,
+    random_params,
+    save_components,
+)
 
 # Transformer: 1 head of 128 (FLUX's rope covers 16+56+56 = 128 dims per head).
 HIDDEN = 128
@@ -95,7 +102,6 @@ def build_tiny_mflux(dest: Path, config: str = "dev") -> Path:
     it. ``config`` is the mflux config whose transformer it copies: ``dev``
     (schnell, dev, krea-dev and dev-kontext load it) or ``dev-fill`` (its
     input takes the masked image's latents and the mask beside the noise)."""
-    import mlx.core as mx
     from mflux.models.common.config.model_config import ModelConfig
     from mflux.models.flux.model.flux_text_encoder.clip_encoder.clip_encoder import CLIPEncoder
     from mflux.models.flux.model.flux_text_encoder.t5_encoder.t5_encoder import T5Encoder
@@ -124,11 +130,13 @@ def build_tiny_mflux(dest: Path, config: str = "dev") -> Path:
     t5.t5_blocks = t5.t5_blocks[:T5_BLOCKS]
     clip = modules[("clip_encoder", "text_encoder")]
     clip.text_model.encoder.layers = clip.text_model.encoder.layers[:CLIP_LAYERS]
-    metadata = {"quantization_level": "None", "mflux_version": "0.24.0"}
-    for seed, ((component, subdir), module) in enumerate(modules.items()):
-        params = random_params(module, seed, dims[component])
-        (dest / subdir).mkdir(exist_ok=True)
-        mx.save_safetensors(str(dest / subdir / "0.safetensors"), params, metadata=metadata)
+    save_components(
+        dest,
+        {
+            subdir: random_params(module, seed, dims[component])
+            for seed, ((component, subdir), module) in enumerate(modules.items())
+        },
+    )
     (dest / "tiny_mflux.json").write_text(
         json.dumps({"hidden": HIDDEN, "t5_hidden": T5_HIDDEN, "clip_hidden": CLIP_HIDDEN}) + "\n"
     )
@@ -175,12 +183,6 @@ def _patches() -> list[tuple[Any, str, Any]]:
             return original_zero_call(self, *args, **kwargs)
         return _ada_zero_small(self, chunk, *args, **kwargs)
 
-    original_apply = FluxInitializer._apply_weights
-
-    def apply_weights(model, weights, quantize):
-        original_apply(model, weights, quantize)
-        _fit_attributes(model)
-
     def _fit_attributes(model) -> None:
         # T5 and CLIP build a fixed number of blocks; drop the ones the checkpoint
         # left at their (lazy, never evaluated) full size.
@@ -202,7 +204,7 @@ def _patches() -> list[tuple[Any, str, Any]]:
         (T5SelfAttention, "shape", staticmethod(t5_shape)),
         (T5SelfAttention, "un_shape", staticmethod(t5_un_shape)),
         (AdaLayerNormZero, "__call__", ada_zero_call),
-        (FluxInitializer, "_apply_weights", staticmethod(apply_weights)),
+        after_weights(FluxInitializer, _fit_attributes),
     ]
 
 

@@ -99,6 +99,29 @@ def mflux_version() -> str:
         return "0.24.0"
 
 
+def save_components(dest: Path, params: dict[str, dict[str, Any]]) -> None:
+    """Each component's arrays as ``dest / folder / 0.safetensors``, with the
+    metadata mflux's own saved folders carry."""
+    import mlx.core as mx
+
+    metadata = {"quantization_level": "None", "mflux_version": mflux_version()}
+    for folder, arrays in params.items():
+        (dest / folder).mkdir(exist_ok=True)
+        mx.save_safetensors(str(dest / folder / "0.safetensors"), arrays, metadata=metadata)
+
+
+def after_weights(initializer: Any, fit: Callable[[Any], None]) -> Patch:
+    """The patch that runs ``fit(model)`` once ``initializer`` has applied the
+    checkpoint's weights (to read the tiny sizes back off them)."""
+    original = initializer._apply_weights
+
+    def apply_weights(model: Any, weights: Any, quantize: int | None) -> None:
+        original(model, weights, quantize)
+        fit(model)
+
+    return (initializer, "_apply_weights", staticmethod(apply_weights))
+
+
 def loaded_prefix(blocks: list[Any], probe: Callable[[Any], Any]) -> list[Any]:
     """The leading blocks the checkpoint filled: the rest keep their (lazy,
     never evaluated) full-size weights, so ``probe``'s shape tells them apart."""

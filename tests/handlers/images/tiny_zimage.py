@@ -38,11 +38,12 @@ from pathlib import Path
 from typing import Any
 
 from tiny_parts import (
+    after_weights,
     loaded_prefix,
-    mflux_version,
     out_dim,
     patched,
     random_params,
+    save_components,
     write_qwen_tokenizer,
 )
 
@@ -90,7 +91,6 @@ def build_tiny_zimage(dest: Path) -> Path:
     """Write the tiny Z-Image folder into ``dest`` (created if needed) and
     return it. Both ``z-image-turbo`` and ``z-image`` load it (they share the
     architecture; ``z-image`` adds classifier-free guidance)."""
-    import mlx.core as mx
     from mflux.models.z_image.model.z_image_text_encoder.text_encoder import TextEncoder
     from mflux.models.z_image.model.z_image_transformer.transformer import ZImageTransformer
     from mflux.models.z_image.model.z_image_vae.vae import VAE
@@ -108,11 +108,13 @@ def build_tiny_zimage(dest: Path) -> Path:
         "text_encoder": TextEncoder(num_hidden_layers=TEXT_LAYERS),
         "vae": VAE(),
     }
-    metadata = {"quantization_level": "None", "mflux_version": mflux_version()}
-    for seed, (component, module) in enumerate(modules.items()):
-        params = random_params(module, seed, dims[component])
-        (dest / component).mkdir(exist_ok=True)
-        mx.save_safetensors(str(dest / component / "0.safetensors"), params, metadata=metadata)
+    save_components(
+        dest,
+        {
+            component: random_params(module, seed, dims[component])
+            for seed, (component, module) in enumerate(modules.items())
+        },
+    )
     (dest / "tiny_zimage.json").write_text(
         json.dumps({"hidden": HIDDEN, "text_hidden": TEXT_HIDDEN, "vae_channels": VAE_CHANNELS})
         + "\n"
@@ -127,12 +129,6 @@ def _patches() -> list[tuple[Any, str, Any]]:
     from mflux.models.z_image.model.z_image_text_encoder.attention import Attention
     from mflux.models.z_image.model.z_image_transformer.attention import ZImageAttention
     from mflux.models.z_image.z_image_initializer import ZImageInitializer
-
-    original_apply = ZImageInitializer._apply_weights
-
-    def apply_weights(model: Any, weights: Any, quantize: int | None) -> None:
-        original_apply(model, weights, quantize)
-        _fit_attributes(model)
 
     def _fit_attributes(model: Any) -> None:
         # The block lists are built at their full count; drop the ones the
@@ -155,7 +151,7 @@ def _patches() -> list[tuple[Any, str, Any]]:
         first = transformer.layers[0].attention
         transformer.dim, transformer.n_heads = first.dim, first.n_heads
 
-    return [(ZImageInitializer, "_apply_weights", staticmethod(apply_weights))]
+    return [after_weights(ZImageInitializer, _fit_attributes)]
 
 
 def tiny_zimage_patches() -> contextlib.AbstractContextManager[None]:
