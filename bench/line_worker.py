@@ -33,6 +33,11 @@ class LineWorker:
         )
         self._read()
 
+    @property
+    def pid(self) -> int:
+        """The worker process's pid."""
+        return self._process.pid
+
     def _read(self) -> dict[str, Any]:
         assert self._process.stdout is not None
         line = self._process.stdout.readline()

@@ -1,12 +1,11 @@
 """The in-process side of the ``mlx`` group: ``mlx_lm.stream_generate`` in a
 worker subprocess started with the MLX handler's environment
 (``handler_env("mlx")``: the OpenBLAS ``LD_PRELOAD``), answering one JSON line
-per request with its timings."""
+per request with its timings: ``python -m bench.mlx_worker FOLDER``."""
 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from functools import partial
@@ -18,8 +17,8 @@ import psutil
 from bodega.registry.handler_env import handler_env
 
 from .cpu import CpuMeter, CpuUsage
+from .line_worker import LineWorker
 from .pairs import Sample
-from .server import PROJECT_ROOT
 from .timing import Batch, Stream
 
 
@@ -68,31 +67,9 @@ class InProcessMlx:
     """``mlx_lm.stream_generate`` in a subprocess with the MLX handler's environment."""
 
     def __init__(self, folder: Path, log: IO[bytes]) -> None:
-        env = handler_env("mlx")
-        self.preload = env.get("LD_PRELOAD", "")
-        code = f"from bench.mlx_worker import worker_main; worker_main({str(folder)!r})"
-        self._process = subprocess.Popen(
-            [sys.executable, "-c", code],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-            bufsize=1,
-        )
-        self._ps = psutil.Process(self._process.pid)
-        ready = self._read()
-        if not ready.get("ready"):
-            raise RuntimeError(f"the mlx worker did not start: {ready}")
-
-    def _read(self) -> dict[str, Any]:
-        assert self._process.stdout is not None
-        line = self._process.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the mlx worker exited ({self._process.poll()})")
-        reply: dict[str, Any] = json.loads(line)
-        return reply
+        self.preload = handler_env("mlx").get("LD_PRELOAD", "")
+        self._worker = LineWorker("bench.mlx_worker", [str(folder)], "mlx", log)
+        self._ps = psutil.Process(self._worker.pid)
 
     def cpu_seconds(self) -> float:
         """The worker's user + system CPU so far."""
@@ -101,11 +78,8 @@ class InProcessMlx:
 
     def stream(self, text: str, max_tokens: int) -> tuple[Stream, dict[str, Any]]:
         """One greedy generation, timed as the HTTP side times its stream."""
-        assert self._process.stdin is not None
         t_send = time.perf_counter()
-        self._process.stdin.write(json.dumps({"prompt": text, "max_tokens": max_tokens}) + "\n")
-        self._process.stdin.flush()
-        reply = self._read()
+        reply = self._worker.ask(json.dumps({"prompt": text, "max_tokens": max_tokens}))
         stream = Stream(t_send=0.0, t_done=reply["done"])
         stream.t_first, stream.t_last = reply["first"], reply["last"]
         stream.completion_tokens = int(reply.get("tokens", 0))
@@ -121,13 +95,7 @@ class InProcessMlx:
 
     def close(self) -> None:
         """Stop the worker."""
-        if self._process.stdin is not None:
-            self._process.stdin.close()
-        try:
-            self._process.wait(10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        self._worker.close()
 
 
 def local_sample(meter: CpuMeter, worker: InProcessMlx, text: str, max_tokens: int) -> Sample:
@@ -138,3 +106,7 @@ def local_sample(meter: CpuMeter, worker: InProcessMlx, text: str, max_tokens: i
     # The worker is ours: count it as our CPU, not as foreign load.
     cpu = CpuUsage(cpu.wall, cpu.own + used, cpu.http, cpu.handlers, max(0.0, cpu.foreign - used))
     return Sample(batch=Batch([stream]), cpu=cpu, engine_tps=stream.engine_tps)
+
+
+if __name__ == "__main__":
+    worker_main(sys.argv[1])
