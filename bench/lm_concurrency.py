@@ -23,7 +23,7 @@ from .lm_sides import (
     ratios,
     server_sample,
 )
-from .pairs import Pair, PairRunner, sample_timeout, usable
+from .pairs import Pair, PairRunner, usable
 from .registry import Options
 from .report import Table, fmt, median, spread, verdict
 from .server import BodegaServer
@@ -50,24 +50,21 @@ def concurrency(options: Options, server: BodegaServer) -> Table:
     http = HttpChat(server.base_url, PARALLEL_MODEL_ID, workers=PARALLEL_SLOTS)
     meter = CpuMeter(server)
     pairs: dict[int, list[Pair]] = {n: [] for n in CONCURRENCY}
-    counter = 1000
     runner = PairRunner(meter, budget)
     try:
         http.warm()
         warm_prompts = [prompt(900 + i) for i in range(PARALLEL_SLOTS)]
         server_sample(meter, server, http, warm_prompts, 16, WARMUP_TIMEOUT)
         local_sample(meter, engine, warm_prompts, 16, WARMUP_TIMEOUT)
-        while levels := [n for n in CONCURRENCY if runner.want_more(pairs[n], want, MAX_TOKENS)]:
-            for n in levels:
-                prompts = [prompt(counter + i) for i in range(n)]
-                counter += n
-                timeout = sample_timeout(pairs[n], MAX_TOKENS, default=5.0 + 2.0 * n)
-                pairs[n].append(
-                    runner.take(
-                        partial(server_sample, meter, server, http, prompts, MAX_TOKENS, timeout),
-                        partial(local_sample, meter, engine, prompts, MAX_TOKENS, timeout),
-                    )
-                )
+        runner.take_levels(
+            pairs,
+            want,
+            MAX_TOKENS,
+            (partial(server_sample, meter, server, http), partial(local_sample, meter, engine)),
+            prompt=prompt,
+            first_prompt=1000,
+            timeout=lambda n: 5.0 + 2.0 * n,
+        )
     finally:
         http.close()
         engine.close()

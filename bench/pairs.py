@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from .cpu import CpuMeter, CpuUsage, wait_for_quiet
 from .report import median
@@ -82,6 +83,10 @@ def usable(pairs: Sequence[Pair], max_tokens: int) -> tuple[list[Pair], str]:
     return valid, f"WARNING: too few quiet pairs, all {len(valid)} valid used{extra} ({detail})"
 
 
+# One side's sample of ``prompts`` streamed together: (prompts, max_tokens, timeout).
+SampleStep = Callable[[list[str], int, float], Sample]
+
+
 class PairRunner:
     """Takes pairs within a time budget, each after waiting for a quiet machine."""
 
@@ -115,6 +120,31 @@ class PairRunner:
         self.waited += wait_for_quiet(self.meter, QUIET_CORES, min(GATE_WAIT, left))
         flip, self._flip = self._flip, not self._flip
         return take_pair(server_side, local_side, flip)
+
+    def take_levels(
+        self,
+        pairs: dict[int, list[Pair]],
+        want: int,
+        max_tokens: int,
+        sides: tuple[SampleStep, SampleStep],
+        *,
+        prompt: Callable[[int], str],
+        first_prompt: int,
+        timeout: Callable[[int], float],
+    ) -> None:
+        """Pairs at every level of ``pairs`` (concurrent streams -> its pairs so
+        far), one level after the other in turn, until each has ``want`` good
+        ones or the budget is spent. A level of ``n`` streams takes the next
+        ``n`` prompts (``prompt(i)`` from ``first_prompt`` on, each used once)
+        and ``timeout(n)`` seconds until its good samples say otherwise."""
+        counter = first_prompt
+        while levels := [n for n in pairs if self.want_more(pairs[n], want, max_tokens)]:
+            for n in levels:
+                prompts = [prompt(counter + i) for i in range(n)]
+                counter += n
+                limit = sample_timeout(pairs[n], max_tokens, default=timeout(n))
+                server_side, local_side = (partial(s, prompts, max_tokens, limit) for s in sides)
+                pairs[n].append(self.take(server_side, local_side))
 
 
 def sample_timeout(pairs: Sequence[Pair], max_tokens: int, default: float) -> float:

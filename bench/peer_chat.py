@@ -18,7 +18,7 @@ from typing import Any
 from .client import HttpChat
 from .cpu import CpuMeter
 from .lm_sides import prompt
-from .pairs import Pair, PairRunner, Sample, sample_timeout, usable
+from .pairs import Pair, PairRunner, Sample, usable
 from .report import Table, fmt, median, percentile, verdict
 from .server import ServerProcess
 from .timing import Stream, run_together
@@ -99,17 +99,15 @@ def compare_chat(
                         partial(http_sample, meter, theirs, prompts, 1, 30.0),
                     )
                 )
-        while todo := [n for n in levels if runner.want_more(pairs[n], want, max_tokens)]:
-            for n in todo:
-                prompts = [prompt(counter + i) for i in range(n)]
-                counter += n
-                timeout = sample_timeout(pairs[n], max_tokens, default=20.0 + 5.0 * n)
-                pairs[n].append(
-                    runner.take(
-                        partial(http_sample, meter, ours, prompts, max_tokens, timeout),
-                        partial(http_sample, meter, theirs, prompts, max_tokens, timeout),
-                    )
-                )
+        runner.take_levels(
+            pairs,
+            want,
+            max_tokens,
+            (partial(http_sample, meter, ours), partial(http_sample, meter, theirs)),
+            prompt=prompt,
+            first_prompt=counter,
+            timeout=lambda n: 20.0 + 5.0 * n,
+        )
     finally:
         ours.close()
         theirs.close()
